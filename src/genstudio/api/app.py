@@ -1,0 +1,87 @@
+"""The server: REST API, Server-Sent Events and the web UI, with the embedded job queue."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import torch
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from genstudio import __version__
+from genstudio.api import errors
+from genstudio.api.deps import AppState
+from genstudio.api.routes import assets, images, jobs, system, uploads, verify
+from genstudio.api.security import BodySizeLimit, TokenAuth
+from genstudio.config import Settings, get_settings
+from genstudio.image.models import ModelRegistry
+from genstudio.image.service import ImageStudio
+from genstudio.jobs.local import LocalQueue
+from genstudio.storage.db import Store, make_engine
+from genstudio.storage.files import FileStore
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: Settings) -> AppState:
+    settings.ensure_dirs()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    store = Store(make_engine(settings.db_url))
+    files = FileStore(settings.assets_dir, settings.data_dir / "tmp")
+    queue = LocalQueue(store, files, max_jobs=settings.max_queued_jobs, workers=settings.workers)
+    registry = ModelRegistry(settings)
+    studio = ImageStudio(settings, registry)
+    queue.register("image", studio.handle)
+    return AppState(settings=settings, store=store, files=files, queue=queue, registry=registry, images=studio)
+
+
+def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_workers:
+            state.queue.start()
+        try:
+            yield
+        finally:
+            state.queue.stop()
+
+    app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan)
+    app.state.genstudio = state
+    errors.install(app)
+    for module in (jobs, assets, uploads, images, verify, system):
+        app.include_router(module.router)
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+        @app.get("/manifest.webmanifest", include_in_schema=False)
+        def manifest() -> FileResponse:
+            return FileResponse(STATIC_DIR / "manifest.webmanifest", media_type="application/manifest+json")
+
+        @app.get("/sw.js", include_in_schema=False)
+        def service_worker() -> FileResponse:
+            return FileResponse(STATIC_DIR / "sw.js", media_type="text/javascript",
+                                headers={"Cache-Control": "no-cache"})
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def index_docs() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+    # Outermost first: the size cap runs before auth reads nothing, auth before any route.
+    app.add_middleware(TokenAuth, token=settings.api_token)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)
+    return app

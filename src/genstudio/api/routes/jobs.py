@@ -1,0 +1,71 @@
+"""Jobs: status, live progress (Server-Sent Events) and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from sse_starlette.sse import EventSourceResponse
+
+from genstudio.api.deps import State
+from genstudio.storage.db import FINAL_STATUSES, Asset, Job
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+def job_json(job: Job, assets: list[Asset]) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "error": job.error,
+        "params": job.params,
+        "assets": [a.id for a in assets],
+        "created_at": job.created_at.isoformat() + "Z",
+        "finished_at": job.finished_at.isoformat() + "Z" if job.finished_at else None,
+    }
+
+
+def _snapshot(state: State, job_id: str) -> tuple[Job, list[Asset]]:
+    snap = state.queue.snapshot(job_id)
+    if snap is None:
+        raise HTTPException(404, detail=f"job_id: no job {job_id!r}")
+    return snap
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, state: State) -> dict[str, Any]:
+    return job_json(*_snapshot(state, job_id))
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: str, state: State) -> dict[str, Any]:
+    _snapshot(state, job_id)
+    state.queue.cancel(job_id)
+    return job_json(*_snapshot(state, job_id))
+
+
+@router.get("/{job_id}/events")
+async def job_events(job_id: str, request: Request, state: State) -> EventSourceResponse:
+    _snapshot(state, job_id)
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        last: tuple[str, float] | None = None
+        while True:
+            job, assets = await asyncio.to_thread(_snapshot, state, job_id)
+            key = (job.status, round(job.progress, 3))
+            if key != last:
+                last = key
+                yield {"event": "progress", "data": json.dumps(job_json(job, assets))}
+            if job.status in FINAL_STATUSES:
+                yield {"event": "end", "data": json.dumps(job_json(job, assets))}
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.2)
+
+    return EventSourceResponse(stream(), ping=10)

@@ -1,0 +1,88 @@
+"""Uploads: size-limited, type-checked by content (never by name or declared type), stored under our name."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, HTTPException, UploadFile
+from PIL import Image
+
+from genstudio.api.deps import State
+from genstudio.config import Settings
+from genstudio.storage.db import Asset, new_id
+
+router = APIRouter(prefix="/api", tags=["uploads"])
+_SAFE_NAME = re.compile(r"[^\w. -]+")
+
+
+def sniff(data: bytes) -> tuple[str, str] | None:
+    """(kind, mime) from the first bytes, or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image", "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image", "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image", "image/webp"
+    if data.startswith(b"MThd"):
+        return "midi", "audio/midi"
+    if data[4:8] == b"ftyp":
+        return "video", "video/mp4"
+    return None
+
+
+def check_image(data: bytes, s: Settings, field: str = "file") -> None:
+    """Reject truncated images and decompression bombs before anything is written."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > s.max_image_pixels:
+                raise HTTPException(413, detail=f"{field}: image of {w}x{h} pixels is over the limit of "
+                                    f"{s.max_image_pixels} pixels (GENSTUDIO_MAX_IMAGE_PIXELS)")
+            im.verify()
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+        raise HTTPException(422, detail=f"{field}: not a valid image ({type(exc).__name__})") from exc
+
+
+async def read_upload(file: UploadFile, s: Settings, field: str = "file") -> bytes:
+    data = await file.read(s.max_upload_bytes + 1)
+    if len(data) > s.max_upload_bytes:
+        raise HTTPException(413, detail=f"{field}: larger than {s.max_upload_bytes} bytes (GENSTUDIO_MAX_UPLOAD_BYTES)")
+    if not data:
+        raise HTTPException(422, detail=f"{field}: empty file")
+    return data
+
+
+def display_name(name: str | None) -> str | None:
+    """The user's file name, for display only: no directories, no control characters."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "")
+    return _SAFE_NAME.sub("_", base)[:120] or None
+
+
+@router.post("/uploads", status_code=201)
+async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str, Any]:
+    s = state.settings
+    data = await read_upload(file, s)
+    sniffed = sniff(data)
+    if sniffed is None:
+        raise HTTPException(415, detail="file: unsupported type; accepted: PNG, JPEG, WebP images, MIDI, MP4 video")
+    kind, mime = sniffed
+    if kind == "image":
+        check_image(data, s)
+    asset_id = new_id()
+    rel = state.files.relpath_for(asset_id, mime)
+    size, digest = state.files.write_atomic(rel, data)
+    try:
+        state.store.add_asset(Asset(id=asset_id, kind="upload", mime=mime, path=rel, size=size, sha256=digest,
+                                    original_name=display_name(file.filename), params={"upload_kind": kind}))
+    except BaseException:
+        state.files.delete(rel)
+        raise
+    return {"asset_id": asset_id, "kind": kind, "mime": mime, "size": size, "sha256": digest}

@@ -1,0 +1,171 @@
+"""The `genstudio` command: serve, image, verify, models. Errors are one line on stderr, exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from genstudio import __version__
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from genstudio.config import Settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from genstudio.api.app import create_app
+
+    settings = _settings(args)
+    settings = settings.model_copy(update={"host": args.host, "port": args.port})
+    settings.check_bind(args.host)
+    app = create_app(settings)
+    print(f"genstudio {__version__} on http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from genstudio.image.models import ModelRegistry
+    from genstudio.image.params import ImageRequest
+    from genstudio.image.service import ImageStudio, resolve, write_png_output
+
+    settings = _settings(args)
+    settings.ensure_dirs()
+    registry = ModelRegistry(settings)
+    model = args.model
+    if model and (Path(model).exists()):
+        model = registry.add(model).id
+    req = ImageRequest(
+        prompt=args.prompt, negative_prompt=args.negative_prompt or "", style=args.style, model=model,
+        seed=args.seed, steps=args.steps, guidance=args.guidance, width=args.width, height=args.height,
+        batch=args.batch, sampler=args.sampler, tile=args.tile,
+    )
+    params = resolve(req, registry, settings)
+    studio = ImageStudio(settings, registry)
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise ValueError("-o: the output must be a .png file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=100, unit="%", disable=args.quiet or not sys.stderr.isatty(), desc="image") as bar:
+        def progress(fraction: float) -> None:
+            bar.update(round(fraction * 100) - bar.n)
+
+        outputs = studio.run(params, on_progress=progress)
+    paths = []
+    for i, o in enumerate(outputs):
+        dest = out if len(outputs) == 1 else out.with_name(f"{out.stem}-{i + 1}{out.suffix}")
+        write_png_output(o, dest)
+        paths.append(str(dest))
+    print(json.dumps({"files": paths, "seed": params.seed, "params": params.model_dump()}, indent=2))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from genstudio.provenance import verify_bytes
+
+    path = Path(args.file)
+    report = verify_bytes(path.read_bytes(), filename=path.name)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from genstudio.image.models import ModelRegistry
+
+    registry = ModelRegistry(_settings(args))
+    if args.action == "list":
+        for e in registry.list():
+            print(f"{e.id:32} {e.format:12} {e.name}")
+    elif args.action == "add":
+        e = registry.add(args.target, name=args.name, config=args.config)
+        print(f"added {e.id} ({e.format})")
+    elif args.action == "pull":
+        e = registry.pull(args.target)
+        print(f"pulled {args.target} as {e.id}")
+    elif args.action == "remove":
+        registry.remove(args.target)
+        print(f"removed {args.target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genstudio", description="Self-hosted generative studio.")
+    p.add_argument("--version", action="version", version=f"genstudio {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start the web studio and API")
+    s.add_argument("--host", default=os.environ.get("GENSTUDIO_HOST", "127.0.0.1"))
+    s.add_argument("--port", type=int, default=int(os.environ.get("GENSTUDIO_PORT", "8000")))
+    s.add_argument("--data-dir")
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=cmd_serve)
+
+    i = sub.add_parser("image", help="text to image")
+    i.add_argument("prompt")
+    i.add_argument("--style")
+    i.add_argument("--negative-prompt", default="")
+    i.add_argument("--seed", type=int)
+    i.add_argument("--steps", type=int)
+    i.add_argument("--guidance", type=float)
+    i.add_argument("--width", type=int)
+    i.add_argument("--height", type=int)
+    i.add_argument("--batch", type=int, default=1)
+    i.add_argument("--sampler", choices=["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"])
+    i.add_argument("--tile", action="store_true")
+    i.add_argument("--model", help="a model id (genstudio models list) or a local folder/.safetensors")
+    i.add_argument("-o", "--output", required=True)
+    i.add_argument("--data-dir")
+    i.add_argument("-q", "--quiet", action="store_true")
+    i.set_defaults(func=cmd_image)
+
+    v = sub.add_parser("verify", help="check a file's watermark and provenance manifest")
+    v.add_argument("file")
+    v.set_defaults(func=cmd_verify)
+
+    m = sub.add_parser("models", help="list, add, pull or remove image models")
+    m.add_argument("action", choices=["list", "add", "pull", "remove"])
+    m.add_argument("target", nargs="?")
+    m.add_argument("--name")
+    m.add_argument("--config", help="for a single .safetensors file: a local diffusers folder with its configs")
+    m.add_argument("--data-dir")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "models" and args.action != "list" and not args.target:
+        parser.error(f"models {args.action} needs a target")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("genstudio: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's contract: one line, non-zero exit
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            msg = f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+        else:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"genstudio: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""All settings in one place: environment variables with the GENSTUDIO_ prefix, CLI flags override them."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Settings(BaseSettings):
+    """Every limit is a setting; the defaults below are the documented ones (README, "Settings")."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSTUDIO_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("genstudio")))
+    database_url: str | None = None
+    broker_url: str | None = None
+    api_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Queue
+    max_queued_jobs: int = Field(default=32, ge=1)
+    workers: int = Field(default=1, ge=1, le=16)
+    torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
+
+    # Image limits
+    max_prompt_chars: int = Field(default=1000, ge=1)
+    max_steps: int = Field(default=100, ge=1)
+    max_batch: int = Field(default=8, ge=1)
+    min_size: int = Field(default=64, ge=8)
+    max_size: int = Field(default=1536, ge=64)
+    max_guidance: float = Field(default=30.0, gt=0)
+
+    # Uploads
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+
+    # Models
+    default_image_model: str = "builtin:emoji-tiny"
+    models_dir: Path | None = None
+    allow_hub_downloads: bool = True
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'genstudio.db'}"
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.data_dir / "assets"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.models_dir or (self.data_dir / "models")
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.assets_dir, self.model_dir, self.data_dir / "tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def check_bind(self, host: str) -> None:
+        """Refuse to serve beyond loopback without a token."""
+        if host not in LOOPBACK_HOSTS and not self.api_token:
+            raise ValueError(
+                f"refusing to bind {host}: set GENSTUDIO_API_TOKEN to serve beyond loopback"
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,199 @@
+"""Text-to-image through diffusers: load a model once, then run it with any sampler, seed and size.
+
+One code path for every model family: SD 1.x / 2.x / SDXL / one-step turbo folders load through
+`AutoPipelineForText2Image`, single `.safetensors` checkpoints through `from_single_file`, and the
+built-in model through its own small `DiffusionPipeline` subclass.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genstudio.image.models import ModelEntry, ModelError
+from genstudio.image.params import ImageParams
+
+ProgressFn = Callable[[int, int], None]  # (steps done, total steps)
+
+
+def scheduler_class(name: str) -> Any:
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+    )
+
+    return {
+        "ddim": DDIMScheduler,
+        "euler": EulerDiscreteScheduler,
+        "euler_a": EulerAncestralDiscreteScheduler,
+        "dpmpp_2m": DPMSolverMultistepScheduler,
+        "lcm": LCMScheduler,
+    }[name]
+
+
+def make_scheduler(name: str, base_config: Any) -> Any:
+    cls = scheduler_class(name)
+    extra: dict[str, Any] = {}
+    if name == "dpmpp_2m":
+        extra = {"algorithm_type": "dpmsolver++", "solver_order": 2}
+    return cls.from_config(base_config, **extra)
+
+
+def load_pipeline(entry: ModelEntry) -> Any:
+    """Load a model into a ready-to-run pipeline on the CPU (float32), from safetensors only."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    dtype = torch.float32
+    try:
+        if entry.format == "builtin":
+            from genstudio.image.tiny_pipeline import GenStudioTinyPipeline
+
+            pipe = GenStudioTinyPipeline.from_folder(entry.source, torch_dtype=dtype)
+        elif entry.format == "folder":
+            pipe = _auto_from_pretrained(entry.source, dtype=dtype, local_files_only=True)
+        elif entry.format == "hub":
+            # Only what is already in the local cache; `genstudio models pull` is the explicit download.
+            pipe = _auto_from_pretrained(entry.source, dtype=dtype, local_files_only=True)
+        elif entry.format == "single_file":
+            pipe = _from_single_file(entry, dtype)
+        else:  # pragma: no cover - guarded by ModelFormat
+            raise ModelError(f"unknown model format {entry.format}")
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - turn loader errors into one clear line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(f"model {entry.id}: could not load ({type(exc).__name__}: {first})") from exc
+    pipe.set_progress_bar_config(disable=True)
+    if hasattr(pipe, "safety_checker"):
+        # Offline studio: no separate NSFW model is shipped; the provenance label says it is AI-made.
+        pipe.safety_checker = None
+    pipe._genstudio_base_scheduler_config = dict(pipe.scheduler.config)
+    return pipe
+
+
+def _auto_from_pretrained(source: str, *, dtype: torch.dtype, local_files_only: bool) -> Any:
+    from diffusers import AutoPipelineForText2Image
+
+    return AutoPipelineForText2Image.from_pretrained(
+        source, torch_dtype=dtype, use_safetensors=True, local_files_only=local_files_only
+    )
+
+
+def _from_single_file(entry: ModelEntry, dtype: torch.dtype) -> Any:
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from safetensors import safe_open
+
+    with safe_open(entry.source, framework="pt") as f:
+        keys = set(f.keys())
+    if not any(k.startswith(("model.diffusion_model.", "first_stage_model.")) for k in keys):
+        raise ModelError(
+            f"{entry.source}: not a Stable Diffusion checkpoint (no model.diffusion_model.* weights)"
+        )
+    is_xl = any(k.startswith("conditioner.embedders.1") for k in keys)
+    cls = StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
+    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    if entry.config:
+        kwargs["config"] = entry.config
+    try:
+        return cls.from_single_file(entry.source, **kwargs)
+    except Exception as exc:
+        if entry.config:
+            raise
+        raise ModelError(
+            f"{entry.source}: diffusers needs the model's configuration, which it fetches from the hub; "
+            "offline, add it with `genstudio models add FILE.safetensors --config DIFFUSERS_FOLDER` "
+            f"({type(exc).__name__})"
+        ) from exc
+
+
+def set_tiling(pipe: Any, enabled: bool) -> None:
+    """Seamless tiling: circular padding in every convolution, so the image wraps at its edges."""
+    mode = "circular" if enabled else "zeros"
+    for name in ("unet", "vae"):
+        module = getattr(pipe, name, None)
+        if module is None:
+            continue
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.padding_mode = mode
+
+
+def native_size(pipe: Any) -> int | None:
+    """The fixed output size of a model that cannot change it (the built-in model), else None."""
+    return getattr(pipe, "native_size", None)
+
+
+def resize_image(img: Image.Image, width: int, height: int, *, wrap: bool) -> Image.Image:
+    if img.size == (width, height):
+        return img
+    if not wrap:
+        return img.resize((width, height), Image.Resampling.LANCZOS)
+    # Resample a 3x3 mosaic and cut out the centre, so the filter sees the wrapped neighbours.
+    arr = np.asarray(img)
+    big = Image.fromarray(np.tile(arr, (3, 3, 1)))
+    big = big.resize((width * 3, height * 3), Image.Resampling.LANCZOS)
+    return big.crop((width, height, width * 2, height * 2))
+
+
+class PipelineCache:
+    """Keeps the most recently used pipelines in memory (loading costs seconds to minutes)."""
+
+    def __init__(self, capacity: int = 1) -> None:
+        self.capacity = capacity
+        self._pipes: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, entry: ModelEntry) -> Any:
+        key = f"{entry.format}:{entry.source}:{entry.config}"
+        with self._lock:
+            if key in self._pipes:
+                self._pipes.move_to_end(key)
+                return self._pipes[key]
+        pipe = load_pipeline(entry)
+        with self._lock:
+            self._pipes[key] = pipe
+            while len(self._pipes) > self.capacity:
+                self._pipes.popitem(last=False)
+        return pipe
+
+
+def generate(pipe: Any, params: ImageParams, *, prompt: str, negative_prompt: str,
+             on_step: ProgressFn | None = None) -> list[Image.Image]:
+    """Run one text-to-image job; a raise from `on_step` (a cancel) stops it between steps."""
+    pipe.scheduler = make_scheduler(params.sampler, pipe._genstudio_base_scheduler_config)
+    generators = [torch.Generator("cpu").manual_seed(s) for s in params.image_seeds()]
+    fixed = native_size(pipe)
+
+    def _callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if on_step is not None:
+            on_step(step + 1, params.steps)
+        return kwargs
+
+    kwargs: dict[str, Any] = {
+        "prompt": [prompt] * params.batch,
+        "num_inference_steps": params.steps,
+        "guidance_scale": params.guidance,
+        "generator": generators,
+        "callback_on_step_end": _callback,
+        "output_type": "pil",
+    }
+    if negative_prompt and params.guidance > 1.0:
+        kwargs["negative_prompt"] = [negative_prompt] * params.batch
+    if fixed is None:
+        kwargs["width"], kwargs["height"] = params.width, params.height
+    set_tiling(pipe, params.tile)
+    try:
+        with torch.inference_mode():
+            images = pipe(**kwargs).images
+    finally:
+        set_tiling(pipe, False)
+    return [resize_image(im.convert("RGB"), params.width, params.height, wrap=params.tile) for im in images]

@@ -1,0 +1,95 @@
+"""Text-to-image parameters: one pydantic model for the API, the CLI, the job row and the PNG."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genstudio.config import Settings
+
+SamplerName = Literal["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"]
+
+# What A1111 writes in its "Sampler:" field, both ways.
+A1111_SAMPLER_NAMES: dict[str, str] = {
+    "ddim": "DDIM",
+    "euler": "Euler",
+    "euler_a": "Euler a",
+    "dpmpp_2m": "DPM++ 2M",
+    "lcm": "LCM",
+}
+
+
+class LimitError(ValueError):
+    """A value is well-typed but beyond a configured limit; `field` names it for the 4xx answer."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ImageRequest(BaseModel):
+    """What a user asks for; unset values are filled from the style, then the model's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, description="What to draw.")
+    negative_prompt: str = Field(default="", description="What to avoid.")
+    style: str | None = Field(default=None, description="A style preset id from GET /api/styles.")
+    model: str | None = Field(default=None, description="A model id from GET /api/models.")
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description="Random when absent.")
+    steps: int | None = Field(default=None, ge=1)
+    guidance: float | None = Field(default=None, ge=0.0)
+    width: int | None = Field(default=None, ge=8)
+    height: int | None = Field(default=None, ge=8)
+    batch: int = Field(default=1, ge=1)
+    sampler: SamplerName | None = None
+    tile: bool = Field(default=False, description="Seamless tiling: opposite edges match.")
+
+    def check_limits(self, s: Settings) -> None:
+        if len(self.prompt) > s.max_prompt_chars:
+            raise LimitError("prompt", f"at most {s.max_prompt_chars} characters (got {len(self.prompt)})")
+        if not self.prompt.strip():
+            raise LimitError("prompt", "must not be blank")
+        if len(self.negative_prompt) > s.max_prompt_chars:
+            raise LimitError("negative_prompt", f"at most {s.max_prompt_chars} characters")
+        if self.steps is not None and self.steps > s.max_steps:
+            raise LimitError("steps", f"at most {s.max_steps} (GENSTUDIO_MAX_STEPS)")
+        if self.batch > s.max_batch:
+            raise LimitError("batch", f"at most {s.max_batch} (GENSTUDIO_MAX_BATCH)")
+        if self.guidance is not None and self.guidance > s.max_guidance:
+            raise LimitError("guidance", f"at most {s.max_guidance}")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if v % 8:
+                raise LimitError(name, f"must be a multiple of 8 (got {v})")
+            if not s.min_size <= v <= s.max_size:
+                raise LimitError(
+                    name, f"must be between {s.min_size} and {s.max_size} (GENSTUDIO_MAX_SIZE), got {v}"
+                )
+
+
+class ImageParams(BaseModel):
+    """A request with every value resolved: what was actually run, stored with each image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    negative_prompt: str
+    style: str | None
+    model: str
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    batch: int
+    sampler: SamplerName
+    tile: bool
+
+    def image_seeds(self) -> list[int]:
+        # A1111's convention: image i of a batch uses seed + i, so each image can be re-made alone.
+        return [(self.seed + i) % 2**32 for i in range(self.batch)]

@@ -1,0 +1,100 @@
+"""Generation parameters inside PNG text chunks: A1111's `parameters` format, plus our exact JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+from PIL import Image
+
+from genstudio.image.params import A1111_SAMPLER_NAMES, ImageParams
+
+GENSTUDIO_CHUNK = "genstudio"
+_SAMPLER_FROM_A1111 = {v.lower(): k for k, v in A1111_SAMPLER_NAMES.items()}
+# "Key: value" pairs separated by ", "; values may be quoted (A1111 quotes values holding commas).
+_PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def a1111_text(p: ImageParams, *, final_prompt: str, final_negative: str, seed: int, model_name: str) -> str:
+    pairs = [
+        ("Steps", str(p.steps)),
+        ("Sampler", A1111_SAMPLER_NAMES[p.sampler]),
+        ("CFG scale", f"{p.guidance:g}"),
+        ("Seed", str(seed)),
+        ("Size", f"{p.width}x{p.height}"),
+        ("Model", model_name),
+    ]
+    if p.style:
+        pairs.append(("Style", p.style))
+    if p.tile:
+        pairs.append(("Tiling", "True"))
+    lines = [final_prompt]
+    if final_negative:
+        lines.append(f"Negative prompt: {final_negative}")
+    lines.append(", ".join(f"{k}: {json.dumps(v) if ',' in v else v}" for k, v in pairs))
+    return "\n".join(lines)
+
+
+def parse_a1111(text: str) -> dict[str, Any]:
+    """Parse A1111's `parameters` text into request fields (what 'reuse these settings' needs)."""
+    lines = text.strip().split("\n")
+    settings_line = lines[-1] if len(lines) > 1 and _PAIR.match(lines[-1]) and "Steps:" in lines[-1] else ""
+    body = lines[:-1] if settings_line else lines
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    target = prompt_lines
+    for line in body:
+        if line.startswith("Negative prompt:"):
+            target = negative_lines
+            line = line.removeprefix("Negative prompt:").strip()
+        target.append(line)
+    out: dict[str, Any] = {"prompt": "\n".join(prompt_lines).strip(), "negative_prompt": "\n".join(negative_lines).strip()}
+    kv: dict[str, str] = {}
+    for m in _PAIR.finditer(settings_line):
+        key, value = m.group(1).strip(), m.group(2).strip()
+        if value.startswith('"'):
+            value = json.loads(value)
+        if key:
+            kv[key] = value
+    if "Steps" in kv:
+        out["steps"] = int(kv["Steps"])
+    if "Sampler" in kv and kv["Sampler"].lower() in _SAMPLER_FROM_A1111:
+        out["sampler"] = _SAMPLER_FROM_A1111[kv["Sampler"].lower()]
+    if "CFG scale" in kv:
+        out["guidance"] = float(kv["CFG scale"])
+    if "Seed" in kv:
+        out["seed"] = int(kv["Seed"])
+    if "Size" in kv and "x" in kv["Size"]:
+        w, h = kv["Size"].split("x", 1)
+        out["width"], out["height"] = int(w), int(h)
+    if "Model" in kv:
+        out["model"] = kv["Model"]
+    if "Style" in kv:
+        out["style"] = kv["Style"]
+    if kv.get("Tiling", "").lower() == "true":
+        out["tile"] = True
+    return out
+
+
+def read_png_params(data: bytes) -> dict[str, Any]:
+    """Settings stored in a PNG: our exact JSON when present, else whatever A1111 text is there."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "PNG":
+                raise ValueError(f"file: expected a PNG image, got {im.format or 'unknown format'}")
+            chunks = dict(getattr(im, "text", {}) or {})
+    except ValueError:
+        raise
+    except Exception as exc:  # PIL raises many types for garbage
+        raise ValueError(f"file: not a readable PNG image ({type(exc).__name__})") from exc
+    if GENSTUDIO_CHUNK in chunks:
+        try:
+            request = json.loads(chunks[GENSTUDIO_CHUNK])
+            return {"source": "genstudio", "params": request, "parameters": chunks.get("parameters")}
+        except json.JSONDecodeError:
+            pass
+    if "parameters" in chunks:
+        return {"source": "a1111", "params": parse_a1111(chunks["parameters"]), "parameters": chunks["parameters"]}
+    raise ValueError("file: this PNG carries no generation parameters")

@@ -1,0 +1,207 @@
+"""Embedded, persistent job queue: rows in the database, worker threads in the server process.
+
+Jobs survive restarts: queued jobs run when the server comes back; a job that was running when the
+process died is re-run once (its earlier files and rows are replaced, never duplicated) and failed
+with a reason if it is interrupted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from genstudio.jobs.base import Handler, JobCancelled, JobFailed, OutputFile, QueueFull
+from genstudio.storage.db import FINAL_STATUSES, Asset, Job, Store, new_id, utcnow
+from genstudio.storage.files import FileStore
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2
+PROGRESS_DB_INTERVAL_S = 0.5
+
+
+class _Context:
+    def __init__(self, queue: LocalQueue, job: Job) -> None:
+        self.queue = queue
+        self.job = job
+        self._last_write = 0.0
+
+    def check_cancelled(self) -> None:
+        if self.job.id in self.queue._cancel_requests:
+            raise JobCancelled()
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self.queue._live[self.job.id] = fraction
+        now = time.monotonic()
+        if now - self._last_write >= PROGRESS_DB_INTERVAL_S:
+            self._last_write = now
+            self.queue.store.update_job(self.job.id, progress=fraction)
+        self.check_cancelled()
+
+
+class LocalQueue:
+    def __init__(self, store: Store, files: FileStore, *, max_jobs: int, workers: int = 1) -> None:
+        self.store = store
+        self.files = files
+        self.max_jobs = max_jobs
+        self.n_workers = workers
+        self._handlers: dict[str, Handler] = {}
+        self._live: dict[str, float] = {}
+        self._cancel_requests: set[str] = set()
+        self._wake = threading.Condition()
+        self._claim_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # Interface
+    def register(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def submit(self, kind: str, params: dict[str, Any]) -> Job:
+        if kind not in self._handlers:
+            raise ValueError(f"no handler for job kind {kind!r}")
+        with self._submit_lock:
+            if self.store.count_jobs(("queued", "running")) >= self.max_jobs:
+                raise QueueFull(self.max_jobs)
+            job = self.store.add_job(kind, params)
+        with self._wake:
+            self._wake.notify()
+        return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        job = self.store.get_job(job_id)
+        if job is None or job.status in FINAL_STATUSES:
+            return job
+        with self._claim_lock:
+            job = self.store.get_job(job_id)
+            if job is not None and job.status == "queued":
+                return self.store.update_job(
+                    job_id, status="cancelled", finished_at=utcnow(), error="cancelled before it started"
+                )
+        self._cancel_requests.add(job_id)
+        return self.store.update_job(job_id, cancel_requested=True)
+
+    def snapshot(self, job_id: str) -> tuple[Job, list[Asset]] | None:
+        job = self.store.get_job(job_id)
+        if job is None:
+            return None
+        live = self._live.get(job_id)
+        if live is not None and job.status == "running":
+            job.progress = live
+        assets = self.store.job_assets(job_id) if job.status == "succeeded" else []
+        return job, assets
+
+    def start(self) -> None:
+        self.recover()
+        self._stop.clear()
+        for i in range(self.n_workers):
+            t = threading.Thread(target=self._worker, name=f"genstudio-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    # Recovery
+    def recover(self) -> None:
+        """Make every job either runnable or finished, and remove half-written or orphan files."""
+        for job in self.store.jobs_with_status(("running",)):
+            if job.cancel_requested:
+                self.store.update_job(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
+            elif job.attempts >= MAX_ATTEMPTS:
+                self.store.update_job(
+                    job.id,
+                    status="failed",
+                    finished_at=utcnow(),
+                    error=f"interrupted {job.attempts} times by a server stop; not retried again",
+                )
+            else:
+                self.store.update_job(job.id, status="queued", progress=0.0)
+        removed = self.files.sweep(self.store.all_asset_paths())
+        if removed:
+            log.info("removed %d leftover files", len(removed))
+
+    # Worker
+    def _claim(self) -> Job | None:
+        with self._claim_lock:
+            queued = self.store.jobs_with_status(("queued",))
+            if not queued:
+                return None
+            job = queued[0]
+            return self.store.update_job(
+                job.id, status="running", started_at=utcnow(), attempts=job.attempts + 1, progress=0.0
+            )
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            job = self._claim()
+            if job is None:
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
+            self.run_job(job)
+
+    def run_job(self, job: Job) -> None:
+        ctx = _Context(self, job)
+        self._live[job.id] = 0.0
+        try:
+            handler = self._handlers[job.kind]
+            ctx.check_cancelled()
+            outputs = handler(ctx)
+            ctx.check_cancelled()
+            self._save_outputs(job, outputs)
+            self.store.update_job(job.id, status="succeeded", progress=1.0, finished_at=utcnow(), error=None)
+        except JobCancelled:
+            self.store.update_job(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
+        except (JobFailed, ValueError) as exc:
+            self.store.update_job(job.id, status="failed", finished_at=utcnow(), error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a job must end with a reason, whatever broke
+            log.exception("job %s failed", job.id)
+            self.store.update_job(
+                job.id, status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            self._live.pop(job.id, None)
+            self._cancel_requests.discard(job.id)
+
+    def _save_outputs(self, job: Job, outputs: list[OutputFile]) -> None:
+        # A re-run replaces whatever an interrupted earlier attempt committed: never duplicates.
+        for old in self.store.job_assets(job.id):
+            self.store.delete_asset(old.id)
+            self.files.delete(old.path)
+        written: list[str] = []
+        try:
+            with self.store.session() as s:
+                for position, out in enumerate(outputs):
+                    asset_id = new_id()
+                    rel = self.files.relpath_for(asset_id, out.mime)
+                    size, digest = self.files.write_atomic(rel, out.data)
+                    written.append(rel)
+                    s.add(
+                        Asset(
+                            id=asset_id,
+                            kind=out.kind,
+                            mime=out.mime,
+                            path=rel,
+                            size=size,
+                            sha256=digest,
+                            job_id=job.id,
+                            position=position,
+                            seed=out.seed,
+                            params=out.params,
+                        )
+                    )
+                s.commit()
+        except BaseException:
+            for rel in written:
+                self.files.delete(rel)
+            raise

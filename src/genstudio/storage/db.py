@@ -1,0 +1,160 @@
+"""Database rows for jobs and assets (SQLModel: SQLite by default, any SQLAlchemy URL works)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint, event
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Job(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    kind: str = Field(index=True)
+    status: str = Field(default="queued", index=True)
+    progress: float = 0.0
+    error: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    attempts: int = 0
+    cancel_requested: bool = False
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Asset(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("job_id", "position", name="uq_asset_job_position"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    kind: str = Field(index=True)  # image | music | video | upload
+    mime: str
+    # Path relative to the assets dir, always chosen by the server (never by a user).
+    path: str
+    size: int = 0
+    sha256: str = ""
+    job_id: str | None = Field(default=None, index=True, foreign_key="job.id")
+    position: int | None = None
+    seed: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    original_name: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL: readers (status polls) never wait for the worker's writes.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+class Store:
+    """Small repository over the engine: every method opens and closes its own session."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # Jobs
+    def add_job(self, kind: str, params: dict[str, Any]) -> Job:
+        job = Job(kind=kind, params=params)
+        with self.session() as s:
+            s.add(job)
+            s.commit()
+        return job
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self.session() as s:
+            return s.get(Job, job_id)
+
+    def update_job(self, job_id: str, **fields: Any) -> Job | None:
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                return None
+            for k, v in fields.items():
+                setattr(job, k, v)
+            s.add(job)
+            s.commit()
+            return job
+
+    def count_jobs(self, statuses: tuple[str, ...]) -> int:
+        from sqlalchemy import func
+
+        with self.session() as s:
+            stmt = select(func.count()).select_from(Job).where(Job.status.in_(statuses))  # type: ignore[attr-defined]
+            return int(s.exec(stmt).one())
+
+    def jobs_with_status(self, statuses: tuple[str, ...]) -> list[Job]:
+        with self.session() as s:
+            stmt = select(Job).where(Job.status.in_(statuses)).order_by(Job.created_at)  # type: ignore[attr-defined]
+            return list(s.exec(stmt).all())
+
+    # Assets
+    def add_asset(self, asset: Asset) -> Asset:
+        with self.session() as s:
+            s.add(asset)
+            s.commit()
+        return asset
+
+    def get_asset(self, asset_id: str) -> Asset | None:
+        with self.session() as s:
+            return s.get(Asset, asset_id)
+
+    def job_assets(self, job_id: str) -> list[Asset]:
+        with self.session() as s:
+            stmt = select(Asset).where(Asset.job_id == job_id).order_by(Asset.position)  # type: ignore[arg-type]
+            return list(s.exec(stmt).all())
+
+    def delete_asset(self, asset_id: str) -> Asset | None:
+        with self.session() as s:
+            asset = s.get(Asset, asset_id)
+            if asset is None:
+                return None
+            s.delete(asset)
+            s.commit()
+            return asset
+
+    def all_asset_paths(self) -> set[str]:
+        with self.session() as s:
+            return set(s.exec(select(Asset.path)).all())
+
+    def gallery(self, kind: str | None, limit: int, before: datetime | None) -> list[Asset]:
+        with self.session() as s:
+            stmt = select(Asset).where(Asset.job_id.is_not(None))  # type: ignore[union-attr]
+            if kind:
+                stmt = stmt.where(Asset.kind == kind)
+            if before is not None:
+                stmt = stmt.where(Asset.created_at < before)
+            stmt = stmt.order_by(Asset.created_at.desc(), Asset.id.desc()).limit(limit)  # type: ignore[attr-defined]
+            return list(s.exec(stmt).all())
