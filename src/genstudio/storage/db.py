@@ -15,7 +15,7 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:

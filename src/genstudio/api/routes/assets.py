@@ -23,7 +23,7 @@ def asset_meta(a: Asset) -> dict[str, Any]:
         "job_id": a.job_id,
         "seed": a.seed,
         "params": a.params,
-        "created_at": a.created_at.isoformat() + "Z",
+        "created_at": a.created_at.isoformat(),
         "url": f"/api/assets/{a.id}",
     }
 

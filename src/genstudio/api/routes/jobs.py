@@ -25,8 +25,8 @@ def job_json(job: Job, assets: list[Asset]) -> dict[str, Any]:
         "error": job.error,
         "params": job.params,
         "assets": [a.id for a in assets],
-        "created_at": job.created_at.isoformat() + "Z",
-        "finished_at": job.finished_at.isoformat() + "Z" if job.finished_at else None,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
 
 

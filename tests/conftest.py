@@ -1,0 +1,53 @@
+"""Shared fixtures: a fresh data dir per test, a tiny seeded SD pipeline on disk, a live app."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tiny_models import save_tiny_sd  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_sd_dir: Path):  # noqa: ANN201
+    from genstudio.config import Settings
+    from genstudio.image.models import ModelRegistry
+
+    s = Settings(data_dir=tmp_path / "data", default_image_model="tiny-sd", max_queued_jobs=4)
+    s.ensure_dirs()
+    ModelRegistry(s).add(str(tiny_sd_dir), name="tiny-sd")
+    return s
+
+
+@pytest.fixture
+def client(settings) -> Iterator:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from genstudio.api.app import create_app
+
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def wait_job(client, job_id: str, timeout: float = 60.0) -> dict:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+SMALL = {"width": 64, "height": 64, "steps": 2, "guidance": 5.0}
