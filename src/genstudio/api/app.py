@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     for module in (jobs, assets, uploads, images, verify, system):
         app.include_router(module.router)
 
-    if STATIC_DIR.is_dir():
+    if (STATIC_DIR / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
         @app.get("/", include_in_schema=False)

@@ -45,6 +45,9 @@ def check_image(data: bytes, s: Settings, field: str = "file") -> None:
             im.load()
     except HTTPException:
         raise
+    except Image.DecompressionBombError as exc:
+        raise HTTPException(413, detail=f"{field}: image has too many pixels (decompression bomb); limit "
+                            f"{s.max_image_pixels} pixels (GENSTUDIO_MAX_IMAGE_PIXELS)") from exc
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
         raise HTTPException(422, detail=f"{field}: not a valid image ({type(exc).__name__})") from exc
 
