@@ -92,6 +92,7 @@ def test_stamped_png_carries_watermark_valid_manifest_and_parameters(stamped: by
     assert manifest["title"] == "fox.png"
     assert manifest["assertions"]["org.genstudio.generation"] == AI_INFO
     assert manifest["assertions"]["org.genstudio.watermark"]["embedded"] is True
+    assert manifest["assertions"]["org.genstudio.watermark"]["readable"] is True
     actions = manifest["assertions"]["c2pa.actions.v2"]["actions"]
     assert actions[0]["action"] == "c2pa.created"
     assert actions[0]["digitalSourceType"].endswith("/trainedAlgorithmicMedia")

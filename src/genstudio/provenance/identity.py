@@ -234,10 +234,9 @@ def ensure_identity(keys_dir: Path) -> SigningIdentity:
     Safe against concurrent first runs in several processes (advisory lock on POSIX). A leaf certificate
     near expiry is re-issued by the same local root. Raises IdentityError for an unusable folder."""
     keys_dir = Path(keys_dir)
-    if not keys_dir.exists():
-        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(keys_dir, 0o700)  # mkdir's mode is filtered by the umask
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _locked(keys_dir):
         if not (keys_dir / SIGNING_CHAIN_FILE).exists():
+            os.chmod(keys_dir, 0o700)  # mkdir's mode is filtered by the umask, and the folder may predate us
             _create(keys_dir)
         return _renew_if_needed(keys_dir, _load(keys_dir))

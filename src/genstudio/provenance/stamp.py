@@ -16,13 +16,15 @@ from genstudio.provenance.watermark import (
     WATERMARK_METHOD,
     WATERMARK_TAG,
     can_watermark,
+    detect_watermark_bgr,
     embed_watermark_bgr,
 )
 
 
 def watermark_image(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
     """(image carrying the watermark, a record of what was done). Modes other than RGB/RGBA become RGB;
-    alpha is kept untouched. Too-small images come back unmarked, and the record says why."""
+    alpha is kept untouched. Too-small images come back unmarked, and the record says why; the record
+    also says whether the mark reads back (`readable`, `bit_errors`), which flat white or black fails."""
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
     record: dict[str, Any] = {"method": WATERMARK_METHOD, "bits": WATERMARK_BITS, "payload": WATERMARK_TAG.hex()}
@@ -32,10 +34,14 @@ def watermark_image(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
                              f"{MIN_WATERMARK_PIXELS}-pixel minimum of {WATERMARK_METHOD}"}
         return image, record
     pixels = np.asarray(image)
-    marked = embed_watermark_bgr(np.ascontiguousarray(pixels[:, :, 2::-1]))[:, :, ::-1]
+    marked_bgr = embed_watermark_bgr(np.ascontiguousarray(pixels[:, :, 2::-1]))
+    # Pure white or black areas clip the chroma change away; read the mark back so the record is honest.
+    readable, errors = detect_watermark_bgr(marked_bgr)
+    marked = marked_bgr[:, :, ::-1]
     if image.mode == "RGBA":
         marked = np.dstack([marked, pixels[:, :, 3]])
-    return Image.fromarray(np.ascontiguousarray(marked), image.mode), record | {"embedded": True}
+    record |= {"embedded": True, "readable": readable, "bit_errors": errors}
+    return Image.fromarray(np.ascontiguousarray(marked), image.mode), record
 
 
 def encode_png(image: Image.Image, text_chunks: dict[str, str]) -> bytes:
