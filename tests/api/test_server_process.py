@@ -1,0 +1,81 @@
+"""A real server process killed with SIGKILL mid-job comes back with nothing lost or half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd", "GENSTUDIO_MAX_QUEUED_JOBS": "20",
+           "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--data-dir", str(data),
+         "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def test_kill9_with_jobs_queued_and_running(tmp_path: Path, tiny_sd_dir: Path) -> None:
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "genstudio.cli", "models", "add", str(tiny_sd_dir), "--name", "tiny-sd",
+                    "--data-dir", str(data)], check=True, capture_output=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(data, port)
+    try:
+        body = {"width": 64, "height": 64, "steps": 25, "sampler": "ddim", "guidance": 5.0}
+        ids = [httpx.post(f"{base}/api/images", json={"prompt": f"job {i}", "seed": i, **body}).json()["job_id"]
+               for i in range(10)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            first = httpx.get(f"{base}/api/jobs/{ids[0]}").json()
+            if first["status"] == "running" and first["progress"] > 0.1:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("first job never ran")
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+
+    server = start_server(data, port)
+    try:
+        deadline = time.monotonic() + 240
+        jobs: list[dict] = []
+        while time.monotonic() < deadline:
+            jobs = [httpx.get(f"{base}/api/jobs/{i}").json() for i in ids]
+            if all(j["status"] in ("succeeded", "failed", "cancelled") for j in jobs):
+                break
+            time.sleep(0.3)
+        assert [j["status"] for j in jobs] == ["succeeded"] * 10, jobs
+        assert all(len(j["assets"]) == 1 for j in jobs)
+        gallery = httpx.get(f"{base}/api/gallery?limit=50").json()["items"]
+        assert sorted(a["id"] for a in gallery) == sorted(j["assets"][0] for j in jobs)
+    finally:
+        server.terminate()
+        server.wait(20)
+    files = sorted(p.name for p in (data / "assets").rglob("*") if p.is_file())
+    assert len(files) == 10 and not list((data / "tmp").glob("*.part"))
