@@ -1,0 +1,648 @@
+// The image studio page: the form, live jobs, the gallery, PNG settings and provenance checks.
+// Every string from a user or the server goes into the page through textContent or an
+// attribute, never through innerHTML.
+
+import {
+  api, detailLines, fetchBlob, hasToken, onTokenChange, readEvents, setToken, setTokenPrompt, uploadForm,
+} from "./api.js";
+
+const PAGE_SIZE = 12;
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const SAMPLER_NAMES = { ddim: "DDIM", euler: "Euler", euler_a: "Euler a", dpmpp_2m: "DPM++ 2M", lcm: "LCM" };
+const NUMBER_FIELDS = ["steps", "guidance", "width", "height"];
+
+const $ = (id) => document.getElementById(id);
+const el = {};
+const styles = new Map();
+const objectUrls = new Map(); // asset id -> object URL (only when a token is in use)
+const gallery = { next: null, ids: new Set() };
+
+function make(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function show(node, visible = true) {
+  node.hidden = !visible;
+}
+
+// ---------------------------------------------------------------- token
+
+function askForToken(wrong) {
+  const dialog = el.tokenDialog;
+  el.tokenError.textContent = wrong ? "That token was not accepted. Try again." : "";
+  show(el.tokenError, wrong);
+  el.tokenInput.value = "";
+  return new Promise((resolve) => {
+    const done = () => {
+      dialog.removeEventListener("close", done);
+      resolve(dialog.returnValue === "ok" ? el.tokenInput.value.trim() : "");
+    };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", done);
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+    el.tokenInput.focus();
+  });
+}
+
+// ---------------------------------------------------------------- form
+
+function setSeedRandom(random) {
+  el.seedRandom.checked = random;
+  el.seed.disabled = random;
+}
+
+function describeStyle() {
+  const style = styles.get(el.style.value);
+  if (!style) {
+    el.styleDescription.textContent = "Your prompt as written.";
+    return;
+  }
+  const s = style.suggested || {};
+  const bits = [];
+  if (s.width && s.height) bits.push(`${s.width}×${s.height}`);
+  if (s.steps) bits.push(`${s.steps} steps`);
+  if (s.guidance !== undefined && s.guidance !== null) bits.push(`guidance ${s.guidance}`);
+  if (s.sampler) bits.push(SAMPLER_NAMES[s.sampler] || s.sampler);
+  if (s.tile) bits.push("seamless tile");
+  el.styleDescription.textContent = style.description + (bits.length ? ` Suggests ${bits.join(", ")}.` : "");
+}
+
+function numberValue(input) {
+  if (input.validity && input.validity.badInput) return { error: `${input.name}: not a number` };
+  const raw = input.value.trim();
+  if (raw === "") return {};
+  const value = Number(raw);
+  if (!Number.isFinite(value)) return { error: `${input.name}: not a number` };
+  return { value };
+}
+
+/** The request body: only what the user set, so that the server picks style and model defaults. */
+function readForm() {
+  const body = { prompt: el.prompt.value };
+  const errors = [];
+  if (el.negative.value.trim()) body.negative_prompt = el.negative.value;
+  if (el.style.value) body.style = el.style.value;
+  if (el.model.value) body.model = el.model.value;
+  if (el.sampler.value) body.sampler = el.sampler.value;
+  if (el.tile.checked) body.tile = true;
+  if (!el.seedRandom.checked) {
+    const seed = numberValue(el.seed);
+    if (seed.error) errors.push(seed.error);
+    else if (seed.value !== undefined) body.seed = seed.value;
+  }
+  for (const name of NUMBER_FIELDS) {
+    const result = numberValue(el[name]);
+    if (result.error) errors.push(result.error);
+    else if (result.value !== undefined) body[name] = result.value;
+  }
+  const batch = numberValue(el.batch);
+  if (batch.error) errors.push(batch.error);
+  else if (batch.value !== undefined) body.batch = batch.value;
+  return { body, errors };
+}
+
+function clearFormError() {
+  el.formError.replaceChildren();
+  show(el.formError, false);
+  for (const node of el.form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+function showFormError(lines, fields = []) {
+  clearFormError();
+  if (lines.length === 1) {
+    el.formError.append(make("p", lines[0]));
+  } else {
+    const list = make("ul");
+    for (const line of lines) list.append(make("li", line));
+    el.formError.append(list);
+  }
+  show(el.formError);
+  let first = null;
+  for (const name of fields) {
+    const input = el.form.elements.namedItem(name);
+    if (!input || !input.setAttribute) continue;
+    input.setAttribute("aria-invalid", "true");
+    if (el.advanced.contains(input)) el.advanced.open = true;
+    first = first || input;
+  }
+  if (first) first.focus();
+}
+
+function fieldsFromLines(lines) {
+  return lines.map((line) => /^([a-z_]+)[:.]/.exec(line)).filter(Boolean).map((m) => m[1]);
+}
+
+function selectIfPresent(select, value) {
+  const wanted = value === null || value === undefined ? "" : String(value);
+  const found = [...select.options].some((o) => o.value === wanted);
+  select.value = found ? wanted : "";
+  return found;
+}
+
+/** Fill the form from stored parameters; `origin` says where they came from. */
+function fillForm(params, origin) {
+  clearFormError();
+  const notes = [];
+  el.prompt.value = params.prompt ?? "";
+  el.negative.value = params.negative_prompt ?? "";
+  if (!selectIfPresent(el.style, params.style)) notes.push(`style “${params.style}” is not available here`);
+  if (params.model && !selectIfPresent(el.model, params.model)) {
+    notes.push(`model “${params.model}” is not installed here; the server default will be used`);
+  } else if (!params.model) {
+    el.model.value = "";
+  }
+  if (params.sampler && !selectIfPresent(el.sampler, params.sampler)) notes.push(`unknown sampler “${params.sampler}”`);
+  if (!params.sampler) el.sampler.value = "";
+  if (Number.isInteger(params.seed)) {
+    setSeedRandom(false);
+    el.seed.value = String(params.seed);
+  } else {
+    setSeedRandom(true);
+    el.seed.value = "";
+  }
+  for (const name of NUMBER_FIELDS) el[name].value = params[name] ?? "";
+  el.batch.value = params.batch ?? 1;
+  el.tile.checked = Boolean(params.tile);
+  el.advanced.open = true;
+  describeStyle();
+  el.source.textContent = origin + (notes.length ? ` (${notes.join("; ")})` : "") + ".";
+  el.source.classList.remove("error");
+  show(el.source);
+  el.prompt.focus({ preventScroll: true });
+  el.form.scrollIntoView({ block: "start", behavior: "smooth" });
+}
+
+function resetForm() {
+  el.form.reset();
+  setSeedRandom(true);
+  clearFormError();
+  show(el.source, false);
+  describeStyle();
+}
+
+async function submitForm(event) {
+  event.preventDefault();
+  const { body, errors } = readForm();
+  if (errors.length) {
+    showFormError(errors, fieldsFromLines(errors));
+    return;
+  }
+  clearFormError();
+  el.generate.disabled = true;
+  try {
+    const answer = await api("/api/images", { method: "POST", json: body });
+    startJob(answer.job_id, answer.params);
+  } catch (err) {
+    const lines = err.detail !== undefined ? detailLines(err.detail) : [String(err.message || err)];
+    showFormError(lines, err.fields || fieldsFromLines(lines));
+  } finally {
+    el.generate.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- jobs
+
+function paramsSummary(p) {
+  const parts = [];
+  if (p.model) parts.push(p.model);
+  if (p.style) parts.push(`style ${p.style}`);
+  parts.push(`seed ${p.seed}`);
+  parts.push(`${p.width}×${p.height}`);
+  parts.push(`${p.steps} steps`);
+  parts.push(`guidance ${p.guidance}`);
+  parts.push(SAMPLER_NAMES[p.sampler] || p.sampler);
+  if (p.batch > 1) parts.push(`batch ${p.batch}`);
+  if (p.tile) parts.push("seamless tile");
+  return parts.join(" · ");
+}
+
+function startJob(jobId, params) {
+  const node = $("job-template").content.firstElementChild.cloneNode(true);
+  const ui = {
+    node,
+    bar: node.querySelector(".bar"),
+    fill: node.querySelector(".bar-fill"),
+    status: node.querySelector(".job-status"),
+    cancel: node.querySelector(".job-cancel"),
+    error: node.querySelector(".job-error"),
+  };
+  node.dataset.jobId = jobId;
+  node.querySelector(".job-prompt").textContent = params.prompt;
+  node.querySelector(".job-params").textContent = `Resolved: ${paramsSummary(params)}`;
+  ui.bar.setAttribute("aria-label", `Progress of “${params.prompt.slice(0, 60)}”`);
+  ui.cancel.addEventListener("click", () => cancelJob(jobId, ui));
+  el.jobs.prepend(node);
+  show(el.jobsEmpty, false);
+  followJob(jobId, ui);
+}
+
+const STATUS_TEXT = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" };
+
+function renderJob(ui, job) {
+  const percent = job.status === "succeeded" ? 100 : Math.round((job.progress || 0) * 100);
+  ui.bar.setAttribute("aria-valuenow", String(percent));
+  ui.bar.setAttribute("aria-valuetext", `${percent}% (${STATUS_TEXT[job.status] || job.status})`);
+  ui.fill.style.transform = `scaleX(${percent / 100})`;
+  ui.node.dataset.status = job.status;
+  let text = STATUS_TEXT[job.status] || job.status;
+  if (job.status === "running") text += ` · ${percent}%`;
+  if (job.status === "succeeded") text += ` · ${job.assets.length} image${job.assets.length === 1 ? "" : "s"}`;
+  ui.status.textContent = text;
+  if (FINAL.has(job.status)) {
+    ui.cancel.remove();
+    if (job.status === "failed" || (job.status === "cancelled" && job.error && job.error !== "cancelled")) {
+      ui.error.textContent = job.error || "The job failed.";
+      show(ui.error);
+    }
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function followJob(jobId, ui) {
+  let final = null;
+  try {
+    await readEvents(`/api/jobs/${encodeURIComponent(jobId)}/events`, (_name, data) => {
+      const job = JSON.parse(data);
+      renderJob(ui, job);
+      if (FINAL.has(job.status)) final = job;
+    });
+  } catch {
+    /* the stream broke (proxy, network): fall back to polling below */
+  }
+  for (let delay = 500; !final; delay = Math.min(delay * 1.5, 5000)) {
+    try {
+      const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
+      renderJob(ui, job);
+      if (FINAL.has(job.status)) final = job;
+    } catch (err) {
+      if (err.status === 404) {
+        ui.error.textContent = err.message;
+        show(ui.error);
+        ui.cancel.remove();
+        return;
+      }
+    }
+    if (!final) await sleep(delay);
+  }
+  if (final.status === "succeeded") await addAssets(final.assets);
+}
+
+async function cancelJob(jobId, ui) {
+  ui.cancel.disabled = true;
+  try {
+    renderJob(ui, await api(`/api/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" }));
+  } catch (err) {
+    ui.error.textContent = err.message;
+    show(ui.error);
+    ui.cancel.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- gallery
+
+async function addAssets(assetIds) {
+  for (const id of assetIds) {
+    if (gallery.ids.has(id)) continue;
+    try {
+      const meta = await api(`/api/assets/${encodeURIComponent(id)}/meta`);
+      el.gallery.prepend(makeCard(meta));
+    } catch (err) {
+      showGalleryError(err.message);
+    }
+  }
+  updateGalleryEmpty();
+}
+
+function updateGalleryEmpty() {
+  show(el.galleryEmpty, el.gallery.children.length === 0);
+}
+
+function showGalleryError(message) {
+  el.galleryError.textContent = message;
+  show(el.galleryError, Boolean(message));
+}
+
+async function loadGallery(more = false) {
+  const query = new URLSearchParams({ kind: "image", limit: String(PAGE_SIZE) });
+  if (more && gallery.next) query.set("before", gallery.next);
+  el.loadMore.disabled = true;
+  try {
+    const page = await api(`/api/gallery?${query}`);
+    for (const item of page.items) {
+      if (!gallery.ids.has(item.id)) el.gallery.append(makeCard(item));
+    }
+    gallery.next = page.next;
+    showGalleryError("");
+  } catch (err) {
+    showGalleryError(`Could not load the gallery: ${err.message}`);
+  } finally {
+    el.loadMore.disabled = false;
+    show(el.loadMore, Boolean(gallery.next));
+    updateGalleryEmpty();
+  }
+}
+
+async function setImage(img, item) {
+  if (!hasToken()) {
+    img.src = item.url;
+    return;
+  }
+  try {
+    const url = URL.createObjectURL(await fetchBlob(item.url));
+    objectUrls.set(item.id, url);
+    img.src = url;
+  } catch {
+    img.alt = `${img.alt} (could not load)`;
+  }
+}
+
+function makeCard(item) {
+  const p = item.params || {};
+  const node = $("card-template").content.firstElementChild.cloneNode(true);
+  node.dataset.assetId = item.id;
+  gallery.ids.add(item.id);
+  const seed = item.seed ?? p.seed;
+  const img = node.querySelector(".card-img");
+  img.alt = `Generated image: ${p.prompt || "untitled"}`;
+  if (p.width && p.height) {
+    img.width = p.width;
+    img.height = p.height;
+  }
+  setImage(img, item);
+  node.querySelector(".card-prompt").textContent = p.prompt || "";
+  node.querySelector(".m-seed").textContent = seed ?? "?";
+  node.querySelector(".m-size").textContent = p.width && p.height ? `${p.width}×${p.height}` : "?";
+  node.querySelector(".m-sampler").textContent = SAMPLER_NAMES[p.sampler] || p.sampler || "?";
+  node.querySelector(".m-steps").textContent = p.steps ?? "?";
+
+  const download = node.querySelector(".card-download");
+  download.href = `${item.url}?download=true`;
+  download.setAttribute("aria-label", `Download image with seed ${seed}`);
+  download.addEventListener("click", (event) => {
+    if (!hasToken()) return; // a plain link works without a token
+    event.preventDefault();
+    downloadWithToken(item, node);
+  });
+
+  node.querySelector(".card-reuse").addEventListener("click", () => {
+    fillForm({ ...p, seed, batch: 1 }, `Settings from the gallery image with seed ${seed}`);
+  });
+  node.querySelector(".card-verify").addEventListener("click", (event) => verifyAsset(item, node, event.currentTarget));
+  node.querySelector(".card-delete").addEventListener("click", () => deleteAsset(item, node));
+  return node;
+}
+
+function cardError(node, message) {
+  const box = node.querySelector(".card-error");
+  box.textContent = message;
+  show(box, Boolean(message));
+}
+
+async function downloadWithToken(item, node) {
+  try {
+    const url = URL.createObjectURL(await fetchBlob(`${item.url}?download=true`));
+    const a = make("a");
+    a.href = url;
+    a.download = `genstudio-${item.id.slice(0, 12)}.png`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (err) {
+    cardError(node, err.message);
+  }
+}
+
+async function deleteAsset(item, node) {
+  const prompt = (item.params && item.params.prompt) || "this image";
+  if (!window.confirm(`Delete the image “${prompt.slice(0, 80)}” (seed ${item.seed})? This cannot be undone.`)) return;
+  try {
+    await api(`/api/assets/${encodeURIComponent(item.id)}`, { method: "DELETE" });
+  } catch (err) {
+    if (err.status !== 404) {
+      cardError(node, err.message);
+      return;
+    }
+  }
+  const url = objectUrls.get(item.id);
+  if (url) URL.revokeObjectURL(url);
+  objectUrls.delete(item.id);
+  gallery.ids.delete(item.id);
+  node.remove();
+  updateGalleryEmpty();
+}
+
+// ---------------------------------------------------------------- provenance
+
+function renderVerify(box, report, label) {
+  const wm = report.watermark || {};
+  const mf = report.manifest || {};
+  let manifestText = "not found";
+  if (mf.found) manifestText = mf.valid ? "valid" : "present but not valid";
+  const rows = [
+    ["Watermark", wm.found ? "found" : "not found", wm.found],
+    ["Manifest", manifestText, Boolean(mf.found && mf.valid)],
+    ["AI-generated", report.ai_generated ? "yes" : "no", report.ai_generated],
+    ["Signer", mf.signer || "none"],
+  ];
+  if (mf.claim_generator) rows.push(["Made with", mf.claim_generator]);
+  const out = [];
+  if (label) out.push(make("p", label, "verify-title"));
+  const list = make("dl");
+  for (const [name, value, good] of rows) {
+    const row = make("div");
+    row.dataset.field = name.toLowerCase();
+    const dd = make("dd", value);
+    if (good !== undefined) dd.className = good ? "yes" : "no";
+    row.append(make("dt", name), dd);
+    list.append(row);
+  }
+  out.push(list);
+  const problems = [wm.error, ...(mf.errors || [])].filter(Boolean);
+  if (problems.length && !(wm.found || mf.found)) out.push(make("p", problems.join("; "), "hint"));
+  box.replaceChildren(...out);
+  box.classList.remove("error");
+  show(box);
+}
+
+async function verifyBlob(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  return api("/api/verify", { method: "POST", body: form });
+}
+
+async function verifyAsset(item, node, button) {
+  const box = node.querySelector(".verify-result");
+  button.disabled = true;
+  box.replaceChildren(make("p", "Checking…", "hint"));
+  show(box);
+  try {
+    const blob = await fetchBlob(item.url);
+    renderVerify(box, await verifyBlob(blob, `genstudio-${item.id.slice(0, 12)}.png`));
+  } catch (err) {
+    box.replaceChildren(make("p", err.message));
+    box.classList.add("error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function verifyChosenFile() {
+  const file = el.verifyFile.files[0];
+  if (!file) return;
+  const box = el.verifyFileResult;
+  box.replaceChildren(make("p", `Checking ${file.name}…`, "hint"));
+  show(box);
+  try {
+    renderVerify(box, await api("/api/verify", { method: "POST", body: uploadForm(file) }), file.name);
+  } catch (err) {
+    box.replaceChildren(make("p", `${file.name}: ${err.message}`));
+    box.classList.add("error");
+  } finally {
+    el.verifyFile.value = "";
+  }
+}
+
+async function loadParamsFrom(file) {
+  if (!file) return;
+  el.source.textContent = `Reading settings from ${file.name}…`;
+  el.source.classList.remove("error");
+  show(el.source);
+  try {
+    const answer = await api("/api/images/params", { method: "POST", body: uploadForm(file) });
+    const kind = answer.source === "genstudio" ? "genstudio metadata" : "A1111-style parameters";
+    fillForm(answer.params || {}, `Settings loaded from ${file.name} (${kind})`);
+  } catch (err) {
+    el.source.textContent = `${file.name}: ${err.message}`;
+    el.source.classList.add("error");
+  }
+}
+
+// ---------------------------------------------------------------- drag and drop
+
+function hasFiles(event) {
+  return Boolean(event.dataTransfer && [...event.dataTransfer.types].includes("Files"));
+}
+
+function wireDrop() {
+  let depth = 0;
+  document.addEventListener("dragenter", (event) => {
+    if (!hasFiles(event)) return;
+    depth += 1;
+    show(el.dropOverlay);
+  });
+  document.addEventListener("dragover", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+  });
+  document.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) show(el.dropOverlay, false);
+  });
+  document.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    depth = 0;
+    show(el.dropOverlay, false);
+    loadParamsFrom(event.dataTransfer.files[0]);
+  });
+}
+
+// ---------------------------------------------------------------- start
+
+async function loadStyles() {
+  try {
+    const list = await api("/api/styles");
+    const groups = new Map();
+    for (const style of list) {
+      styles.set(style.id, style);
+      if (!groups.has(style.category)) {
+        const group = document.createElement("optgroup");
+        group.label = style.category;
+        groups.set(style.category, group);
+      }
+      const option = make("option", style.name);
+      option.value = style.id;
+      option.title = style.description;
+      groups.get(style.category).append(option);
+    }
+    el.style.append(...groups.values());
+  } catch (err) {
+    el.styleDescription.textContent = `Styles are unavailable: ${err.message}`;
+  }
+  describeStyle();
+}
+
+async function loadModels() {
+  try {
+    for (const model of await api("/api/models?kind=image")) {
+      const option = make("option", model.name || model.id);
+      option.value = model.id;
+      if (model.description) option.title = model.description;
+      el.model.append(option);
+    }
+  } catch {
+    /* the server default still works */
+  }
+}
+
+function registerServiceWorker() {
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("/sw.js").catch(() => {});
+  }
+}
+
+function init() {
+  Object.assign(el, {
+    form: $("image-form"), prompt: $("prompt"), negative: $("negative_prompt"), style: $("style"),
+    styleDescription: $("style-description"), advanced: $("advanced"), seed: $("seed"), seedRandom: $("seed-random"),
+    steps: $("steps"), guidance: $("guidance"), width: $("width"), height: $("height"), batch: $("batch"),
+    sampler: $("sampler"), model: $("model"), tile: $("tile"), source: $("settings-source"),
+    formError: $("form-error"), generate: $("generate"), jobs: $("jobs"), jobsEmpty: $("jobs-empty"),
+    gallery: $("gallery"), galleryEmpty: $("gallery-empty"), galleryError: $("gallery-error"),
+    loadMore: $("load-more"), paramsFile: $("params-file"), verifyFile: $("verify-file"),
+    verifyFileResult: $("verify-file-result"), dropOverlay: $("drop-overlay"), tokenDialog: $("token-dialog"),
+    tokenInput: $("token-input"), tokenError: $("token-error"), forgetToken: $("forget-token"),
+  });
+
+  setTokenPrompt(askForToken);
+  show(el.forgetToken, hasToken());
+  onTokenChange((token) => show(el.forgetToken, Boolean(token)));
+  el.forgetToken.addEventListener("click", () => {
+    setToken("");
+    window.location.reload();
+  });
+
+  el.form.addEventListener("submit", submitForm);
+  el.form.addEventListener("input", (event) => {
+    if (event.target.getAttribute && event.target.getAttribute("aria-invalid")) event.target.removeAttribute("aria-invalid");
+  });
+  $("reset-form").addEventListener("click", resetForm);
+  el.seedRandom.addEventListener("change", () => {
+    setSeedRandom(el.seedRandom.checked);
+    if (!el.seedRandom.checked) el.seed.focus();
+  });
+  el.style.addEventListener("change", describeStyle);
+  el.loadMore.addEventListener("click", () => loadGallery(true));
+  el.paramsFile.addEventListener("change", async () => {
+    await loadParamsFrom(el.paramsFile.files[0]);
+    el.paramsFile.value = "";
+  });
+  el.verifyFile.addEventListener("change", verifyChosenFile);
+  wireDrop();
+  registerServiceWorker();
+
+  // Styles first: a 401 there asks for the token once, and the rest then run with it.
+  loadStyles().then(() => Promise.all([loadModels(), loadGallery()])).finally(() => {
+    document.body.dataset.ready = "true";
+  });
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+else init();

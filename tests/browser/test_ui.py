@@ -1,0 +1,353 @@
+"""The web studio in a real headless Chromium against a real server process.
+
+Generates with the built-in model when it is present, else with a tiny seeded SD pipeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+import genstudio  # noqa: E402
+
+pytestmark = pytest.mark.browser
+sync_api.expect.set_options(timeout=30_000)
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "images"
+BUILTIN = Path(genstudio.__file__).resolve().parent / "builtin_models" / "emoji-tiny" / "model_index.json"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PROMPT = "a lighthouse on a cliff at dawn"
+STYLE = "watercolor"
+TIMEOUT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(data_dir: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen, str, Path]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENSTUDIO_")}
+    env.update({"GENSTUDIO_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **env_extra})
+    log = data_dir.parent / f"server-{port}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
+         "--log-level", "warning"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=REPO,
+    )
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+def _wait_healthy(proc: subprocess.Popen, base: str, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _status(url: str, method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.fixture(scope="module")
+def model_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Data dir, server environment and small request values for whichever model is available."""
+    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    if BUILTIN.is_file():
+        # The built-in model has a fixed size; keep only the step count small.
+        return {"data_dir": data_dir, "env": {}, "fields": {"Steps": "4"}, "big": {"Steps": "100", "Batch (1-8)": "8"}}
+    tiny = request.getfixturevalue("tiny_sd_dir")
+    subprocess.run(
+        [sys.executable, "-m", "genstudio.cli", "models", "add", str(tiny), "--name", "tiny-sd",
+         "--data-dir", str(data_dir)],
+        check=True, capture_output=True, cwd=REPO,
+    )
+    # 256 px: the smallest size that carries the invisible watermark.
+    return {
+        "data_dir": data_dir,
+        "env": {"GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd"},
+        "fields": {"Steps": "2", "Width": "256", "Height": "256"},
+        # Long in total (about a second a step here) but short per step, so a cancel lands quickly.
+        "big": {"Steps": "100", "Width": "256", "Height": "256"},
+    }
+
+
+@pytest.fixture(scope="module")
+def server(model_setup: dict[str, Any]) -> Iterator[str]:
+    proc, base, log = _start_server(model_setup["data_dir"], model_setup["env"])
+    try:
+        _wait_healthy(proc, base, log)
+        yield base
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Any]:
+    """open_page(url, **context_options) -> a loaded page; uncaught page errors fail the test."""
+    contexts = []
+    errors: list[str] = []
+
+    def _open(url: str, **options: Any) -> Any:
+        context = browser.new_context(**({"viewport": {"width": 1280, "height": 900}} | options))
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='true']", state="attached")
+        return page
+
+    yield _open
+    for c in contexts:
+        c.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+def _open_advanced(page: Any) -> None:
+    if not page.locator("#advanced").evaluate("d => d.open"):
+        page.get_by_text("Advanced settings").click()
+
+
+def _fill(page: Any, fields: dict[str, str]) -> None:
+    _open_advanced(page)
+    for label, value in fields.items():
+        page.get_by_label(label, exact=True).fill(value)
+
+
+def _verify_rows(box: Any) -> dict[str, str]:
+    return {name: box.locator(f"[data-field='{name}'] dd").inner_text() for name in
+            ("watermark", "manifest", "ai-generated", "signer")}
+
+
+def test_generate_reuse_verify_restore_delete(server: str, model_setup: dict[str, Any], open_page: Any,
+                                              tmp_path: Path) -> None:
+    expect = sync_api.expect
+    page = open_page(server)
+    style = next(s for s in json.load(urllib.request.urlopen(f"{server}/api/styles")) if s["id"] == STYLE)
+
+    prompt_box = page.get_by_label("Prompt", exact=True)
+    expect(prompt_box).to_have_attribute("placeholder", "a futuristic city with flying cars")
+    prompt_box.fill(PROMPT)
+    page.get_by_label("Style", exact=True).select_option(STYLE)
+    expect(page.locator("#style-description")).to_contain_text(style["description"])
+    _fill(page, model_setup["fields"] | {"Batch (1-8)": "2"})
+    seed_box = page.get_by_label("Seed", exact=True)
+    expect(seed_box).to_be_disabled()  # random by default
+    page.get_by_label("Random seed").uncheck()
+    seed_box.fill("1234")  # a fixed seed keeps the committed screenshot stable
+    page.get_by_role("button", name="Generate").click()
+
+    job = page.locator("#jobs .job").first
+    expect(job.locator(".job-prompt")).to_have_text(PROMPT)
+    expect(job.locator(".job-params")).to_contain_text(f"style {STYLE} · seed 1234")
+    bar = job.get_by_role("progressbar")
+    expect(bar).to_have_attribute("aria-valuenow", "100")
+    expect(job.locator(".job-status")).to_have_text("Done · 2 images")
+    expect(job.get_by_role("button", name="Cancel")).to_have_count(0)
+
+    cards = page.locator("#gallery .card").filter(has=page.locator(".card-prompt", has_text=PROMPT))
+    expect(cards).to_have_count(2)
+    expect(cards.locator(".m-seed")).to_have_text(["1235", "1234"])  # image i of a batch: seed + i
+    card = cards.first
+    expect(card.locator(".m-sampler")).not_to_be_empty()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#gallery .card-img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "ui-desktop.png"), full_page=True)
+
+    # Reuse settings fills the form with that image's seed.
+    asset_id = card.get_attribute("data-asset-id")
+    seed = card.locator(".m-seed").inner_text()
+    meta = json.load(urllib.request.urlopen(f"{server}/api/assets/{asset_id}/meta"))
+    assert str(meta["seed"]) == seed and meta["params"]["prompt"] == PROMPT
+    page.get_by_role("button", name="Reset").click()
+    expect(prompt_box).to_have_value("")
+    expect(seed_box).to_be_disabled()
+    card.get_by_role("button", name="Reuse settings").click()
+    expect(prompt_box).to_have_value(PROMPT)
+    expect(seed_box).to_have_value(seed)
+    expect(page.get_by_label("Random seed")).not_to_be_checked()
+    expect(page.get_by_label("Style", exact=True)).to_have_value(STYLE)
+    expect(page.get_by_label("Steps", exact=True)).to_have_value(str(meta["params"]["steps"]))
+    expect(page.locator("#settings-source")).to_contain_text("gallery")
+
+    # Verify: the server finds our watermark and a valid signed manifest.
+    card.get_by_role("button", name="Verify").click()
+    box = card.locator(".verify-result")
+    expect(box.locator("[data-field='watermark'] dd")).to_have_text("found")
+    rows = _verify_rows(box)
+    assert rows["manifest"] == "valid" and rows["ai-generated"] == "yes" and "genstudio" in rows["signer"], rows
+
+    # Download, then choose the file: the settings come back from the PNG.
+    with page.expect_download() as dl:
+        card.get_by_role("link", name=f"Download image with seed {seed}").click()
+    png = tmp_path / "downloaded.png"
+    dl.value.save_as(png)
+    assert dl.value.suggested_filename.endswith(".png")
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+    page.get_by_role("button", name="Reset").click()
+    page.get_by_label("Load settings from a PNG").set_input_files(str(png))
+    expect(prompt_box).to_have_value(PROMPT)
+    expect(seed_box).to_have_value(seed)
+    expect(page.get_by_label("Style", exact=True)).to_have_value(STYLE)
+    expect(page.locator("#settings-source")).to_contain_text("downloaded.png (genstudio metadata)")
+
+    # Dropping the PNG anywhere on the page does the same.
+    page.get_by_role("button", name="Reset").click()
+    page.evaluate(
+        """([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            window.__dt = new DataTransfer();
+            window.__dt.items.add(new File([bytes], name, {type: "image/png"}));
+            document.body.dispatchEvent(new DragEvent("dragenter", {bubbles: true, dataTransfer: window.__dt}));
+        }""",
+        [base64.b64encode(png.read_bytes()).decode(), "dropped.png"],
+    )
+    expect(page.locator("#drop-overlay")).to_be_visible()
+    page.evaluate("""() => {
+        for (const type of ["dragover", "drop"]) {
+            const init = {bubbles: true, cancelable: true, dataTransfer: window.__dt};
+            document.body.dispatchEvent(new DragEvent(type, init));
+        }
+    }""")
+    expect(page.locator("#drop-overlay")).to_be_hidden()
+    expect(prompt_box).to_have_value(PROMPT)
+    expect(seed_box).to_have_value(seed)
+    expect(page.locator("#settings-source")).to_contain_text("dropped.png")
+
+    # "Verify a file" checks any file.
+    page.get_by_label("Verify a file").set_input_files(str(png))
+    result = page.locator("#verify-file-result")
+    expect(result.locator("[data-field='watermark'] dd")).to_have_text("found")
+    assert _verify_rows(result)["manifest"] == "valid"
+
+    # Delete asks first, removes the card, and the asset is gone on the server.
+    page.once("dialog", lambda d: d.accept())
+    card.get_by_role("button", name="Delete").click()
+    expect(page.locator(f"#gallery .card[data-asset-id='{asset_id}']")).to_have_count(0)
+    expect(cards).to_have_count(1)
+    assert _status(f"{server}/api/assets/{asset_id}") == 404
+
+
+def test_bad_request_shows_the_field_error(server: str, open_page: Any) -> None:
+    expect = sync_api.expect
+    page = open_page(server)
+    page.get_by_label("Prompt", exact=True).fill("a red apple")
+    _fill(page, {"Width": "1000000"})
+    page.get_by_role("button", name="Generate").click()
+    error = page.locator("#form-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("width")
+    expect(error).to_contain_text("1536")
+    expect(page.get_by_label("Width", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#jobs .job")).to_have_count(0)
+
+
+def test_cancel_a_running_job(server: str, model_setup: dict[str, Any], open_page: Any) -> None:
+    expect = sync_api.expect
+    page = open_page(server)
+    page.get_by_label("Prompt", exact=True).fill("a very slow cathedral")
+    _fill(page, model_setup["big"])
+    page.get_by_role("button", name="Generate").click()
+    job = page.locator("#jobs .job").first
+    job.get_by_role("button", name="Cancel").click()
+    expect(job.locator(".job-status")).to_have_text("Cancelled")
+    expect(job.get_by_role("button", name="Cancel")).to_have_count(0)
+    assert int(job.get_by_role("progressbar").get_attribute("aria-valuenow")) < 100
+
+
+def test_phone_layout_and_installable(server: str, open_page: Any) -> None:
+    from PIL import Image
+
+    expect = sync_api.expect
+    page = open_page(server, viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
+                     has_touch=True)
+    no_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(no_scroll)
+    _open_advanced(page)
+    assert page.evaluate(no_scroll)
+    # One column: the form sits above the gallery, both as wide as the screen allows.
+    compose, gallery = page.locator(".compose").bounding_box(), page.locator("#gallery").bounding_box()
+    assert compose["y"] + compose["height"] <= gallery["y"] and compose["width"] > 300
+
+    expect(page.locator("link[rel='manifest']")).to_have_attribute("href", "/manifest.webmanifest")
+    expect(page.locator("link[rel='apple-touch-icon']")).to_have_count(1)
+    manifest = page.request.get(f"{server}/manifest.webmanifest").json()
+    assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
+    assert manifest["name"] and manifest["short_name"] and manifest["theme_color"]
+    sizes = {}
+    for icon in manifest["icons"]:
+        body = page.request.get(server + icon["src"]).body()
+        sizes[icon["sizes"]] = Image.open(io.BytesIO(body)).size
+    assert sizes["192x192"] == (192, 192) and sizes["512x512"] == (512, 512)
+
+    script = page.evaluate("() => navigator.serviceWorker.ready.then(r => r.active.scriptURL)")
+    assert script == f"{server}/sw.js"
+    cached = page.evaluate(
+        "async () => (await Promise.all((await caches.keys()).map(async k => "
+        "(await (await caches.open(k)).keys()).map(r => new URL(r.url).pathname)))).flat()"
+    )
+    assert "/" in cached and "/static/js/app.js" in cached
+    assert not any(p.startswith("/api") for p in cached)
+
+    page.get_by_text("Advanced settings").click()  # closed again: a shorter picture
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "ui-phone.png"), full_page=True)
