@@ -7,10 +7,12 @@ built-in model through its own small `DiffusionPipeline` subclass.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,7 +56,7 @@ def load_pipeline(entry: ModelEntry) -> Any:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     dtype = torch.float32
     try:
-        if entry.format == "builtin":
+        if entry.format == "builtin" or _is_tiny_folder(entry):
             from genstudio.image.tiny_pipeline import GenStudioTinyPipeline
 
             pipe = GenStudioTinyPipeline.from_folder(entry.source, torch_dtype=dtype)
@@ -78,6 +80,13 @@ def load_pipeline(entry: ModelEntry) -> Any:
         pipe.safety_checker = None
     pipe._genstudio_base_scheduler_config = dict(pipe.scheduler.config)
     return pipe
+
+
+def _is_tiny_folder(entry: ModelEntry) -> bool:
+    index = Path(entry.source) / "model_index.json"
+    if entry.format != "folder" or not index.is_file():
+        return False
+    return json.loads(index.read_text()).get("_class_name") == "GenStudioTinyPipeline"
 
 
 def _auto_from_pretrained(source: str, *, dtype: torch.dtype, local_files_only: bool) -> Any:

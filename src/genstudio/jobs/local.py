@@ -7,6 +7,7 @@ with a reason if it is interrupted again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ class _Context:
     def progress(self, fraction: float, message: str | None = None) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
         self.queue._live[self.job.id] = fraction
+        self.queue._notify(self.job.id)
         now = time.monotonic()
         if now - self._last_write >= PROGRESS_DB_INTERVAL_S:
             self._last_write = now
@@ -50,6 +52,10 @@ class LocalQueue:
         self.n_workers = workers
         self._handlers: dict[str, Handler] = {}
         self._live: dict[str, float] = {}
+        # Jobs not yet finished, as last written: status polls and SSE read them without the database.
+        self._active: dict[str, Job] = {}
+        self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._watch_lock = threading.Lock()
         self._cancel_requests: set[str] = set()
         self._wake = threading.Condition()
         self._claim_lock = threading.Lock()
@@ -68,6 +74,7 @@ class LocalQueue:
             if self.store.count_jobs(("queued", "running")) >= self.max_jobs:
                 raise QueueFull(self.max_jobs)
             job = self.store.add_job(kind, params)
+            self._active[job.id] = job
         with self._wake:
             self._wake.notify()
         return job
@@ -79,21 +86,62 @@ class LocalQueue:
         with self._claim_lock:
             job = self.store.get_job(job_id)
             if job is not None and job.status == "queued":
-                return self.store.update_job(
+                return self._set(
                     job_id, status="cancelled", finished_at=utcnow(), error="cancelled before it started"
                 )
         self._cancel_requests.add(job_id)
-        return self.store.update_job(job_id, cancel_requested=True)
+        return self._set(job_id, cancel_requested=True)
 
     def snapshot(self, job_id: str) -> tuple[Job, list[Asset]] | None:
-        job = self.store.get_job(job_id)
+        job = self._active.get(job_id)
         if job is None:
-            return None
+            job = self.store.get_job(job_id)
+            if job is None:
+                return None
         live = self._live.get(job_id)
         if live is not None and job.status == "running":
             job.progress = live
         assets = self.store.job_assets(job_id) if job.status == "succeeded" else []
         return job, assets
+
+    def in_memory(self, job_id: str) -> bool:
+        """True when a snapshot of this job needs no database read (it is queued or running here)."""
+        return job_id in self._active
+
+    # Change notification for async readers (SSE): an asyncio.Event set from the worker thread.
+    def watch(self, job_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        with self._watch_lock:
+            self._watchers.setdefault(job_id, set()).add((asyncio.get_running_loop(), event))
+        return event
+
+    def unwatch(self, job_id: str, event: asyncio.Event) -> None:
+        with self._watch_lock:
+            watchers = self._watchers.get(job_id, set())
+            for item in [w for w in watchers if w[1] is event]:
+                watchers.discard(item)
+            if not watchers:
+                self._watchers.pop(job_id, None)
+
+    def _notify(self, job_id: str) -> None:
+        with self._watch_lock:
+            watchers = list(self._watchers.get(job_id, ()))
+        for loop, event in watchers:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop closed: its reader is gone
+                pass
+
+    def _set(self, job_id: str, **fields: Any) -> Job | None:
+        """Write a job's fields to the database and to the in-memory view, then wake its readers."""
+        job = self.store.update_job(job_id, **fields)
+        if job is not None:
+            if job.status in FINAL_STATUSES:
+                self._active.pop(job_id, None)
+            else:
+                self._active[job_id] = job
+        self._notify(job_id)
+        return job
 
     def start(self) -> None:
         self.recover()
@@ -137,7 +185,7 @@ class LocalQueue:
             if not queued:
                 return None
             job = queued[0]
-            return self.store.update_job(
+            return self._set(
                 job.id, status="running", started_at=utcnow(), attempts=job.attempts + 1, progress=0.0
             )
 
@@ -159,19 +207,18 @@ class LocalQueue:
             outputs = handler(ctx)
             ctx.check_cancelled()
             self._save_outputs(job, outputs)
-            self.store.update_job(job.id, status="succeeded", progress=1.0, finished_at=utcnow(), error=None)
+            self._set(job.id, status="succeeded", progress=1.0, finished_at=utcnow(), error=None)
         except JobCancelled:
-            self.store.update_job(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
+            self._set(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
         except (JobFailed, ValueError) as exc:
-            self.store.update_job(job.id, status="failed", finished_at=utcnow(), error=str(exc))
+            self._set(job.id, status="failed", finished_at=utcnow(), error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a job must end with a reason, whatever broke
             log.exception("job %s failed", job.id)
-            self.store.update_job(
-                job.id, status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"
-            )
+            self._set(job.id, status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}")
         finally:
             self._live.pop(job.id, None)
             self._cancel_requests.discard(job.id)
+            self._notify(job.id)
 
     def _save_outputs(self, job: Job, outputs: list[OutputFile]) -> None:
         # A re-run replaces whatever an interrupted earlier attempt committed: never duplicates.

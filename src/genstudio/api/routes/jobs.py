@@ -38,8 +38,11 @@ def _snapshot(state: State, job_id: str) -> tuple[Job, list[Asset]]:
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, state: State) -> dict[str, Any]:
-    return job_json(*_snapshot(state, job_id))
+async def get_job(job_id: str, state: State) -> dict[str, Any]:
+    # Jobs in flight are answered from memory on the event loop; finished ones from the database.
+    if state.queue.in_memory(job_id):
+        return job_json(*_snapshot(state, job_id))
+    return job_json(*await asyncio.to_thread(_snapshot, state, job_id))
 
 
 @router.post("/{job_id}/cancel")
@@ -54,18 +57,27 @@ async def job_events(job_id: str, request: Request, state: State) -> EventSource
     _snapshot(state, job_id)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
+        changed = state.queue.watch(job_id)
         last: tuple[str, float] | None = None
-        while True:
-            job, assets = await asyncio.to_thread(_snapshot, state, job_id)
-            key = (job.status, round(job.progress, 3))
-            if key != last:
-                last = key
-                yield {"event": "progress", "data": json.dumps(job_json(job, assets))}
-            if job.status in FINAL_STATUSES:
-                yield {"event": "end", "data": json.dumps(job_json(job, assets))}
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(0.2)
+        try:
+            while True:
+                changed.clear()
+                job, assets = _snapshot(state, job_id) if state.queue.in_memory(job_id) else \
+                    await asyncio.to_thread(_snapshot, state, job_id)
+                key = (job.status, round(job.progress, 3))
+                if key != last:
+                    last = key
+                    yield {"event": "progress", "data": json.dumps(job_json(job, assets))}
+                if job.status in FINAL_STATUSES:
+                    yield {"event": "end", "data": json.dumps(job_json(job, assets))}
+                    return
+                if await request.is_disconnected():
+                    return
+                try:  # woken by the worker on every change; the timeout is only a safety net
+                    await asyncio.wait_for(changed.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+        finally:
+            state.queue.unwatch(job_id, changed)
 
     return EventSourceResponse(stream(), ping=10)
