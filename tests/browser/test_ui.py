@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -62,13 +63,14 @@ def _start_server(data_dir: Path, env_extra: dict[str, str]) -> tuple[subprocess
     return proc, f"http://127.0.0.1:{port}", log
 
 
-def _wait_healthy(proc: subprocess.Popen, base: str, log: Path, timeout: float = 90.0) -> None:
+def _wait_healthy(proc: subprocess.Popen, base: str, log: Path, token: str | None, timeout: float = 90.0) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
+            with urllib.request.urlopen(urllib.request.Request(f"{base}/api/health", headers=headers), timeout=2) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -96,20 +98,14 @@ def _status(url: str, method: str = "GET") -> int:
 
 @pytest.fixture(scope="module")
 def model_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Data dir, server environment and small request values for whichever model is available."""
-    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    """How to prepare a data dir, the server environment and small request values for whichever
+    model is available."""
     if BUILTIN.is_file():
         # The built-in model has a fixed size; keep only the step count small.
-        return {"data_dir": data_dir, "env": {}, "fields": {"Steps": "4"}, "big": {"Steps": "100", "Batch (1-8)": "8"}}
-    tiny = request.getfixturevalue("tiny_sd_dir")
-    subprocess.run(
-        [sys.executable, "-m", "genstudio.cli", "models", "add", str(tiny), "--name", "tiny-sd",
-         "--data-dir", str(data_dir)],
-        check=True, capture_output=True, cwd=REPO,
-    )
+        return {"tiny": None, "env": {}, "fields": {"Steps": "4"}, "big": {"Steps": "100", "Batch (1-8)": "8"}}
     # 256 px: the smallest size that carries the invisible watermark.
     return {
-        "data_dir": data_dir,
+        "tiny": request.getfixturevalue("tiny_sd_dir"),
         "env": {"GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd"},
         "fields": {"Steps": "2", "Width": "256", "Height": "256"},
         # Long in total (about a second a step here) but short per step, so a cancel lands quickly.
@@ -117,14 +113,45 @@ def model_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     }
 
 
-@pytest.fixture(scope="module")
-def server(model_setup: dict[str, Any]) -> Iterator[str]:
-    proc, base, log = _start_server(model_setup["data_dir"], model_setup["env"])
+def _add_model(folder: Path, name: str, data_dir: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "genstudio.cli", "models", "add", str(folder), "--name", name,
+         "--data-dir", str(data_dir)],
+        check=True, capture_output=True, cwd=REPO,
+    )
+
+
+def _serve(model_setup: dict[str, Any], data_dir: Path, env: dict[str, str] | None = None,
+           broken_model: bool = False) -> Iterator[str]:
+    if model_setup["tiny"] is not None:
+        _add_model(model_setup["tiny"], "tiny-sd", data_dir)
+    if broken_model:
+        # A diffusers folder with no components: every job on it fails while loading.
+        broken = data_dir.parent / "broken-model"
+        broken.mkdir()
+        (broken / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+        _add_model(broken, "broken", data_dir)
+    env = model_setup["env"] | (env or {})
+    proc, base, log = _start_server(data_dir, env)
     try:
-        _wait_healthy(proc, base, log)
+        _wait_healthy(proc, base, log, env.get("GENSTUDIO_API_TOKEN"))
         yield base
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def server(model_setup: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(model_setup, tmp_path_factory.mktemp("browser") / "data", broken_model=True)
+
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def token_server(model_setup: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(model_setup, tmp_path_factory.mktemp("browser-token") / "data",
+                      {"GENSTUDIO_API_TOKEN": TOKEN})
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +170,15 @@ def open_page(browser: Any) -> Iterator[Any]:
     contexts = []
     errors: list[str] = []
 
-    def _open(url: str, **options: Any) -> Any:
+    def _open(url: str, *, ready: bool = True, **options: Any) -> Any:
         context = browser.new_context(**({"viewport": {"width": 1280, "height": 900}} | options))
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
-        page.wait_for_selector("body[data-ready='true']", state="attached")
+        if ready:
+            page.wait_for_selector("body[data-ready='true']", state="attached")
         return page
 
     yield _open
@@ -279,6 +307,19 @@ def test_generate_reuse_verify_restore_delete(server: str, model_setup: dict[str
     expect(result.locator("[data-field='watermark'] dd")).to_have_text("found")
     assert _verify_rows(result)["manifest"] == "valid"
 
+    # The gallery pages newest first with "Load more" (here a page of one).
+    paged = page.context.new_page()
+    paged.goto(f"{server}/?limit=1")
+    paged_cards = paged.locator("#gallery .card")
+    expect(paged_cards).to_have_count(1)
+    more = paged.get_by_role("button", name="Load more")
+    more.click()
+    expect(paged_cards.locator(".m-seed")).to_have_text(["1235", "1234"])
+    more.click()  # the server could not know that page two was the last
+    expect(more).to_be_hidden()
+    expect(paged_cards).to_have_count(2)
+    paged.close()
+
     # Delete asks first, removes the card, and the asset is gone on the server.
     page.once("dialog", lambda d: d.accept())
     card.get_by_role("button", name="Delete").click()
@@ -299,6 +340,19 @@ def test_bad_request_shows_the_field_error(server: str, open_page: Any) -> None:
     expect(error).to_contain_text("1536")
     expect(page.get_by_label("Width", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#jobs .job")).to_have_count(0)
+
+
+def test_failed_job_shows_its_error(server: str, model_setup: dict[str, Any], open_page: Any) -> None:
+    expect = sync_api.expect
+    page = open_page(server)
+    page.get_by_label("Prompt", exact=True).fill("a broken dream")
+    _fill(page, model_setup["fields"])
+    page.get_by_label("Model", exact=True).select_option("broken")
+    page.get_by_role("button", name="Generate").click()
+    job = page.locator("#jobs .job").first
+    expect(job.locator(".job-status")).to_have_text("Failed")
+    expect(job.get_by_role("alert")).to_contain_text("model broken: could not load")
+    expect(page.locator("#gallery .card").filter(has_text="a broken dream")).to_have_count(0)
 
 
 def test_cancel_a_running_job(server: str, model_setup: dict[str, Any], open_page: Any) -> None:
@@ -351,3 +405,50 @@ def test_phone_layout_and_installable(server: str, open_page: Any) -> None:
     page.get_by_text("Advanced settings").click()  # closed again: a shorter picture
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "ui-phone.png"), full_page=True)
+
+
+def test_api_token_is_asked_once_kept_and_sent_on_every_call(token_server: str, model_setup: dict[str, Any],
+                                                            open_page: Any, tmp_path: Path) -> None:
+    expect = sync_api.expect
+    page = open_page(token_server, ready=False)
+    sent: list[tuple[str, str | None]] = []
+    page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization")))
+            if "/api/" in r.url else None)
+
+    dialog = page.get_by_role("dialog", name="API token required")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("API token").fill("wrong")
+    dialog.get_by_role("button", name="Save token").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("not accepted")
+    dialog.get_by_label("API token").fill(TOKEN)
+    dialog.get_by_role("button", name="Save token").click()
+    expect(dialog).to_be_hidden()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    assert page.locator("#style option").count() > 20
+    assert page.evaluate("() => localStorage.getItem('genstudio.apiToken')") == TOKEN
+
+    page.get_by_label("Prompt", exact=True).fill("a paper boat")
+    _fill(page, model_setup["fields"])
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#jobs .job .job-status").first).to_have_text("Done · 1 image")
+    card = page.locator("#gallery .card").first
+    expect(card.locator(".card-prompt")).to_have_text("a paper boat")
+    # <img> cannot send the header: the picture comes as a blob.
+    expect(card.locator("img")).to_have_attribute("src", re.compile(r"^blob:"))
+    page.wait_for_function("() => document.querySelector('#gallery .card-img').naturalWidth > 0")
+    with page.expect_download() as dl:
+        card.get_by_role("link", name=re.compile("^Download")).click()
+    png = tmp_path / "with-token.png"
+    dl.value.save_as(png)
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+    # Every API call after the token was given carried it (the event stream included).
+    after = sent[[i for i, (_u, auth) in enumerate(sent) if auth == "Bearer wrong"][-1] + 1:]
+    assert any(u.endswith("/events") for u, _a in after)
+    assert all(auth == f"Bearer {TOKEN}" for _u, auth in after), after
+
+    # Kept in this browser: a reload asks nothing.
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#gallery .card")).to_have_count(1)

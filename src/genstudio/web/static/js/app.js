@@ -6,7 +6,8 @@ import {
   api, detailLines, fetchBlob, hasToken, onTokenChange, readEvents, setToken, setTokenPrompt, uploadForm,
 } from "./api.js";
 
-const PAGE_SIZE = 12;
+// `/?limit=N` pages the gallery by N (1-200) instead of 12.
+const PAGE_SIZE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || 12));
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const SAMPLER_NAMES = { ddim: "DDIM", euler: "Euler", euler_a: "Euler a", dpmpp_2m: "DPM++ 2M", lcm: "LCM" };
 const NUMBER_FIELDS = ["steps", "guidance", "width", "height"];
