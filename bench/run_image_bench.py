@@ -51,10 +51,19 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, model: str, threads: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "GENSTUDIO_DATA_DIR": str(data_dir), "GENSTUDIO_DEFAULT_IMAGE_MODEL": model,
-           "GENSTUDIO_TORCH_THREADS": str(threads), "GENSTUDIO_MAX_QUEUED_JOBS": "64"}
-    proc = subprocess.Popen([sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "GENSTUDIO_DATA_DIR": str(data_dir),
+        "GENSTUDIO_DEFAULT_IMAGE_MODEL": model,
+        "GENSTUDIO_TORCH_THREADS": str(threads),
+        "GENSTUDIO_MAX_QUEUED_JOBS": "64",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -86,8 +95,9 @@ def api_image(client: httpx.Client, body: dict) -> float:
 
 def wrk_load(url: str, clients: int, seconds: int) -> dict:
     """wrk (Debian package) drives 50 connections from C, so the client does not starve the server."""
-    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
+    ).stdout
 
     def ms(token: str) -> float:
         for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 6e4)):
@@ -106,13 +116,22 @@ def wrk_load(url: str, clients: int, seconds: int) -> dict:
             dist["requests"] = int(line.split()[0])
         if "Non-2xx" in line:
             dist["non_2xx"] = int(line.split()[-1])
-    return {"tool": "wrk", "clients": clients, "seconds": seconds, "p50_ms": dist["50%"], "p99_ms": dist["99%"],
-            "requests_per_s": dist.get("rps"), "requests": dist.get("requests"), "non_2xx": dist.get("non_2xx", 0)}
+    return {
+        "tool": "wrk",
+        "clients": clients,
+        "seconds": seconds,
+        "p50_ms": dist["50%"],
+        "p99_ms": dist["99%"],
+        "requests_per_s": dist.get("rps"),
+        "requests": dist.get("requests"),
+        "non_2xx": dist.get("non_2xx", 0),
+    }
 
 
 async def status_load(base: str, job_id: str, clients: int, per_client: int) -> list[float]:
     lat: list[float] = []
     async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=clients)) as c:
+
         async def one() -> None:
             for _ in range(per_client):
                 t0 = time.perf_counter()
@@ -143,9 +162,15 @@ def main() -> None:
     studio = ImageStudio(settings, registry)
     body = {"prompt": "a red heart", "seed": 1, "model": model}
     params = resolve(ImageRequest(**body), registry, settings)
-    results: dict = {"model": model, "params": params.model_dump(), "threads": args.threads,
-                     "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                     "torch": torch.__version__, "repeats": args.repeats}
+    results: dict = {
+        "model": model,
+        "params": params.model_dump(),
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "repeats": args.repeats,
+    }
 
     # 1. API overhead, interleaved with the direct call.
     server, base = start_server(data, model, args.threads)
@@ -160,8 +185,11 @@ def main() -> None:
                 direct.append(time.perf_counter() - t0)
                 api.append(api_image(client, body))
             results["api_overhead"] = {
-                "direct_median_s": median(direct), "api_median_s": median(api),
-                "ratio": median(api) / median(direct), "direct_all_s": direct, "api_all_s": api,
+                "direct_median_s": median(direct),
+                "api_median_s": median(api),
+                "ratio": median(api) / median(direct),
+                "direct_all_s": direct,
+                "api_all_s": api,
             }
 
             # 3. Status endpoint under 50 concurrent clients while a long job runs.
@@ -173,8 +201,13 @@ def main() -> None:
                 load = wrk_load(f"{base}/api/jobs/{job_id}", clients=50, seconds=10)
             else:
                 lat = asyncio.run(status_load(base, job_id, clients=50, per_client=20))
-                load = {"tool": "httpx", "clients": 50, "requests": len(lat), "p50_ms": pct(lat, 50) * 1e3,
-                        "p99_ms": pct(lat, 99) * 1e3}
+                load = {
+                    "tool": "httpx",
+                    "clients": 50,
+                    "requests": len(lat),
+                    "p50_ms": pct(lat, 50) * 1e3,
+                    "p99_ms": pct(lat, 99) * 1e3,
+                }
             load["job_still_running_after"] = client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
             results["status_under_load"] = load
             client.post(f"/api/jobs/{job_id}/cancel")
@@ -199,8 +232,10 @@ def main() -> None:
         generate(pipe, p8, **style_free)
         b8.append(time.perf_counter() - t0)
     results["model_speed"] = {
-        "s_per_image_pipeline": median(one), "s_per_image_with_provenance": median(full),
-        "batch8_s": median(b8), "batch8_images_per_s": 8 / median(b8),
+        "s_per_image_pipeline": median(one),
+        "s_per_image_with_provenance": median(full),
+        "batch8_s": median(b8),
+        "batch8_images_per_s": 8 / median(b8),
     }
 
     out = Path(args.out)
@@ -210,10 +245,14 @@ def main() -> None:
     ao, ms, st = results["api_overhead"], results["model_speed"], results["status_under_load"]
     print(json.dumps({k: v for k, v in results.items() if k not in ("api_overhead",)}, indent=2, default=str))
     print(f"API overhead: direct {ao['direct_median_s']:.3f}s, API {ao['api_median_s']:.3f}s, ratio {ao['ratio']:.3f}")
-    print(f"Model: {ms['s_per_image_pipeline']:.3f}s/image (pipeline), {ms['s_per_image_with_provenance']:.3f}s with "
-          f"provenance; batch 8: {ms['batch8_images_per_s']:.2f} images/s")
-    print(f"Status ({st['tool']}, 50 clients): p50 {st['p50_ms']:.1f} ms, p99 {st['p99_ms']:.1f} ms, "
-          f"{st['requests']} requests, job still running: {st['job_still_running_after']}")
+    print(
+        f"Model: {ms['s_per_image_pipeline']:.3f}s/image (pipeline), {ms['s_per_image_with_provenance']:.3f}s with "
+        f"provenance; batch 8: {ms['batch8_images_per_s']:.2f} images/s"
+    )
+    print(
+        f"Status ({st['tool']}, 50 clients): p50 {st['p50_ms']:.1f} ms, p99 {st['p99_ms']:.1f} ms, "
+        f"{st['requests']} requests, job still running: {st['job_still_running_after']}"
+    )
     print(f"wrote {out / name}")
 
 

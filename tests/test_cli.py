@@ -13,8 +13,9 @@ from PIL import Image
 
 def run(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GENSTUDIO_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "genstudio.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "genstudio.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_image_verify_and_models(tmp_path: Path, tiny_sd_dir: Path) -> None:
@@ -25,9 +26,27 @@ def test_image_verify_and_models(tmp_path: Path, tiny_sd_dir: Path) -> None:
     assert "tiny-sd" in listed.stdout
 
     out = tmp_path / "out" / "city.png"
-    r = run("image", "a futuristic city with flying cars", "--model", "tiny-sd", "--width", "64", "--height", "64",
-            "--steps", "2", "--seed", "5", "--batch", "2", "--style", "cinematic-film-still", "-o", str(out),
-            data_dir=data)
+    r = run(
+        "image",
+        "a futuristic city with flying cars",
+        "--model",
+        "tiny-sd",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+        "--batch",
+        "2",
+        "--style",
+        "cinematic-film-still",
+        "-o",
+        str(out),
+        data_dir=data,
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     files = [Path(f) for f in result["files"]]

@@ -49,9 +49,18 @@ def cmd_image(args: argparse.Namespace) -> int:
     if model and (Path(model).exists()):
         model = registry.add(model).id
     req = ImageRequest(
-        prompt=args.prompt, negative_prompt=args.negative_prompt or "", style=args.style, model=model,
-        seed=args.seed, steps=args.steps, guidance=args.guidance, width=args.width, height=args.height,
-        batch=args.batch, sampler=args.sampler, tile=args.tile,
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt or "",
+        style=args.style,
+        model=model,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        width=args.width,
+        height=args.height,
+        batch=args.batch,
+        sampler=args.sampler,
+        tile=args.tile,
     )
     params = resolve(req, registry, settings)
     studio = ImageStudio(settings, registry)
@@ -60,6 +69,7 @@ def cmd_image(args: argparse.Namespace) -> int:
         raise ValueError("-o: the output must be a .png file")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(total=100, unit="%", disable=args.quiet or not sys.stderr.isatty(), desc="image") as bar:
+
         def progress(fraction: float) -> None:
             bar.update(round(fraction * 100) - bar.n)
 

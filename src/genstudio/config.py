@@ -74,9 +74,7 @@ class Settings(BaseSettings):
     def check_bind(self, host: str) -> None:
         """Refuse to serve beyond loopback without a token."""
         if host not in LOOPBACK_HOSTS and not self.api_token:
-            raise ValueError(
-                f"refusing to bind {host}: set GENSTUDIO_API_TOKEN to serve beyond loopback"
-            )
+            raise ValueError(f"refusing to bind {host}: set GENSTUDIO_API_TOKEN to serve beyond loopback")
 
 
 @lru_cache(maxsize=1)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 
-from conftest import SMALL, wait_job
 from PIL import Image
+
+from conftest import SMALL, wait_job
 
 
 def test_image_job_end_to_end(client) -> None:  # noqa: ANN001
@@ -45,7 +46,9 @@ def test_image_job_end_to_end(client) -> None:  # noqa: ANN001
 
 def test_same_seed_same_image_and_batch_seeds(client) -> None:  # noqa: ANN001
     def make(**kw: object) -> list[bytes]:
-        job = wait_job(client, client.post("/api/images", json={"prompt": "a red apple", **SMALL, **kw}).json()["job_id"])
+        job = wait_job(
+            client, client.post("/api/images", json={"prompt": "a red apple", **SMALL, **kw}).json()["job_id"]
+        )
         assert job["status"] == "succeeded", job
         return [client.get(f"/api/assets/{a}").content for a in job["assets"]]
 

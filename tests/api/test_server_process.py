@@ -20,12 +20,28 @@ def free_port() -> int:
 
 
 def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd", "GENSTUDIO_MAX_QUEUED_JOBS": "20",
-           "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd",
+        "GENSTUDIO_MAX_QUEUED_JOBS": "20",
+        "HF_HUB_OFFLINE": "1",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--data-dir", str(data),
-         "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "genstudio.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -40,15 +56,31 @@ def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
 
 def test_kill9_with_jobs_queued_and_running(tmp_path: Path, tiny_sd_dir: Path) -> None:
     data = tmp_path / "data"
-    subprocess.run([sys.executable, "-m", "genstudio.cli", "models", "add", str(tiny_sd_dir), "--name", "tiny-sd",
-                    "--data-dir", str(data)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genstudio.cli",
+            "models",
+            "add",
+            str(tiny_sd_dir),
+            "--name",
+            "tiny-sd",
+            "--data-dir",
+            str(data),
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(data, port)
     try:
         body = {"width": 64, "height": 64, "steps": 25, "sampler": "ddim", "guidance": 5.0}
-        ids = [httpx.post(f"{base}/api/images", json={"prompt": f"job {i}", "seed": i, **body}).json()["job_id"]
-               for i in range(10)]
+        ids = [
+            httpx.post(f"{base}/api/images", json={"prompt": f"job {i}", "seed": i, **body}).json()["job_id"]
+            for i in range(10)
+        ]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             first = httpx.get(f"{base}/api/jobs/{ids[0]}").json()

@@ -427,9 +427,9 @@ def test_api_token_is_asked_once_kept_and_sent_on_every_call(token_server: str, 
     assert page.locator("#style option").count() > 20
     assert page.evaluate("() => localStorage.getItem('genstudio.apiToken')") == TOKEN
 
-    page.get_by_label("Prompt", exact=True).fill("a paper boat")
     _fill(page, model_setup["fields"])
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_label("Prompt", exact=True).fill("a paper boat")
+    page.get_by_label("Prompt", exact=True).press("Control+Enter")
     expect(page.locator("#jobs .job .job-status").first).to_have_text("Done · 1 image")
     card = page.locator("#gallery .card").first
     expect(card.locator(".card-prompt")).to_have_text("a paper boat")

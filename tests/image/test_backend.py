@@ -10,20 +10,32 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from tiny_models import save_tiny_sd, tiny_sd_pipeline, tiny_sdxl_pipeline
 
 from genstudio.config import Settings
 from genstudio.image.backend import generate, load_pipeline, make_scheduler, resize_image, set_tiling
 from genstudio.image.models import ModelEntry, ModelError, ModelRegistry
 from genstudio.image.params import ImageParams
 from genstudio.image.pngmeta import a1111_text, parse_a1111, read_png_params
+from tiny_models import save_tiny_sd, tiny_sd_pipeline, tiny_sdxl_pipeline
 
 SAMPLERS = ["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"]
 
 
 def params(**kw: object) -> ImageParams:
-    base = dict(prompt="a cat", negative_prompt="blurry", style=None, model="m", seed=1, steps=2, guidance=5.0,
-                width=64, height=64, batch=1, sampler="ddim", tile=False)
+    base = dict(
+        prompt="a cat",
+        negative_prompt="blurry",
+        style=None,
+        model="m",
+        seed=1,
+        steps=2,
+        guidance=5.0,
+        width=64,
+        height=64,
+        batch=1,
+        sampler="ddim",
+        tile=False,
+    )
     base.update(kw)
     return ImageParams(**base)
 
@@ -40,8 +52,13 @@ def sd_pipe(tiny_sd_dir: Path):  # noqa: ANN201
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_every_sampler_runs_and_is_reproducible(sd_pipe, sampler: str) -> None:  # noqa: ANN001
     calls: list[tuple[int, int]] = []
-    a = generate(sd_pipe, params(sampler=sampler, steps=3), prompt="a cat", negative_prompt="blurry",
-                 on_step=lambda d, t: calls.append((d, t)))
+    a = generate(
+        sd_pipe,
+        params(sampler=sampler, steps=3),
+        prompt="a cat",
+        negative_prompt="blurry",
+        on_step=lambda d, t: calls.append((d, t)),
+    )
     b = generate(sd_pipe, params(sampler=sampler, steps=3), prompt="a cat", negative_prompt="blurry")
     c = generate(sd_pipe, params(sampler=sampler, steps=3, seed=2), prompt="a cat", negative_prompt="blurry")
     assert a[0].size == (64, 64)
@@ -148,15 +165,29 @@ def test_hub_pull_without_internet_is_a_clear_error(tmp_path: Path) -> None:
 def test_a1111_text_round_trip() -> None:
     p = params(prompt="a, b", negative_prompt="c", seed=99, sampler="euler_a", guidance=7.5, style="anime", tile=True)
     text = a1111_text(p, final_prompt="anime art of a, b", final_negative="c, lowres", seed=99, model_name="m")
-    assert text == ("anime art of a, b\nNegative prompt: c, lowres\nSteps: 2, Sampler: Euler a, CFG scale: 7.5, "
-                    "Seed: 99, Size: 64x64, Model: m, Style: anime, Tiling: True")
+    assert text == (
+        "anime art of a, b\nNegative prompt: c, lowres\nSteps: 2, Sampler: Euler a, CFG scale: 7.5, "
+        "Seed: 99, Size: 64x64, Model: m, Style: anime, Tiling: True"
+    )
     back = parse_a1111(text)
-    assert back == {"prompt": "anime art of a, b", "negative_prompt": "c, lowres", "steps": 2, "sampler": "euler_a",
-                    "guidance": 7.5, "seed": 99, "width": 64, "height": 64, "model": "m", "style": "anime",
-                    "tile": True}
+    assert back == {
+        "prompt": "anime art of a, b",
+        "negative_prompt": "c, lowres",
+        "steps": 2,
+        "sampler": "euler_a",
+        "guidance": 7.5,
+        "seed": 99,
+        "width": 64,
+        "height": 64,
+        "model": "m",
+        "style": "anime",
+        "tile": True,
+    }
     # A real A1111 line with extra keys and a quoted value.
-    a1111 = ('portrait\nNegative prompt: ugly\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, '
-             'Seed: 1234, Size: 512x768, Model hash: abc, Model: sd15, Lora hashes: "a: 1, b: 2", Version: v1.9')
+    a1111 = (
+        "portrait\nNegative prompt: ugly\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, "
+        'Seed: 1234, Size: 512x768, Model hash: abc, Model: sd15, Lora hashes: "a: 1, b: 2", Version: v1.9'
+    )
     got = parse_a1111(a1111)
     assert got["sampler"] == "dpmpp_2m" and got["width"] == 512 and got["height"] == 768 and got["seed"] == 1234
 

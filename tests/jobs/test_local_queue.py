@@ -132,8 +132,13 @@ def test_restart_after_crash_reruns_or_fails_and_sweeps_files(tmp_path: Path) ->
 
 def test_rerun_replaces_earlier_assets_instead_of_duplicating(tmp_path: Path) -> None:
     q = make_queue(tmp_path)
-    q.register("t", lambda ctx: [OutputFile(data=b"a", mime="image/png", kind="image"),
-                                 OutputFile(data=b"b", mime="image/png", kind="image")])
+    q.register(
+        "t",
+        lambda ctx: [
+            OutputFile(data=b"a", mime="image/png", kind="image"),
+            OutputFile(data=b"b", mime="image/png", kind="image"),
+        ],
+    )
     job = q.submit("t", {})
     claimed = q._claim()
     q.run_job(claimed)

@@ -73,8 +73,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
         @app.get("/sw.js", include_in_schema=False)
         def service_worker() -> FileResponse:
-            return FileResponse(STATIC_DIR / "sw.js", media_type="text/javascript",
-                                headers={"Cache-Control": "no-cache"})
+            return FileResponse(
+                STATIC_DIR / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+            )
     else:
 
         @app.get("/", include_in_schema=False)

@@ -9,13 +9,18 @@ from typing import Any
 Scope = dict[str, Any]
 
 
-async def _send_json(send: Any, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send: Any, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps(payload).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (headers or []),
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            + (headers or []),
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -40,8 +45,12 @@ class TokenAuth:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})
                 return None
-            return await _send_json(send, 401, {"detail": "missing or wrong API token (Authorization: Bearer ...)"},
-                                    [(b"www-authenticate", b"Bearer")])
+            return await _send_json(
+                send,
+                401,
+                {"detail": "missing or wrong API token (Authorization: Bearer ...)"},
+                [(b"www-authenticate", b"Bearer")],
+            )
         return await self.app(scope, receive, send)
 
 

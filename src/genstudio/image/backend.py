@@ -104,9 +104,7 @@ def _from_single_file(entry: ModelEntry, dtype: torch.dtype) -> Any:
     with safe_open(entry.source, framework="pt") as f:
         keys = set(f.keys())
     if not any(k.startswith(("model.diffusion_model.", "first_stage_model.")) for k in keys):
-        raise ModelError(
-            f"{entry.source}: not a Stable Diffusion checkpoint (no model.diffusion_model.* weights)"
-        )
+        raise ModelError(f"{entry.source}: not a Stable Diffusion checkpoint (no model.diffusion_model.* weights)")
     is_xl = any(k.startswith("conditioner.embedders.1") for k in keys)
     cls = StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
@@ -175,8 +173,9 @@ class PipelineCache:
         return pipe
 
 
-def generate(pipe: Any, params: ImageParams, *, prompt: str, negative_prompt: str,
-             on_step: ProgressFn | None = None) -> list[Image.Image]:
+def generate(
+    pipe: Any, params: ImageParams, *, prompt: str, negative_prompt: str, on_step: ProgressFn | None = None
+) -> list[Image.Image]:
     """Run one text-to-image job; a raise from `on_step` (a cancel) stops it between steps."""
     pipe.scheduler = make_scheduler(params.sampler, pipe._genstudio_base_scheduler_config)
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.image_seeds()]

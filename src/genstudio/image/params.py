@@ -67,9 +67,7 @@ class ImageRequest(BaseModel):
             if v % 8:
                 raise LimitError(name, f"must be a multiple of 8 (got {v})")
             if not s.min_size <= v <= s.max_size:
-                raise LimitError(
-                    name, f"must be between {s.min_size} and {s.max_size} (GENSTUDIO_MAX_SIZE), got {v}"
-                )
+                raise LimitError(name, f"must be between {s.min_size} and {s.max_size} (GENSTUDIO_MAX_SIZE), got {v}")
 
 
 class ImageParams(BaseModel):

@@ -50,7 +50,10 @@ def parse_a1111(text: str) -> dict[str, Any]:
             target = negative_lines
             line = line.removeprefix("Negative prompt:").strip()
         target.append(line)
-    out: dict[str, Any] = {"prompt": "\n".join(prompt_lines).strip(), "negative_prompt": "\n".join(negative_lines).strip()}
+    out: dict[str, Any] = {
+        "prompt": "\n".join(prompt_lines).strip(),
+        "negative_prompt": "\n".join(negative_lines).strip(),
+    }
     kv: dict[str, str] = {}
     for m in _PAIR.finditer(settings_line):
         key, value = m.group(1).strip(), m.group(2).strip()

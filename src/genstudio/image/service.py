@@ -90,7 +90,10 @@ class ImageStudio:
         style = get_style(params.style) if params.style else None
         prompt, negative = apply_style(style, params.prompt, params.negative_prompt)
         images = generate(
-            pipe, params, prompt=prompt, negative_prompt=negative,
+            pipe,
+            params,
+            prompt=prompt,
+            negative_prompt=negative,
             on_step=lambda done, total: report(0.05 + 0.85 * done / total),
         )
         outputs = []

@@ -86,9 +86,7 @@ class LocalQueue:
         with self._claim_lock:
             job = self.store.get_job(job_id)
             if job is not None and job.status == "queued":
-                return self._set(
-                    job_id, status="cancelled", finished_at=utcnow(), error="cancelled before it started"
-                )
+                return self._set(job_id, status="cancelled", finished_at=utcnow(), error="cancelled before it started")
         self._cancel_requests.add(job_id)
         return self._set(job_id, cancel_requested=True)
 
@@ -185,9 +183,7 @@ class LocalQueue:
             if not queued:
                 return None
             job = queued[0]
-            return self._set(
-                job.id, status="running", started_at=utcnow(), attempts=job.attempts + 1, progress=0.0
-            )
+            return self._set(job.id, status="running", started_at=utcnow(), attempts=job.attempts + 1, progress=0.0)
 
     def _worker(self) -> None:
         while not self._stop.is_set():

@@ -43,7 +43,9 @@ def get_asset(asset_id: str, state: State, download: bool = False) -> FileRespon
         raise HTTPException(410, detail=f"asset_id: the file of {asset_id} is gone")
     filename = f"genstudio-{a.id[:12]}{path.suffix}"
     return FileResponse(
-        path, media_type=a.mime, filename=filename if download else None,
+        path,
+        media_type=a.mime,
+        filename=filename if download else None,
         headers={"Cache-Control": "private, max-age=31536000, immutable"},
     )
 

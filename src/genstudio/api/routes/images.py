@@ -22,7 +22,9 @@ def styles() -> list[dict[str, Any]]:
 
 
 @router.get("/models")
-def models(state: State, kind: Annotated[str | None, Query(pattern="^(image|music|faceswap)$")] = None) -> list[dict[str, Any]]:
+def models(
+    state: State, kind: Annotated[str | None, Query(pattern="^(image|music|faceswap)$")] = None
+) -> list[dict[str, Any]]:
     if kind not in (None, "image"):
         return []
     return [e.public() for e in state.registry.list()]

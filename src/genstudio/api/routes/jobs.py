@@ -62,8 +62,11 @@ async def job_events(job_id: str, request: Request, state: State) -> EventSource
         try:
             while True:
                 changed.clear()
-                job, assets = _snapshot(state, job_id) if state.queue.in_memory(job_id) else \
-                    await asyncio.to_thread(_snapshot, state, job_id)
+                job, assets = (
+                    _snapshot(state, job_id)
+                    if state.queue.in_memory(job_id)
+                    else await asyncio.to_thread(_snapshot, state, job_id)
+                )
                 key = (job.status, round(job.progress, 3))
                 if key != last:
                     last = key

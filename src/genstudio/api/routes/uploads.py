@@ -38,16 +38,22 @@ def check_image(data: bytes, s: Settings, field: str = "file") -> None:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
             if w * h > s.max_image_pixels:
-                raise HTTPException(413, detail=f"{field}: image of {w}x{h} pixels is over the limit of "
-                                    f"{s.max_image_pixels} pixels (GENSTUDIO_MAX_IMAGE_PIXELS)")
+                raise HTTPException(
+                    413,
+                    detail=f"{field}: image of {w}x{h} pixels is over the limit of "
+                    f"{s.max_image_pixels} pixels (GENSTUDIO_MAX_IMAGE_PIXELS)",
+                )
             im.verify()
         with Image.open(io.BytesIO(data)) as im:
             im.load()
     except HTTPException:
         raise
     except Image.DecompressionBombError as exc:
-        raise HTTPException(413, detail=f"{field}: image has too many pixels (decompression bomb); limit "
-                            f"{s.max_image_pixels} pixels (GENSTUDIO_MAX_IMAGE_PIXELS)") from exc
+        raise HTTPException(
+            413,
+            detail=f"{field}: image has too many pixels (decompression bomb); limit "
+            f"{s.max_image_pixels} pixels (GENSTUDIO_MAX_IMAGE_PIXELS)",
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
         raise HTTPException(422, detail=f"{field}: not a valid image ({type(exc).__name__})") from exc
 
@@ -83,8 +89,18 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str,
     rel = state.files.relpath_for(asset_id, mime)
     size, digest = state.files.write_atomic(rel, data)
     try:
-        state.store.add_asset(Asset(id=asset_id, kind="upload", mime=mime, path=rel, size=size, sha256=digest,
-                                    original_name=display_name(file.filename), params={"upload_kind": kind}))
+        state.store.add_asset(
+            Asset(
+                id=asset_id,
+                kind="upload",
+                mime=mime,
+                path=rel,
+                size=size,
+                sha256=digest,
+                original_name=display_name(file.filename),
+                params={"upload_kind": kind},
+            )
+        )
     except BaseException:
         state.files.delete(rel)
         raise

@@ -235,6 +235,7 @@ function startJob(jobId, params) {
   node.querySelector(".job-prompt").textContent = params.prompt;
   node.querySelector(".job-params").textContent = `Resolved: ${paramsSummary(params)}`;
   ui.bar.setAttribute("aria-label", `Progress of “${params.prompt.slice(0, 60)}”`);
+  ui.cancel.setAttribute("aria-label", `Cancel “${params.prompt.slice(0, 60)}”`);
   ui.cancel.addEventListener("click", () => cancelJob(jobId, ui));
   el.jobs.prepend(node);
   show(el.jobsEmpty, false);
@@ -375,7 +376,11 @@ function makeCard(item) {
     img.height = p.height;
   }
   setImage(img, item);
-  node.querySelector(".card-prompt").textContent = p.prompt || "";
+  const promptNode = node.querySelector(".card-prompt");
+  promptNode.textContent = p.prompt || "";
+  // Every card has the same button names; the prompt tells a screen reader which image they act on.
+  promptNode.id = `prompt-${item.id}`;
+  for (const control of node.querySelectorAll(".card-actions > *")) control.setAttribute("aria-describedby", promptNode.id);
   node.querySelector(".m-seed").textContent = seed ?? "?";
   node.querySelector(".m-size").textContent = p.width && p.height ? `${p.width}×${p.height}` : "?";
   node.querySelector(".m-sampler").textContent = SAMPLER_NAMES[p.sampler] || p.sampler || "?";
@@ -621,6 +626,12 @@ function init() {
   });
 
   el.form.addEventListener("submit", submitForm);
+  el.prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      el.form.requestSubmit();
+    }
+  });
   el.form.addEventListener("input", (event) => {
     if (event.target.getAttribute && event.target.getAttribute("aria-invalid")) event.target.removeAttribute("aria-invalid");
   });
