@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def build_state(settings: Settings) -> AppState:
+    if settings.broker_url:
+        raise ValueError("GENSTUDIO_BROKER_URL: the distributed queue is not in this release; unset it")
     settings.ensure_dirs()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
