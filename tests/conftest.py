@@ -24,7 +24,7 @@ def settings(tmp_path: Path, tiny_sd_dir: Path):  # noqa: ANN201
     from genstudio.config import Settings
     from genstudio.image.models import ModelRegistry
 
-    s = Settings(data_dir=tmp_path / "data", default_image_model="tiny-sd", max_queued_jobs=4)
+    s = Settings(data_dir=tmp_path / "data", default_image_model="tiny-sd", max_queued_jobs=4, executor="thread")
     s.ensure_dirs()
     ModelRegistry(s).add(str(tiny_sd_dir), name="tiny-sd")
     return s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -27,6 +28,7 @@ class Settings(BaseSettings):
     # Queue
     max_queued_jobs: int = Field(default=32, ge=1)
     workers: int = Field(default=1, ge=1, le=16)
+    executor: Literal["process", "thread"] = "process"  # where jobs run: a child process, or a worker thread
     torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
 
     # Image limits

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,12 +21,22 @@ from genstudio.api.security import BodySizeLimit, TokenAuth
 from genstudio.config import Settings, get_settings
 from genstudio.image.models import ModelRegistry
 from genstudio.image.service import ImageStudio
+from genstudio.jobs.base import Handler
 from genstudio.jobs.local import LocalQueue
+from genstudio.jobs.process import ProcessRunner
 from genstudio.storage.db import Store, make_engine
 from genstudio.storage.files import FileStore
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 log = logging.getLogger(__name__)
+
+
+def make_handlers(settings: Settings, studio: ImageStudio | None = None) -> dict[str, Handler]:
+    """Job kind -> handler; also called inside the job-runner process, which builds its own studio."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    studio = studio or ImageStudio(settings, ModelRegistry(settings))
+    return {"image": studio.handle}
 
 
 def build_state(settings: Settings) -> AppState:
@@ -36,10 +47,16 @@ def build_state(settings: Settings) -> AppState:
         torch.set_num_threads(settings.torch_threads)
     store = Store(make_engine(settings.db_url))
     files = FileStore(settings.assets_dir, settings.data_dir / "tmp")
-    queue = LocalQueue(store, files, max_jobs=settings.max_queued_jobs, workers=settings.workers)
+    runner_factory = None
+    if settings.executor == "process":
+        runner_factory = partial(ProcessRunner, "genstudio.api.app:make_handlers", settings)
+    queue = LocalQueue(
+        store, files, max_jobs=settings.max_queued_jobs, workers=settings.workers, runner_factory=runner_factory
+    )
     registry = ModelRegistry(settings)
     studio = ImageStudio(settings, registry)
-    queue.register("image", studio.handle)
+    for kind, handler in make_handlers(settings, studio=studio).items():
+        queue.register(kind, handler)
     return AppState(settings=settings, store=store, files=files, queue=queue, registry=registry, images=studio)
 
 

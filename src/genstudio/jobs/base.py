@@ -19,6 +19,10 @@ class JobCancelled(Exception):
     """Raised inside a running job when a cancel was requested; the worker marks it cancelled."""
 
 
+class JobInterrupted(Exception):
+    """The server is shutting down mid-job: the job goes back to the queue, untouched."""
+
+
 class JobFailed(Exception):
     """A job ended for a reason worth showing the user as is."""
 

@@ -11,9 +11,10 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from genstudio.jobs.base import Handler, JobCancelled, JobFailed, OutputFile, QueueFull
+from genstudio.jobs.base import Handler, JobCancelled, JobFailed, JobInterrupted, OutputFile, QueueFull
 from genstudio.storage.db import FINAL_STATUSES, Asset, Job, Store, new_id, utcnow
 from genstudio.storage.files import FileStore
 
@@ -45,8 +46,19 @@ class _Context:
 
 
 class LocalQueue:
-    def __init__(self, store: Store, files: FileStore, *, max_jobs: int, workers: int = 1) -> None:
+    def __init__(
+        self,
+        store: Store,
+        files: FileStore,
+        *,
+        max_jobs: int,
+        workers: int = 1,
+        runner_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self.store = store
+        # With a runner factory each worker thread hands its jobs to its own runner (a child process
+        # that keeps models loaded); without one, handlers run in the worker thread itself.
+        self.runner_factory = runner_factory
         self.files = files
         self.max_jobs = max_jobs
         self.n_workers = workers
@@ -62,6 +74,7 @@ class LocalQueue:
         self._submit_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._runners: list[Any] = []
 
     # Interface
     def register(self, kind: str, handler: Handler) -> None:
@@ -151,6 +164,9 @@ class LocalQueue:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        for runner in self._runners:
+            runner.abort()
+        self._runners.clear()
         with self._wake:
             self._wake.notify_all()
         for t in self._threads:
@@ -186,26 +202,36 @@ class LocalQueue:
             return self._set(job.id, status="running", started_at=utcnow(), attempts=job.attempts + 1, progress=0.0)
 
     def _worker(self) -> None:
-        while not self._stop.is_set():
-            job = self._claim()
-            if job is None:
-                with self._wake:
-                    self._wake.wait(timeout=1.0)
-                continue
-            self.run_job(job)
+        runner = self.runner_factory() if self.runner_factory else None
+        if runner is not None:
+            self._runners.append(runner)
+        try:
+            while not self._stop.is_set():
+                job = self._claim()
+                if job is None:
+                    with self._wake:
+                        self._wake.wait(timeout=1.0)
+                    continue
+                self.run_job(job, runner)
+        finally:
+            if runner is not None:
+                runner.stop()
 
-    def run_job(self, job: Job) -> None:
+    def run_job(self, job: Job, runner: Any = None) -> None:
         ctx = _Context(self, job)
         self._live[job.id] = 0.0
         try:
             handler = self._handlers[job.kind]
             ctx.check_cancelled()
-            outputs = handler(ctx)
+            outputs = runner.run(job, ctx) if runner is not None else handler(ctx)
             ctx.check_cancelled()
             self._save_outputs(job, outputs)
             self._set(job.id, status="succeeded", progress=1.0, finished_at=utcnow(), error=None)
         except JobCancelled:
             self._set(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
+        except JobInterrupted:
+            # Not the job's fault: it runs again, from the start, when the server is back.
+            self._set(job.id, status="queued", progress=0.0, attempts=max(job.attempts - 1, 0))
         except (JobFailed, ValueError) as exc:
             self._set(job.id, status="failed", finished_at=utcnow(), error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a job must end with a reason, whatever broke
