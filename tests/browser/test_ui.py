@@ -55,11 +55,12 @@ def _start_server(data_dir: Path, env_extra: dict[str, str]) -> tuple[subprocess
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENSTUDIO_")}
     env.update({"GENSTUDIO_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **env_extra})
     log = data_dir.parent / f"server-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--log-level", "warning"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=REPO,
-    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
+             "--log-level", "warning"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        )
     return proc, f"http://127.0.0.1:{port}", log
 
 

@@ -456,6 +456,7 @@ function renderVerify(box, report, label) {
     ["AI-generated", report.ai_generated ? "yes" : "no", report.ai_generated],
     ["Signer", mf.signer || "none"],
   ];
+  if (mf.signer_issuer) rows.push(["Issuer", mf.signer_issuer]);
   if (mf.claim_generator) rows.push(["Made with", mf.claim_generator]);
   const out = [];
   if (label) out.push(make("p", label, "verify-title"));
