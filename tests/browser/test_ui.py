@@ -165,9 +165,22 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+# The page must work under a strict policy: no inline script, style or handler, nothing from elsewhere.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+    "worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _with_csp(route: Any) -> None:
+    response = route.fetch()
+    route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+
+
 @pytest.fixture
 def open_page(browser: Any) -> Iterator[Any]:
-    """open_page(url, **context_options) -> a loaded page; uncaught page errors fail the test."""
+    """open_page(url, **context_options) -> a loaded page, served under CSP; uncaught page errors and
+    policy violations fail the test."""
     contexts = []
     errors: list[str] = []
 
@@ -175,17 +188,24 @@ def open_page(browser: Any) -> Iterator[Any]:
         context = browser.new_context(**({"viewport": {"width": 1280, "height": 900}} | options))
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
+        context.route(re.compile(r"^http://127\.0\.0\.1:\d+/(\?.*)?$"), _with_csp)
+        context.expose_function("__cspViolation", lambda what: errors.append(f"CSP: {what}"))
+        context.add_init_script(
+            "document.addEventListener('securitypolicyviolation', "
+            "e => window.__cspViolation(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`))"
+        )
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
         if ready:
             page.wait_for_selector("body[data-ready='true']", state="attached")
+        assert page.evaluate("() => document.querySelectorAll('[style], [onclick], [onload], [onerror]').length") == 0
         return page
 
     yield _open
     for c in contexts:
         c.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    assert errors == [], f"errors in the page: {errors}"
 
 
 def _open_advanced(page: Any) -> None:
