@@ -423,6 +423,18 @@ def test_phone_layout_and_installable(server: str, open_page: Any) -> None:
     assert "/" in cached and "/static/js/app.js" in cached
     assert not any(p.startswith("/api") for p in cached)
 
+    # Offline, the shell still opens from the cache; the API is not faked.
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.context.set_offline(True)
+    try:
+        page.reload()
+        expect(page.get_by_label("Prompt", exact=True)).to_be_visible()
+        expect(page.locator("#gallery-error")).to_contain_text("Could not load the gallery")
+    finally:
+        page.context.set_offline(False)
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+
     page.get_by_text("Advanced settings").click()  # closed again: a shorter picture
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "ui-phone.png"), full_page=True)
