@@ -103,12 +103,16 @@ def model_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     model is available."""
     if BUILTIN.is_file():
         # The built-in model has a fixed size; keep only the step count small.
-        return {"tiny": None, "env": {}, "fields": {"Steps": "4"}, "big": {"Steps": "100", "Batch (1-8)": "8"}}
+        return {
+            "tiny": None, "env": {}, "fields": {"Steps": "4"}, "quick": {"Steps": "2"},
+            "big": {"Steps": "100", "Batch (1-8)": "8"},
+        }
     # 256 px: the smallest size that carries the invisible watermark.
     return {
         "tiny": request.getfixturevalue("tiny_sd_dir"),
         "env": {"GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd"},
         "fields": {"Steps": "2", "Width": "256", "Height": "256"},
+        "quick": {"Steps": "1", "Width": "64", "Height": "64"},  # where no watermark check follows
         # Long in total (about a second a step here) but short per step, so a cancel lands quickly.
         "big": {"Steps": "100", "Width": "256", "Height": "256"},
     }
@@ -367,7 +371,7 @@ def test_failed_job_shows_its_error(server: str, model_setup: dict[str, Any], op
     expect = sync_api.expect
     page = open_page(server)
     page.get_by_label("Prompt", exact=True).fill("a broken dream")
-    _fill(page, model_setup["fields"])
+    _fill(page, model_setup["quick"])
     page.get_by_label("Model", exact=True).select_option("broken")
     page.get_by_role("button", name="Generate").click()
     job = page.locator("#jobs .job").first
@@ -460,7 +464,7 @@ def test_api_token_is_asked_once_kept_and_sent_on_every_call(token_server: str, 
     assert page.locator("#style option").count() > 20
     assert page.evaluate("() => localStorage.getItem('genstudio.apiToken')") == TOKEN
 
-    _fill(page, model_setup["fields"])
+    _fill(page, model_setup["quick"])
     page.get_by_label("Prompt", exact=True).fill("a paper boat")
     page.get_by_label("Prompt", exact=True).press("Control+Enter")
     expect(page.locator("#jobs .job .job-status").first).to_have_text("Done · 1 image")
