@@ -36,8 +36,14 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "images"
 BUILTIN = Path(genstudio.__file__).resolve().parent / "builtin_models" / "emoji-tiny" / "model_index.json"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PROMPT = "a lighthouse on a cliff at dawn"
 STYLE = "watercolor"
@@ -57,9 +63,22 @@ def _start_server(data_dir: Path, env_extra: dict[str, str]) -> tuple[subprocess
     log = data_dir.parent / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-             "--log-level", "warning"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "genstudio.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
         )
     return proc, f"http://127.0.0.1:{port}", log
 
@@ -104,7 +123,10 @@ def model_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     if BUILTIN.is_file():
         # The built-in model has a fixed size; keep only the step count small.
         return {
-            "tiny": None, "env": {}, "fields": {"Steps": "4"}, "quick": {"Steps": "2"},
+            "tiny": None,
+            "env": {},
+            "fields": {"Steps": "4"},
+            "quick": {"Steps": "2"},
             "big": {"Steps": "100", "Batch (1-8)": "8"},
         }
     # 256 px: the smallest size that carries the invisible watermark.
@@ -120,14 +142,27 @@ def model_setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 def _add_model(folder: Path, name: str, data_dir: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "genstudio.cli", "models", "add", str(folder), "--name", name,
-         "--data-dir", str(data_dir)],
-        check=True, capture_output=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "genstudio.cli",
+            "models",
+            "add",
+            str(folder),
+            "--name",
+            name,
+            "--data-dir",
+            str(data_dir),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
     )
 
 
-def _serve(model_setup: dict[str, Any], data_dir: Path, env: dict[str, str] | None = None,
-           broken_model: bool = False) -> Iterator[str]:
+def _serve(
+    model_setup: dict[str, Any], data_dir: Path, env: dict[str, str] | None = None, broken_model: bool = False
+) -> Iterator[str]:
     if model_setup["tiny"] is not None:
         _add_model(model_setup["tiny"], "tiny-sd", data_dir)
     if broken_model:
@@ -155,8 +190,7 @@ TOKEN = "s3cret-token"
 
 @pytest.fixture(scope="module")
 def token_server(model_setup: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from _serve(model_setup, tmp_path_factory.mktemp("browser-token") / "data",
-                      {"GENSTUDIO_API_TOKEN": TOKEN})
+    yield from _serve(model_setup, tmp_path_factory.mktemp("browser-token") / "data", {"GENSTUDIO_API_TOKEN": TOKEN})
 
 
 @pytest.fixture(scope="module")
@@ -224,12 +258,15 @@ def _fill(page: Any, fields: dict[str, str]) -> None:
 
 
 def _verify_rows(box: Any) -> dict[str, str]:
-    return {name: box.locator(f"[data-field='{name}'] dd").inner_text() for name in
-            ("watermark", "manifest", "ai-generated", "signer")}
+    return {
+        name: box.locator(f"[data-field='{name}'] dd").inner_text()
+        for name in ("watermark", "manifest", "ai-generated", "signer")
+    }
 
 
-def test_generate_reuse_verify_restore_delete(server: str, model_setup: dict[str, Any], open_page: Any,
-                                              tmp_path: Path) -> None:
+def test_generate_reuse_verify_restore_delete(
+    server: str, model_setup: dict[str, Any], open_page: Any, tmp_path: Path
+) -> None:
     expect = sync_api.expect
     page = open_page(server)
     style = next(s for s in json.load(urllib.request.urlopen(f"{server}/api/styles")) if s["id"] == STYLE)
@@ -397,8 +434,9 @@ def test_phone_layout_and_installable(server: str, open_page: Any) -> None:
     from PIL import Image
 
     expect = sync_api.expect
-    page = open_page(server, viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
-                     has_touch=True)
+    page = open_page(
+        server, viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     no_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
     assert page.evaluate(no_scroll)
     _open_advanced(page)
@@ -444,13 +482,13 @@ def test_phone_layout_and_installable(server: str, open_page: Any) -> None:
     page.screenshot(path=str(SCREENSHOTS / "ui-phone.png"), full_page=True)
 
 
-def test_api_token_is_asked_once_kept_and_sent_on_every_call(token_server: str, model_setup: dict[str, Any],
-                                                            open_page: Any, tmp_path: Path) -> None:
+def test_api_token_is_asked_once_kept_and_sent_on_every_call(
+    token_server: str, model_setup: dict[str, Any], open_page: Any, tmp_path: Path
+) -> None:
     expect = sync_api.expect
     page = open_page(token_server, ready=False)
     sent: list[tuple[str, str | None]] = []
-    page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization")))
-            if "/api/" in r.url else None)
+    page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization"))) if "/api/" in r.url else None)
 
     dialog = page.get_by_role("dialog", name="API token required")
     expect(dialog).to_be_visible()
@@ -480,7 +518,7 @@ def test_api_token_is_asked_once_kept_and_sent_on_every_call(token_server: str, 
     assert png.read_bytes().startswith(b"\x89PNG")
 
     # Every API call after the token was given carried it (the event stream included).
-    after = sent[[i for i, (_u, auth) in enumerate(sent) if auth == "Bearer wrong"][-1] + 1:]
+    after = sent[[i for i, (_u, auth) in enumerate(sent) if auth == "Bearer wrong"][-1] + 1 :]
     assert any(u.endswith("/events") for u, _a in after)
     assert all(auth == f"Bearer {TOKEN}" for _u, auth in after), after
 
