@@ -12,7 +12,7 @@ def tiny_clip_tokenizer():  # noqa: ANN201 - transformers type
     from transformers import CLIPTokenizer
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for ch in pre_tokenizers.ByteLevel.alphabet():
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):  # the set's order changes per run
         vocab.setdefault(ch, len(vocab))
         vocab.setdefault(ch + "</w>", len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)

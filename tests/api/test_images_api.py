@@ -126,3 +126,10 @@ def test_sse_streams_progress_until_the_end(client) -> None:  # noqa: ANN001
             if line.startswith("event:"):
                 events.append(line.split(":", 1)[1].strip())
     assert events[-1] == "end" and "progress" in events
+
+
+def test_page_has_csp_and_models_mark_the_default(client) -> None:  # noqa: ANN001
+    page = client.get("/")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    models = client.get("/api/models").json()
+    assert [m["id"] for m in models if m["default"]] == ["tiny-sd"]

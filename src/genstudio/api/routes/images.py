@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
@@ -27,7 +28,8 @@ def models(
 ) -> list[dict[str, Any]]:
     if kind not in (None, "image"):
         return []
-    return [e.public() for e in state.registry.list()]
+    default = state.settings.default_image_model
+    return [{**e.public(), "default": e.id == default} for e in state.registry.list()]
 
 
 @router.post("/images", status_code=202)
@@ -41,6 +43,13 @@ def create_image(req: ImageRequest, state: State) -> dict[str, Any]:
 async def image_params(file: Annotated[UploadFile, File()], state: State) -> dict[str, Any]:
     data = await read_upload(file, state.settings)
     try:
-        return read_png_params(data)
+        found = read_png_params(data)
+    except RecursionError as exc:  # json.loads on a deeply nested genstudio chunk
+        raise HTTPException(422, detail="file: the genstudio text chunk is nested too deeply") from exc
     except ValueError as exc:
         raise HTTPException(422, detail=str(exc)) from exc
+    try:  # a JSON string in the text may escape a lone surrogate, which no answer can carry
+        json.dumps(found, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HTTPException(422, detail="file: the PNG's parameters text holds invalid Unicode") from exc
+    return found
