@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genstudio.config import Settings
 
@@ -46,6 +46,17 @@ class ImageRequest(BaseModel):
     batch: int = Field(default=1, ge=1)
     sampler: SamplerName | None = None
     tile: bool = Field(default=False, description="Seamless tiling: opposite edges match.")
+
+    @field_validator("prompt", "negative_prompt", "style", "model")
+    @classmethod
+    def _unicode_text(cls, v: str | None) -> str | None:
+        # JSON may carry a lone surrogate escape ("\ud800"): not text, and unencodable wherever it goes next.
+        if v is not None:
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"must be valid Unicode text (lone surrogate at position {exc.start})") from None
+        return v
 
     def check_limits(self, s: Settings) -> None:
         if len(self.prompt) > s.max_prompt_chars:
