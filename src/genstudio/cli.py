@@ -111,6 +111,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from genstudio.storage.db import make_engine
+    from genstudio.storage.migrate import current, head
+
+    settings = _settings(args)
+    settings.ensure_dirs()
+    engine = make_engine(settings.db_url)  # brings the schema to head
+    print(json.dumps({"database": engine.url.render_as_string(hide_password=True), "revision": current(engine),
+                      "head": head()}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genstudio", description="Self-hosted generative studio.")
     p.add_argument("--version", action="version", version=f"genstudio {__version__}")
@@ -152,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", help="for a single .safetensors file: a local diffusers folder with its configs")
     m.add_argument("--data-dir")
     m.set_defaults(func=cmd_models)
+    d = sub.add_parser("db", help="migrate the database schema to the latest revision (Alembic)")
+    d.add_argument("action", choices=["upgrade"])
+    d.add_argument("--data-dir")
+    d.set_defaults(func=cmd_db)
     return p
 
 

@@ -115,3 +115,12 @@ def test_readable_answers_are_unchanged(api: TestClient) -> None:
         "guidance": 7.0,
         "seed": 5,
     }
+
+
+def test_control_characters_in_text_fields_are_422(api) -> None:  # noqa: ANN001
+    for field in ("prompt", "negative_prompt"):
+        body = {"prompt": "ok", field: "a\u0000b"}
+        r = api.post("/api/images", json=body)
+        assert r.status_code == 422, r.text
+        assert ["body", field] == r.json()["detail"][0]["loc"][:2] and "control" in r.json()["detail"][0]["msg"]
+    assert api.post("/api/images", json={"prompt": "two\nlines\tok", "width": 64, "height": 64}).status_code == 202

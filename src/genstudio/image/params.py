@@ -56,6 +56,10 @@ class ImageRequest(BaseModel):
                 v.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise ValueError(f"must be valid Unicode text (lone surrogate at position {exc.start})") from None
+            # NUL and other control characters: PostgreSQL refuses NUL in text, PNG chunks garble them.
+            bad = next((i for i, ch in enumerate(v) if ord(ch) < 32 and ch not in "\t\n\r"), None)
+            if bad is not None:
+                raise ValueError(f"must not contain control characters (found {ord(v[bad]):#04x} at position {bad})")
         return v
 
     def check_limits(self, s: Settings) -> None:

@@ -72,7 +72,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-    SQLModel.metadata.create_all(engine)
+    from genstudio.storage.migrate import upgrade
+
+    upgrade(engine)
     return engine
 
 
