@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import SMALL, wait_job
-from postgres import postgres_server
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
+from conftest import SMALL, wait_job
 from genstudio.storage.db import Asset, Store, make_engine
 from genstudio.storage.migrate import current, head
+from postgres import postgres_server
 
 
 def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:

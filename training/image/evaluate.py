@@ -174,7 +174,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=3.0)
-    ap.add_argument("--out", type=Path, default=None, help="result folder (default RUN/eval or MODEL/../eval)")
+    ap.add_argument("--out", type=Path, default=None, help="result folder (default RUN/eval or runs/eval-models)")
     ap.add_argument("--grid", type=Path, default=None, help="also write the best model's sample grid here")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -192,7 +192,7 @@ def main() -> None:
     folders = list(args.model)
     if args.run:
         folders += sorted(args.run.glob("export-*"))
-    out = args.out or ((args.run / "eval") if args.run else args.model[0].parent / "eval")
+    out = args.out or ((args.run / "eval") if args.run else HERE / "runs" / "eval-models")
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for folder in folders:
