@@ -165,6 +165,20 @@ def noise_baseline(clf: GroupCNN, prompts: dict, groups: list[str], n_seeds: int
         return float((clf(noise).argmax(1) == want).float().mean())
 
 
+def real_reference(
+    clf: GroupCNN, data: np.lib.npyio.NpzFile, meta: list[dict], items: list[dict], names: list[str]
+) -> float:
+    """Accuracy on the real images (both vendors) of the prompts' emoji: the ceiling for generated ones."""
+    index = {m["label"]: i for i, m in enumerate(meta)}
+    groups = [m["group"] for m in meta]
+    sel = np.isin(data["emoji"], [index[p["label"]] for p in items])
+    x = torch.from_numpy(data["images"][sel]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    want = [groups[e] for e in data["emoji"][sel]]
+    with torch.no_grad():
+        pred = clf(x).argmax(1).tolist()
+    return float(np.mean([names[p] == w for p, w in zip(pred, want, strict=True)]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, help="evaluate every export-* folder of this run (cached per export)")
@@ -187,7 +201,10 @@ def main() -> None:
     clf, clf_acc = train_classifier(data, len(groups), args.classifier)
     seeds = list(range(args.seeds))
     baseline = noise_baseline(clf, prompts, groups, args.seeds)
+    meta = json.loads((args.data / "emoji.json").read_text())
+    real = {split: real_reference(clf, data, meta, prompts[split], groups) for split in ("held_out", "train")}
     print(f"classifier accuracy on unseen real emoji {clf_acc:.3f} ({time.time() - t0:.0f} s); noise {baseline:.3f}")
+    print(f"real images of the prompts' emoji: held-out {real['held_out']:.3f} train {real['train']:.3f}")
 
     folders = list(args.model)
     if args.run:
@@ -203,7 +220,7 @@ def main() -> None:
             continue
         t0 = time.time()
         res, imgs = evaluate_model(folder, clf, prompts, groups, seeds, args.steps, args.guidance)
-        res.update(classifier_accuracy=clf_acc, noise_baseline=baseline, tag=tag)
+        res.update(classifier_accuracy=clf_acc, noise_baseline=baseline, real_images=real, tag=tag)
         path.write_text(json.dumps(res, indent=1))
         grid(imgs, cols=2 * args.seeds).save(out / f"{tag}.png")
         results.append(res)
@@ -218,6 +235,7 @@ def main() -> None:
     summary = {
         "classifier_accuracy": clf_acc,
         "noise_baseline": baseline,
+        "real_images": real,
         "best": best["tag"],
         "table": [
             {"tag": r["tag"], "held_out": r["held_out"]["accuracy"], "train": r["train"]["accuracy"]} for r in results
