@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from genstudio.jobs.base import Handler, JobCancelled, JobFailed, JobInterrupted, OutputFile, QueueFull
-from genstudio.storage.db import FINAL_STATUSES, Asset, Job, Store, new_id, utcnow
+from genstudio.jobs.base import Handler, JobCancelled, JobFailed, JobInterrupted, QueueFull
+from genstudio.jobs.outputs import save_outputs
+from genstudio.storage.db import FINAL_STATUSES, Asset, Job, Store, utcnow
 from genstudio.storage.files import FileStore
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ class LocalQueue:
             ctx.check_cancelled()
             outputs = runner.run(job, ctx) if runner is not None else handler(ctx)
             ctx.check_cancelled()
-            self._save_outputs(job, outputs)
+            save_outputs(self.store, self.files, job.id, outputs)
             self._set(job.id, status="succeeded", progress=1.0, finished_at=utcnow(), error=None)
         except JobCancelled:
             self._set(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
@@ -241,36 +242,3 @@ class LocalQueue:
             self._live.pop(job.id, None)
             self._cancel_requests.discard(job.id)
             self._notify(job.id)
-
-    def _save_outputs(self, job: Job, outputs: list[OutputFile]) -> None:
-        # A re-run replaces whatever an interrupted earlier attempt committed: never duplicates.
-        for old in self.store.job_assets(job.id):
-            self.store.delete_asset(old.id)
-            self.files.delete(old.path)
-        written: list[str] = []
-        try:
-            with self.store.session() as s:
-                for position, out in enumerate(outputs):
-                    asset_id = new_id()
-                    rel = self.files.relpath_for(asset_id, out.mime)
-                    size, digest = self.files.write_atomic(rel, out.data)
-                    written.append(rel)
-                    s.add(
-                        Asset(
-                            id=asset_id,
-                            kind=out.kind,
-                            mime=out.mime,
-                            path=rel,
-                            size=size,
-                            sha256=digest,
-                            job_id=job.id,
-                            position=position,
-                            seed=out.seed,
-                            params=out.params,
-                        )
-                    )
-                s.commit()
-        except BaseException:
-            for rel in written:
-                self.files.delete(rel)
-            raise

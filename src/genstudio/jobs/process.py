@@ -101,6 +101,10 @@ class ProcessRunner:
         self._cancel[:] = _NO_JOB
         self._tasks.put((job.id, job.kind, job.params))
         while True:
+            if self._aborting:  # set by another thread, possibly before the child had even started
+                self._proc.kill()
+                self._proc = None
+                raise JobInterrupted()
             try:
                 msg, job_id, payload = self._results.get(timeout=0.5)
             except queue_mod.Empty:

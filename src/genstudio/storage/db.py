@@ -31,6 +31,9 @@ class Job(SQLModel, table=True):
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     attempts: int = 0
     cancel_requested: bool = False
+    # Distributed mode: which worker runs the job and when it last said so (a stale beat = a dead worker).
+    worker: str | None = None
+    heartbeat_at: datetime | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     started_at: datetime | None = None
     finished_at: datetime | None = None
