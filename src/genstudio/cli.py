@@ -111,6 +111,27 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from genstudio.api.app import make_handlers
+    from genstudio.jobs.distributed import run_worker
+    from genstudio.storage.db import Store, make_engine
+    from genstudio.storage.files import FileStore
+
+    settings = _settings(args)
+    if not settings.broker_url:
+        raise ValueError("GENSTUDIO_BROKER_URL is not set: a worker needs the broker (redis://...)")
+    settings.ensure_dirs()
+    handlers = make_handlers(settings)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = sorted(set(queues) - set(handlers))
+    if unknown:
+        raise ValueError(f"--queues: unknown {', '.join(unknown)}; known: {', '.join(sorted(handlers))}")
+    store = Store(make_engine(settings.db_url))
+    files = FileStore(settings.assets_dir, settings.data_dir / "tmp")
+    run_worker(settings, queues, handlers, store, files, loglevel=args.log_level.upper())
+    return 0
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     from genstudio.storage.db import make_engine
     from genstudio.storage.migrate import current, head
@@ -118,8 +139,11 @@ def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.ensure_dirs()
     engine = make_engine(settings.db_url)  # brings the schema to head
-    print(json.dumps({"database": engine.url.render_as_string(hide_password=True), "revision": current(engine),
-                      "head": head()}))
+    print(
+        json.dumps(
+            {"database": engine.url.render_as_string(hide_password=True), "revision": current(engine), "head": head()}
+        )
+    )
     return 0
 
 
@@ -164,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", help="for a single .safetensors file: a local diffusers folder with its configs")
     m.add_argument("--data-dir")
     m.set_defaults(func=cmd_models)
+    w = sub.add_parser("worker", help="run jobs from the distributed queue (needs GENSTUDIO_BROKER_URL)")
+    w.add_argument("--queues", default="image", help="comma-separated studios to serve, e.g. image,music")
+    w.add_argument("--data-dir", help="the data dir shared with the server (assets, keys)")
+    w.add_argument("--log-level", default="info")
+    w.set_defaults(func=cmd_worker)
+
     d = sub.add_parser("db", help="migrate the database schema to the latest revision (Alembic)")
     d.add_argument("action", choices=["upgrade"])
     d.add_argument("--data-dir")

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     # Queue
     max_queued_jobs: int = Field(default=32, ge=1)
     workers: int = Field(default=1, ge=1, le=16)
+    heartbeat_timeout_s: float = Field(default=15.0, gt=0, description="distributed: a worker silent this long is dead")
     executor: Literal["process", "thread"] = "process"  # where jobs run: a child process, or a worker thread
     torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from fastapi import FastAPI
@@ -45,19 +46,23 @@ def make_handlers(settings: Settings, studio: ImageStudio | None = None) -> dict
 
 
 def build_state(settings: Settings) -> AppState:
-    if settings.broker_url:
-        raise ValueError("GENSTUDIO_BROKER_URL: the distributed queue is not in this release; unset it")
     settings.ensure_dirs()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     store = Store(make_engine(settings.db_url))
     files = FileStore(settings.assets_dir, settings.data_dir / "tmp")
-    runner_factory = None
-    if settings.executor == "process":
-        runner_factory = partial(ProcessRunner, "genstudio.api.app:make_handlers", settings)
-    queue = LocalQueue(
-        store, files, max_jobs=settings.max_queued_jobs, workers=settings.workers, runner_factory=runner_factory
-    )
+    queue: Any
+    if settings.broker_url:
+        from genstudio.jobs.distributed import DistributedQueue
+
+        queue = DistributedQueue(settings, store, files)
+    else:
+        runner_factory = None
+        if settings.executor == "process":
+            runner_factory = partial(ProcessRunner, "genstudio.api.app:make_handlers", settings)
+        queue = LocalQueue(
+            store, files, max_jobs=settings.max_queued_jobs, workers=settings.workers, runner_factory=runner_factory
+        )
     registry = ModelRegistry(settings)
     studio = ImageStudio(settings, registry)
     for kind, handler in make_handlers(settings, studio=studio).items():

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from genstudio.config import Settings
 from genstudio.image.models import ModelRegistry
 from genstudio.image.service import ImageStudio
-from genstudio.jobs.local import LocalQueue
 from genstudio.storage.db import Store
 from genstudio.storage.files import FileStore
 
@@ -20,7 +19,7 @@ class AppState:
     settings: Settings
     store: Store
     files: FileStore
-    queue: LocalQueue
+    queue: Any  # LocalQueue or DistributedQueue: the interface in jobs/base.py
     registry: ModelRegistry
     images: ImageStudio
 

@@ -25,6 +25,8 @@ def job_json(job: Job, assets: list[Asset]) -> dict[str, Any]:
         "error": job.error,
         "params": job.params,
         "assets": [a.id for a in assets],
+        "attempts": job.attempts,
+        "worker": job.worker,
         "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
@@ -77,7 +79,7 @@ async def job_events(job_id: str, request: Request, state: State) -> EventSource
                 if await request.is_disconnected():
                     return
                 try:  # woken by the worker on every change; the timeout is only a safety net
-                    await asyncio.wait_for(changed.wait(), timeout=1.0)
+                    await asyncio.wait_for(changed.wait(), timeout=getattr(state.queue, "poll_interval", 1.0))
                 except TimeoutError:
                     pass
         finally:
