@@ -117,3 +117,67 @@ def test_queue_limit_answers_429_and_status_still_works(settings) -> None:  # no
         assert r.status_code == 429 and "at most 2" in r.json()["detail"]
         assert all(c.get(f"/api/jobs/{i}").json()["status"] == "queued" for i in ids)
         assert c.get("/api/health").json()["queue"]["queued"] == 2
+
+
+def box(kind: bytes, payload: bytes = b"") -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def test_hostile_media_uploads(settings) -> None:  # noqa: ANN001
+    with TestClient(create_app(settings, start_workers=False)) as c:
+        mp4 = box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2") + box(b"moov", box(b"mvhd", b"\x00" * 100))
+        midi = (
+            b"MThd"
+            + (6).to_bytes(4, "big")
+            + b"\x00\x00\x00\x01\x00\x60"
+            + b"MTrk"
+            + (4).to_bytes(4, "big")
+            + (b"\x00\xff\x2f\x00")
+        )
+        assert c.post("/api/uploads", files={"file": ("v.mp4", mp4, "video/mp4")}).json()["kind"] == "video"
+        assert c.post("/api/uploads", files={"file": ("m.mid", midi, "audio/midi")}).json()["kind"] == "midi"
+        cases = [
+            (mp4 + b"\xde\xad\xbe\xef" * 50, "garbage after the boxes"),
+            (mp4[:-20], "truncated"),
+            (box(b"ftyp", b"isom\x00\x00\x02\x00") + b"\x00" * 64, "no moov"),
+            (midi[:-2], "truncated midi"),
+            (midi + b"junk-junk", "garbage after midi"),
+        ]
+        for data, why in cases:
+            r = c.post("/api/uploads", files={"file": ("x.mp4", data, "video/mp4")})
+            assert r.status_code == 422, (why, r.text)
+            assert r.json()["detail"].startswith("file: ")
+        for name in ("/etc/passwd", "..\\..\\boot.ini", "a\x00b.png", "C:\\x.png", "../" * 40 + "x.png"):
+            r = c.post("/api/uploads", files={"file": (name, png_bytes(), "image/png")})
+            assert r.status_code == 201, (name, r.text)
+        stored = [p for p in settings.data_dir.rglob("*") if p.is_file() and p.suffix in (".png", ".mp4", ".mid")]
+        assert len(stored) == 7 and all(p.parent.parent == settings.assets_dir for p in stored)
+
+
+def test_huge_body_refused_before_reading(settings) -> None:  # noqa: ANN001
+    with TestClient(create_app(settings, start_workers=False)) as c:
+        # Content-Length of 1 GB with no body sent: the answer comes at once, nothing is read or stored.
+        r = c.post(
+            "/api/uploads",
+            headers={"content-length": str(1 << 30), "content-type": "multipart/form-data; b=x"},
+            content=b"",
+        )
+        assert r.status_code == 413 and "GENSTUDIO_MAX_UPLOAD_BYTES" in r.json()["detail"]
+
+
+def test_every_api_route_refuses_missing_or_wrong_token(settings) -> None:  # noqa: ANN001
+    s = settings.model_copy(update={"api_token": "tok-123"})
+    app = create_app(s, start_workers=False)
+    with TestClient(app) as c:
+        routes = [
+            (method, path.replace("{job_id}", "x").replace("{asset_id}", "x"))
+            for path, ops in app.openapi()["paths"].items()
+            if path.startswith("/api")
+            for method in ops
+        ]
+        assert len(routes) >= 14
+        for method, path in routes:
+            for headers in ({}, {"Authorization": "Bearer tok-12"}, {"Authorization": "Basic tok-123"}):
+                r = c.request(method, path, headers=headers)
+                assert r.status_code == 401, (method, path, headers, r.status_code)
+        assert c.get("/api/health", headers={"Authorization": "Bearer tok-123"}).status_code == 200

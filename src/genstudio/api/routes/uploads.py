@@ -58,6 +58,46 @@ def check_image(data: bytes, s: Settings, field: str = "file") -> None:
         raise HTTPException(422, detail=f"{field}: not a valid image ({type(exc).__name__})") from exc
 
 
+def check_mp4(data: bytes, field: str = "file") -> None:
+    """Walk the top-level ISO-BMFF boxes: every size must fit the file, and ftyp + moov must be there.
+
+    Decoding is the video studio's job; this refuses truncated or padded files and garbage after
+    a valid header before anything is stored."""
+    pos, seen = 0, set()
+    while pos < len(data):
+        if len(data) - pos < 8:
+            raise HTTPException(422, detail=f"{field}: MP4 ends inside a box header at byte {pos}")
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        box = data[pos + 4 : pos + 8]
+        header = 8
+        if size == 1:
+            if len(data) - pos < 16:
+                raise HTTPException(422, detail=f"{field}: MP4 box at byte {pos} is truncated")
+            size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
+        elif size == 0:
+            size = len(data) - pos  # "to the end of the file"
+        if size < header or pos + size > len(data) or not all(32 <= c < 127 for c in box):
+            raise HTTPException(422, detail=f"{field}: not a valid MP4 (bad box at byte {pos})")
+        seen.add(box)
+        pos += size
+    if b"ftyp" not in seen or b"moov" not in seen:
+        raise HTTPException(
+            422, detail=f"{field}: not a complete MP4 (no {'ftyp' if b'ftyp' not in seen else 'moov'} box)"
+        )
+
+
+def check_midi(data: bytes, field: str = "file") -> None:
+    """A MIDI file is a header chunk and track chunks, each with a length that fits the file."""
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 8:
+            raise HTTPException(422, detail=f"{field}: MIDI ends inside a chunk header")
+        length = int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if data[pos : pos + 4] not in (b"MThd", b"MTrk") or pos + 8 + length > len(data):
+            raise HTTPException(422, detail=f"{field}: not a valid MIDI file (bad chunk at byte {pos})")
+        pos += 8 + length
+
+
 async def read_upload(file: UploadFile, s: Settings, field: str = "file") -> bytes:
     data = await file.read(s.max_upload_bytes + 1)
     if len(data) > s.max_upload_bytes:
@@ -85,6 +125,10 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str,
     kind, mime = sniffed
     if kind == "image":
         check_image(data, s)
+    elif kind == "video":
+        check_mp4(data)
+    elif kind == "midi":
+        check_midi(data)
     asset_id = new_id()
     rel = state.files.relpath_for(asset_id, mime)
     size, digest = state.files.write_atomic(rel, data)
