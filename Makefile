@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint bench clean-venv browser-deps
+.PHONY: run test install lint bench bench-distributed cluster clean-venv browser-deps
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -36,6 +36,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_image_bench.py
+
+bench-distributed: $(STAMP)
+	$(BIN)/python bench/run_distributed_bench.py
+
+# Server + 2 workers on Redis and PostgreSQL from Debian's packages (apt-get install redis-server postgresql).
+cluster: $(STAMP)
+	scripts/cluster.sh 2
 
 clean-venv:
 	rm -rf $(VENV)
