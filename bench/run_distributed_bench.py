@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run_image_bench import wrk_load  # noqa: E402
+
 from services import free_port, genstudio, redis_server, wait_http  # noqa: E402
 
 
