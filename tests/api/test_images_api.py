@@ -133,3 +133,17 @@ def test_page_has_csp_and_models_mark_the_default(client) -> None:  # noqa: ANN0
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
     models = client.get("/api/models").json()
     assert [m["id"] for m in models if m["default"]] == ["tiny-sd"]
+
+
+def test_gallery_pages_with_a_cursor(client) -> None:  # noqa: ANN001
+    job = wait_job(
+        client, client.post("/api/images", json={"prompt": "a", "seed": 1, "batch": 3, **SMALL}).json()["job_id"]
+    )
+    assert job["status"] == "succeeded"
+    first = client.get("/api/gallery?limit=2").json()
+    assert len(first["items"]) == 2 and first["next"] == first["items"][-1]["id"]
+    second = client.get(f"/api/gallery?limit=2&before={first['next']}").json()
+    assert len(second["items"]) == 1 and second["next"] is None
+    assert {i["id"] for i in first["items"] + second["items"]} == set(job["assets"])
+    exact = client.get("/api/gallery?limit=3").json()
+    assert len(exact["items"]) == 3 and exact["next"] is None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,46 +10,18 @@ from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from services import free_port, genstudio, wait_http
 
 
 def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd",
-        "GENSTUDIO_MAX_QUEUED_JOBS": "20",
-        "HF_HUB_OFFLINE": "1",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "genstudio.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not start")
+    env = {"GENSTUDIO_DEFAULT_IMAGE_MODEL": "tiny-sd", "GENSTUDIO_MAX_QUEUED_JOBS": "20", "HF_HUB_OFFLINE": "1"}
+    proc = genstudio("serve", "--port", str(port), "--data-dir", str(data), "--log-level", "warning", env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/health")
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def test_kill9_with_jobs_queued_and_running(tmp_path: Path, tiny_sd_dir: Path) -> None:

@@ -154,12 +154,20 @@ class Store:
         with self.session() as s:
             return set(s.exec(select(Asset.path)).all())
 
-    def gallery(self, kind: str | None, limit: int, before: datetime | None) -> list[Asset]:
+    def gallery(self, kind: str | None, limit: int, before: Asset | None) -> list[Asset]:
+        """Generated assets, newest first; `before` is the last asset of the previous page."""
+        from sqlalchemy import and_, or_
+
         with self.session() as s:
             stmt = select(Asset).where(Asset.job_id.is_not(None))  # type: ignore[union-attr]
             if kind:
                 stmt = stmt.where(Asset.kind == kind)
-            if before is not None:
-                stmt = stmt.where(Asset.created_at < before)
+            if before is not None:  # (created_at, id) order: rows made in the same instant are not skipped
+                stmt = stmt.where(
+                    or_(
+                        Asset.created_at < before.created_at,
+                        and_(Asset.created_at == before.created_at, Asset.id < before.id),
+                    )
+                )
             stmt = stmt.order_by(Asset.created_at.desc(), Asset.id.desc()).limit(limit)  # type: ignore[attr-defined]
             return list(s.exec(stmt).all())

@@ -75,9 +75,12 @@ def gallery(
         ref = state.store.get_asset(before) if before.isalnum() else None
         if ref is None:
             raise HTTPException(422, detail=[{"loc": ["query", "before"], "msg": "unknown cursor", "type": "value"}])
-        cursor = ref.created_at
-    items = state.store.gallery(kind, limit, cursor)
+        cursor = ref
+    # One extra row tells whether another page exists, so a full last page says next: null.
+    items = state.store.gallery(kind, limit + 1, cursor)
+    more = len(items) > limit
+    items = items[:limit]
     return {
         "items": [asset_meta(a) for a in items],
-        "next": items[-1].id if len(items) == limit else None,
+        "next": items[-1].id if more else None,
     }
