@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ class ImageStudio:
         self.registry = registry
         self.cache = cache or PipelineCache()
         self._identity: Any = None
+        # A pipeline object is not reentrant (its scheduler and tiling are set per run): one run at a time.
+        self._run_lock = threading.Lock()
 
     def identity(self) -> Any:
         if self._identity is None:
@@ -89,13 +92,14 @@ class ImageStudio:
         report(0.05)
         style = get_style(params.style) if params.style else None
         prompt, negative = apply_style(style, params.prompt, params.negative_prompt)
-        images = generate(
-            pipe,
-            params,
-            prompt=prompt,
-            negative_prompt=negative,
-            on_step=lambda done, total: report(0.05 + 0.85 * done / total),
-        )
+        with self._run_lock:
+            images = generate(
+                pipe,
+                params,
+                prompt=prompt,
+                negative_prompt=negative,
+                on_step=lambda done, total: report(0.05 + 0.85 * done / total),
+            )
         outputs = []
         for i, (img, seed) in enumerate(zip(images, params.image_seeds(), strict=True)):
             single = params.model_copy(update={"seed": seed, "batch": 1})
