@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from postgres import postgres_server
 from services import free_port, genstudio, redis_server, wait_http
 
 BODY = {"width": 64, "height": 64, "sampler": "ddim", "guidance": 5.0}
@@ -20,7 +21,7 @@ BODY = {"width": 64, "height": 64, "sampler": "ddim", "guidance": 5.0}
 
 @pytest.fixture
 def cluster(tmp_path: Path, tiny_sd_dir: Path) -> Iterator[dict]:
-    with redis_server() as redis_url:
+    with redis_server() as redis_url, postgres_server() as pg_url:
         if redis_url is None:
             pytest.skip("redis-server is not installed (apt-get install redis-server)")
         data = tmp_path / "shared"
@@ -48,6 +49,8 @@ def cluster(tmp_path: Path, tiny_sd_dir: Path) -> Iterator[dict]:
             "GENSTUDIO_HEARTBEAT_TIMEOUT_S": "3",
             "GENSTUDIO_TORCH_THREADS": "1",
         }
+        if pg_url:  # the shared database of a real deployment; SQLite on one machine otherwise
+            env["GENSTUDIO_DATABASE_URL"] = pg_url
         port = free_port()
         server = genstudio("serve", "--port", str(port), "--log-level", "warning", env=env, log=tmp_path / "server.log")
         workers = {
