@@ -185,7 +185,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, action="append", default=[], help="evaluate this diffusers folder")
     ap.add_argument("--data", type=Path, default=HERE / "data")
     ap.add_argument("--classifier", type=Path, default=HERE / "runs" / "group-classifier.safetensors")
-    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--seeds", type=int, default=4, help="images per prompt")
+    ap.add_argument("--first-seed", type=int, default=0, help="fresh seeds give an unbiased re-check of a pick")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--out", type=Path, default=None, help="result folder (default RUN/eval or runs/eval-models)")
@@ -199,7 +200,7 @@ def main() -> None:
     groups = prompts["groups"]
     t0 = time.time()
     clf, clf_acc = train_classifier(data, len(groups), args.classifier)
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     baseline = noise_baseline(clf, prompts, groups, args.seeds)
     meta = json.loads((args.data / "emoji.json").read_text())
     real = {split: real_reference(clf, data, meta, prompts[split], groups) for split in ("held_out", "train")}
