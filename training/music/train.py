@@ -30,7 +30,8 @@ from safetensors.torch import load_file, save_file
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
-from genstudio.music.encoding import FIRST_NOTE_ON, NO_EVENT  # noqa: E402
+from genstudio.music.encoding import FIRST_NOTE_ON  # noqa: E402
+from genstudio.music.metrics import teacher_forced_metrics  # noqa: E402
 from genstudio.music.model import CONFIG_MAP, MusicVAE, MusicVAEConfig  # noqa: E402
 
 OVERRIDES = ("free_bits", "max_beta", "beta_rate", "sampling_schedule", "sampling_rate", "learning_rate", "batch_size")
@@ -83,34 +84,6 @@ class Windows:
             shift = torch.minimum(shift, self.num_classes - 1 - self.hi[idx])
             x = torch.where(x >= FIRST_NOTE_ON, x + shift[:, None], x)
         return x
-
-
-@torch.no_grad()
-def evaluate(model: MusicVAE, valid: torch.Tensor, batch: int = 512) -> dict[str, float]:
-    """Teacher-forced metrics on held-out windows with z = mu (deterministic)."""
-    model.eval()
-    ce_sum, correct, events, events_ok, kl_sum = 0.0, 0, 0, 0, 0.0
-    for i in range(0, len(valid), batch):
-        x = valid[i : i + batch]
-        mu, sigma = model.encode(x)
-        logits = model.decode_teacher_forced(x, mu)
-        ce_sum += torch.nn.functional.cross_entropy(logits.transpose(1, 2), x, reduction="sum").item()
-        pred = logits.argmax(-1)
-        correct += (pred == x).sum().item()
-        ev = x != NO_EVENT
-        events += ev.sum().item()
-        events_ok += ((pred == x) & ev).sum().item()
-        kl = 0.5 * (sigma.square() + mu.square() - 1.0 - 2.0 * torch.log(sigma + 1e-12)).sum(1)
-        kl_sum += kl.sum().item() / np.log(2.0)
-    model.train()
-    n_tok = valid.numel()
-    return {
-        "r_loss_per_step": ce_sum / n_tok,
-        "accuracy": correct / n_tok,
-        "event_accuracy": events_ok / max(events, 1),
-        "kl_bits": kl_sum / len(valid),
-        "no_event_baseline": 1.0 - events / n_tok,
-    }
 
 
 def opt_state_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
@@ -235,7 +208,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_term)
 
     def run_eval() -> None:
-        m = evaluate(model, valid)
+        m = teacher_forced_metrics(model, valid)
         vwriter.writerow([step, f"{elapsed / 60:.2f}"] + [f"{m[k]:.5f}" for k in m])
         vlog.flush()
         print(f"valid @ {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()), flush=True)
