@@ -160,3 +160,26 @@ def test_split_and_keys_are_stable() -> None:
     a = ENC.encode([Note(60, 0, 4), Note(64, 4, 8)], 16)
     assert transposition_key(a) == transposition_key(ENC.transpose(a, 4))
     assert transposition_key(a) != transposition_key(ENC.encode([Note(60, 0, 4), Note(65, 4, 8)], 16))
+
+
+def test_window_batches_cover_an_epoch_and_stay_in_range() -> None:
+    import torch
+
+    from genstudio.music.data import WindowBatches
+
+    enc = MelodyEncoding(60, 71)  # 14 classes: tight, so clamping matters
+    rows = np.stack([enc.encode([Note(60 + i, 0, 4), Note(62 + i, 4, 8)], 8) for i in range(8)])
+    batches = WindowBatches(rows, enc.num_classes, transpose=5)
+    gen = torch.Generator().manual_seed(0)
+    seen = []
+    for _ in range(4):
+        x = batches.batch(2, gen)
+        assert x.shape == (2, 8) and x.dtype == torch.int64
+        assert x.max() < enc.num_classes and (x[x > 1] >= 2).all()
+        for row in x.numpy():
+            notes = enc.decode(row)
+            assert [n.pitch - notes[0].pitch for n in notes] == [0, 2]  # transposed as a whole
+            assert [(n.start, n.end) for n in notes] == [(0, 4), (4, 8)]
+            seen.append(row)
+    assert len(seen) == 8
+    assert not np.array_equal(np.stack(seen), rows[np.argsort([r[0] for r in rows])])  # some were transposed

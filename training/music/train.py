@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
-from genstudio.music.encoding import FIRST_NOTE_ON  # noqa: E402
+from genstudio.music.data import WindowBatches  # noqa: E402
 from genstudio.music.metrics import teacher_forced_metrics  # noqa: E402
 from genstudio.music.model import CONFIG_MAP, MusicVAE, MusicVAEConfig  # noqa: E402
 
@@ -57,33 +57,6 @@ def parse_args() -> argparse.Namespace:
     for name in OVERRIDES:
         ap.add_argument("--" + name.replace("_", "-"), type=str if name == "sampling_schedule" else float)
     return ap.parse_args()
-
-
-class Windows:
-    """Training windows in memory; batches are drawn epoch by epoch and randomly transposed."""
-
-    def __init__(self, tokens: np.ndarray, num_classes: int, transpose: int) -> None:
-        self.tokens = torch.from_numpy(tokens.astype(np.int64))
-        self.num_classes, self.transpose = num_classes, transpose
-        on = self.tokens >= FIRST_NOTE_ON
-        big = torch.iinfo(torch.int64).max
-        self.lo = torch.where(on, self.tokens, torch.full_like(self.tokens, big)).min(1).values
-        self.hi = torch.where(on, self.tokens, torch.zeros_like(self.tokens)).max(1).values
-        self.order = torch.empty(0, dtype=torch.long)
-        self.pos = 0
-
-    def batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        if self.pos + n > len(self.order):
-            self.order, self.pos = torch.randperm(len(self.tokens), generator=gen), 0
-        idx = self.order[self.pos : self.pos + n]
-        self.pos += n
-        x = self.tokens[idx]
-        if self.transpose:
-            shift = torch.randint(-self.transpose, self.transpose + 1, (n,), generator=gen)
-            shift = torch.maximum(shift, FIRST_NOTE_ON - self.lo[idx])
-            shift = torch.minimum(shift, self.num_classes - 1 - self.hi[idx])
-            x = torch.where(x >= FIRST_NOTE_ON, x + shift[:, None], x)
-        return x
 
 
 def opt_state_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
@@ -144,7 +117,7 @@ def main() -> None:
     cfg_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     d = np.load(args.data)
-    train = Windows(d["train"], config.num_classes, args.transpose)
+    train = WindowBatches(d["train"], config.num_classes, args.transpose)
     valid = torch.from_numpy(d["valid"].astype(np.int64))
     if len(valid) > args.eval_windows:
         pick = torch.randperm(len(valid), generator=torch.Generator().manual_seed(1234))[: args.eval_windows]

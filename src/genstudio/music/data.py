@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .encoding import FIRST_NOTE_ON, STEPS_PER_QUARTER, MelodyEncoding, Note, monophonic, quantize
 
@@ -301,3 +302,32 @@ def make_windows(
     counts["valid_no_event_fraction"] = float((valid == 0).mean()) if len(valid) else 0.0
     out["stats"] = counts
     return out
+
+
+class WindowBatches:
+    """Training windows [N, T] in memory; batches [B, T] int64 are drawn epoch by epoch (each window once
+    per epoch, in a fresh random order) and each row is transposed by up to +-`transpose` semitones,
+    clamped so that no pitch leaves the encoding's range (Magenta augments with transpose_range=(-5, 5))."""
+
+    def __init__(self, tokens: np.ndarray, num_classes: int, transpose: int) -> None:
+        self.tokens = torch.from_numpy(tokens.astype(np.int64))
+        self.num_classes, self.transpose = num_classes, transpose
+        on = self.tokens >= FIRST_NOTE_ON
+        big = torch.iinfo(torch.int64).max
+        self.lo = torch.where(on, self.tokens, torch.full_like(self.tokens, big)).min(1).values
+        self.hi = torch.where(on, self.tokens, torch.zeros_like(self.tokens)).max(1).values
+        self.order = torch.empty(0, dtype=torch.long)
+        self.pos = 0
+
+    def batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        if self.pos + n > len(self.order):
+            self.order, self.pos = torch.randperm(len(self.tokens), generator=gen), 0
+        idx = self.order[self.pos : self.pos + n]
+        self.pos += n
+        x = self.tokens[idx]
+        if self.transpose:
+            shift = torch.randint(-self.transpose, self.transpose + 1, (n,), generator=gen)
+            shift = torch.maximum(shift, FIRST_NOTE_ON - self.lo[idx])
+            shift = torch.minimum(shift, self.num_classes - 1 - self.hi[idx])
+            x = torch.where(x >= FIRST_NOTE_ON, x + shift[:, None], x)
+        return x
