@@ -109,7 +109,7 @@ CONFIG_MAP: dict[str, MusicVAEConfig] = {
         max_beta=0.5,
         description="Magenta's cat-mel_2bar_big hyper-parameters (GPU-sized).",
     ),
-    # What fits hours on one CPU thread: 2.0 M parameters, ~1 s a batch-128 step. Free bits let z carry
+    # What fits hours on one CPU thread: 2.0 M parameters, 0.3-0.5 s a batch-128 step. Free bits let z carry
     # 32 bits before any KL cost; beta ramps up within ~10 k steps, scheduled sampling from ~17 k steps on.
     "cat-mel_2bar_lite": replace(
         _MAGENTA_SMALL,
