@@ -41,7 +41,9 @@ def _child_main(factory: str, settings_json: str, tasks: Any, results: Any, canc
             if os.getppid() != parent:  # the server is gone: nobody will read the result
                 os._exit(0)
             now = time.monotonic()
-            if fraction >= 1.0 or fraction - self._last[1] >= 0.01 or now - self._last[0] >= 0.2:
+            # At most ten messages a second: each one wakes the server and its SSE readers, and on a
+            # CPU box every wake-up is time taken from the model.
+            if fraction >= 1.0 or now - self._last[0] >= 0.1:
                 self._last = (now, fraction)
                 results.put(("progress", self.job.id, float(fraction)))
             self.check_cancelled()
