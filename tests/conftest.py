@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,16 +37,3 @@ def client(settings) -> Iterator:  # noqa: ANN001
 
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-def wait_job(client, job_id: str, timeout: float = 60.0) -> dict:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout}s")
-
-
-SMALL = {"width": 64, "height": 64, "steps": 2, "guidance": 5.0}

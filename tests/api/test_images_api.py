@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from conftest import SMALL, wait_job
+from helpers import SMALL, wait_job
 
 
 def test_image_job_end_to_end(client) -> None:  # noqa: ANN001

@@ -11,9 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
-from conftest import SMALL, wait_job
 from genstudio.storage.db import Asset, Store, make_engine
 from genstudio.storage.migrate import current, head
+from helpers import SMALL, wait_job
 from postgres import postgres_server
 
 
@@ -32,7 +32,9 @@ def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
 def pg_url() -> Iterator[str]:
     with postgres_server() as url:
         if url is None:
-            pytest.skip("PostgreSQL is not installed (apt-get install postgresql) and GENSTUDIO_TEST_POSTGRES_URL unset")
+            pytest.skip(
+                "PostgreSQL is not installed (apt-get install postgresql) and GENSTUDIO_TEST_POSTGRES_URL unset"
+            )
         yield url
 
 
