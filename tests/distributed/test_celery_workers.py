@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -132,15 +133,16 @@ def test_progress_cancel_and_both_workers_used(cluster: dict) -> None:
     assert [j["status"] for j in jobs] == ["succeeded"] * 4
     assert len({j["worker"] for j in jobs}) == 2  # the queue spread the jobs over both workers
 
-    slow = httpx.post(f"{base}/api/images", json={"prompt": "slow", **BODY, "steps": 100}).json()["job_id"]
-    seen = []
+    # Batch 8 x 100 steps: long enough on any machine to see progress and cancel mid-run.
+    slow = httpx.post(f"{base}/api/images", json={"prompt": "slow", **BODY, "steps": 100, "batch": 8}).json()["job_id"]
+    progress: list[float] = []
     with httpx.stream("GET", f"{base}/api/jobs/{slow}/events", timeout=120) as r:
         for line in r.iter_lines():
             if line.startswith("data:") and '"running"' in line:
-                seen.append(line)
-                if len(seen) == 3:
+                progress.append(json.loads(line.split(":", 1)[1])["progress"])
+                if len(progress) == 2:  # the first beat after the start: it is mid-run
                     httpx.post(f"{base}/api/jobs/{slow}/cancel")
             if line.startswith("event: end"):
                 break
-    assert len(seen) >= 3
+    assert len(progress) >= 2 and progress[-1] > 0 and progress == sorted(progress)
     assert wait_status(base, slow)["status"] == "cancelled"
