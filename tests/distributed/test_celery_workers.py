@@ -63,13 +63,16 @@ def cluster(tmp_path: Path, tiny_sd_dir: Path) -> Iterator[dict]:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{base}/api/health")
-            # Both workers are ready once each has run a job: warm them up (model load) in parallel.
-            warm = [
-                httpx.post(f"{base}/api/images", json={"prompt": "warm", **BODY, "steps": 1}).json()["job_id"]
-                for _ in range(2)
-            ]
-            for job_id in warm:
-                wait_status(base, job_id, 180)
+            # Both workers are ready once each has run a job (model loaded): warm up until two have.
+            ready: set[str] = set()
+            deadline = time.monotonic() + 180
+            while len(ready) < 2 and time.monotonic() < deadline:
+                warm = [
+                    httpx.post(f"{base}/api/images", json={"prompt": "warm", **BODY, "steps": 20}).json()["job_id"]
+                    for _ in range(2)
+                ]
+                ready |= {wait_status(base, job_id, 180)["worker"] for job_id in warm}
+            assert len(ready) == 2, "both workers should have taken a job"
             yield {"base": base, "workers": workers, "data": data, "tmp": tmp_path}
         finally:
             for p in [server, *workers.values()]:
@@ -126,7 +129,9 @@ def test_kill9_worker_mid_job_completes_on_the_other(cluster: dict) -> None:
 def test_progress_cancel_and_both_workers_used(cluster: dict) -> None:
     base = cluster["base"]
     ids = [
-        httpx.post(f"{base}/api/images", json={"prompt": f"p{i}", "seed": i, **BODY, "steps": 6}).json()["job_id"]
+        httpx.post(f"{base}/api/images", json={"prompt": f"p{i}", "seed": i, **BODY, "steps": 40, "batch": 2}).json()[
+            "job_id"
+        ]
         for i in range(4)
     ]
     jobs = [wait_status(base, i) for i in ids]
