@@ -66,13 +66,16 @@ def cluster(tmp_path: Path, tiny_sd_dir: Path) -> Iterator[dict]:
             # Both workers are ready once each has run a job (model loaded): warm up until two have.
             ready: set[str] = set()
             deadline = time.monotonic() + 180
-            while len(ready) < 2 and time.monotonic() < deadline:
-                warm = [
-                    httpx.post(f"{base}/api/images", json={"prompt": "warm", **BODY, "steps": 20}).json()["job_id"]
-                    for _ in range(2)
-                ]
-                ready |= {wait_status(base, job_id, 180)["worker"] for job_id in warm}
-            assert len(ready) == 2, "both workers should have taken a job"
+            try:
+                while len(ready) < 2 and time.monotonic() < deadline:
+                    warm = [
+                        httpx.post(f"{base}/api/images", json={"prompt": "warm", **BODY, "steps": 20}).json()["job_id"]
+                        for _ in range(2)
+                    ]
+                    ready |= {wait_status(base, job_id, 180)["worker"] for job_id in warm}
+                assert len(ready) == 2, "both workers should have taken a job"
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{_log_tails(tmp_path, workers)}") from None
             yield {"base": base, "workers": workers, "data": data, "tmp": tmp_path}
         finally:
             for p in [server, *workers.values()]:
@@ -83,6 +86,17 @@ def cluster(tmp_path: Path, tiny_sd_dir: Path) -> Iterator[dict]:
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+def _log_tails(tmp_path: Path, workers: dict) -> str:
+    """What the processes said, for a failure message (a worker that died at start says why here)."""
+    parts = []
+    for name in ["server", *(f"worker{i}" for i in workers)]:
+        log = tmp_path / f"{name}.log"
+        text = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        alive = "" if name == "server" else f" (exit code {workers[int(name[-1])].poll()})"
+        parts.append(f"--- {name}{alive} ---\n{text}")
+    return "\n".join(parts)
 
 
 def wait_status(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,24 @@ def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
     assert {"job", "asset", "alembic_version"} <= set(inspect(engine).get_table_names())
     make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")  # a second start is a no-op
     assert current(engine) == head()
+
+
+MIGRATE = "import sys; from genstudio.storage.db import make_engine; make_engine(sys.argv[1])"
+
+
+def test_server_and_workers_migrating_one_fresh_database_at_once() -> None:
+    """A cluster's server and workers all start on an empty database: none may die in the race
+    (unserialised, PostgreSQL fails all but one CREATE TABLE with a duplicate pg_type key)."""
+    with postgres_server() as url:
+        if url is None:
+            pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        procs = [
+            subprocess.Popen([sys.executable, "-c", MIGRATE, url], stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, "\n".join(errors)
+        assert current(make_engine(url)) == head()
 
 
 @pytest.fixture(scope="module")
