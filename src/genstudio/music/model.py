@@ -25,6 +25,8 @@ from torch import nn
 from .encoding import MelodyEncoding, Note
 
 FORMAT_VERSION = 1
+# Below this temperature `decode_tokens_uniform` takes the argmax: 1 / T would overflow the softmax.
+GREEDY_TEMPERATURE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,59 @@ class MusicVAE(nn.Module):
             tokens.append(tok)
             prev = F.one_hot(tok, self.num_classes).float()
         return torch.stack(tokens, dim=1)
+
+    @torch.no_grad()
+    def decode_tokens_uniform(
+        self, z: torch.Tensor, temperature: float | torch.Tensor, u: torch.Tensor
+    ) -> torch.Tensor:
+        """z [B, Z], uniforms u [B, T] in [0, 1) -> tokens [B, T], sampled autoregressively.
+
+        Every random choice comes from `u` (inverse CDF on softmax(logits / temperature)), so torch and the
+        exported ONNX graph (`onnx_export`) give the same tokens for the same inputs. A temperature below
+        `GREEDY_TEMPERATURE` (0 included) takes the argmax. The LSTM is stepped by hand, with the z part of
+        the first layer's input projected once and the previous token's part gathered: the same maths as
+        `self.decoder`, written so that the traced graph shares one copy of each weight.
+        """
+        if z.dim() != 2 or z.shape[1] != self.config.z_size:
+            raise ValueError(f"z must be [batch, {self.config.z_size}], got {list(z.shape)}")
+        if u.dim() != 2 or u.shape[0] != z.shape[0]:
+            raise ValueError(f"u must be [batch={z.shape[0]}, steps], got {list(u.shape)}")
+        t = torch.as_tensor(temperature, dtype=z.dtype)
+        if not torch.jit.is_tracing():
+            if t.dim() != 0 or not torch.isfinite(t):
+                raise ValueError(f"temperature must be a finite number, got {temperature!r}")
+            if u.numel() and (u.min() < 0 or u.max() >= 1):
+                raise ValueError("u must lie in [0, 1)")
+        greedy = ~(t >= GREEDY_TEMPERATURE)  # written so that a NaN reaching the exported graph is greedy
+        inv_t = 1.0 / torch.where(greedy, torch.ones_like(t), t)
+        c = self.num_classes
+        h, cell = (list(s.unbind(0)) for s in self.initial_state(z))
+        w = [
+            (getattr(self.decoder, f"weight_ih_l{i}"), getattr(self.decoder, f"weight_hh_l{i}"))
+            for i in range(self.dec_layers)
+        ]
+        b = [
+            getattr(self.decoder, f"bias_ih_l{i}") + getattr(self.decoder, f"bias_hh_l{i}")
+            for i in range(self.dec_layers)
+        ]
+        z_in = z @ w[0][0][:, c:].t() + b[0]  # [B, 4H]: the z half of layer 0's input, fixed over steps
+        tok_in = w[0][0][:, :c].t()  # [C, 4H]: a one-hot input selects a row
+        tokens = []
+        for step in range(u.shape[1]):
+            x = z_in if step == 0 else z_in + tok_in[tokens[-1]]
+            for layer in range(self.dec_layers):
+                if layer > 0:
+                    x = h[layer - 1] @ w[layer][0].t() + b[layer]
+                gates = x + h[layer] @ w[layer][1].t()
+                i_g, f_g, g_g, o_g = gates.chunk(4, dim=-1)  # PyTorch's gate order
+                cell[layer] = torch.sigmoid(f_g) * cell[layer] + torch.sigmoid(i_g) * torch.tanh(g_g)
+                h[layer] = torch.sigmoid(o_g) * torch.tanh(cell[layer])
+            logits = self.out(h[-1])
+            cdf = torch.cumsum(torch.softmax(logits * inv_t, dim=-1), dim=-1)
+            # The first class whose CDF passes u * total (scaled, so rounding never runs past the last class).
+            sampled = (cdf <= u[:, step : step + 1] * cdf[:, -1:]).sum(-1).clamp(max=c - 1)
+            tokens.append(torch.where(greedy, logits.argmax(-1), sampled))
+        return torch.stack(tokens, dim=1) if tokens else torch.zeros(z.shape[0], 0, dtype=torch.long)
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
         """Write `config.json` and `model.safetensors` (each to a temporary name, then renamed)."""
