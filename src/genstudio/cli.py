@@ -177,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-q", "--quiet", action="store_true")
     i.set_defaults(func=cmd_image)
 
+    from genstudio.music.cli import add_music_parser
+
+    add_music_parser(sub)
+
     v = sub.add_parser("verify", help="check a file's watermark and provenance manifest")
     v.add_argument("file")
     v.set_defaults(func=cmd_verify)

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     max_size: int = Field(default=1536, ge=64)
     max_guidance: float = Field(default=30.0, gt=0)
 
+    # Music limits
+    max_melodies: int = Field(default=64, ge=1, description="melodies per music job")
+    max_bars: int = Field(default=64, ge=2, description="bars per melody (4/4)")
+    min_tempo: float = Field(default=20.0, gt=0)
+    max_tempo: float = Field(default=300.0, gt=0)
+    max_interpolation_steps: int = Field(default=32, ge=2)
+    music_model: str = Field(default="builtin:melody-2bar", description="built-in name or a model folder")
+
     # Uploads
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)

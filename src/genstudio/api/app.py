@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from genstudio import __version__
 from genstudio.api import errors
 from genstudio.api.deps import AppState
-from genstudio.api.routes import assets, images, jobs, system, uploads, verify
+from genstudio.api.routes import assets, images, jobs, music, system, uploads, verify
 from genstudio.api.security import BodySizeLimit, TokenAuth
 from genstudio.config import Settings, get_settings
 from genstudio.image.models import ModelRegistry
@@ -43,8 +43,10 @@ def make_handlers(settings: Settings, studio: ImageStudio | None = None) -> dict
     """Job kind -> handler; also called inside the job-runner process, which builds its own studio."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    from genstudio.music.service import MusicStudio
+
     studio = studio or ImageStudio(settings, ModelRegistry(settings))
-    return {"image": studio.handle}
+    return {"image": studio.handle, "music": MusicStudio(settings).handle}
 
 
 def build_state(settings: Settings) -> AppState:
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan)
     app.state.genstudio = state
     errors.install(app)
-    for module in (jobs, assets, uploads, images, verify, system):
+    for module in (jobs, assets, uploads, images, music, verify, system):
         app.include_router(module.router)
 
     if (STATIC_DIR / "index.html").is_file():

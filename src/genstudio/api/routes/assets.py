@@ -36,15 +36,36 @@ def _asset(state: State, asset_id: str) -> Asset:
 
 
 @router.get("/assets/{asset_id}")
-def get_asset(asset_id: str, state: State, download: bool = False) -> FileResponse:
+def get_asset(
+    asset_id: str,
+    state: State,
+    download: bool = False,
+    format: Annotated[str | None, Query(pattern="^(midi|wav|musicxml)$", description="melodies only")] = None,  # noqa: A002
+) -> FileResponse:
     a = _asset(state, asset_id)
     path = state.files.abspath(a.path)
     if not path.is_file():
         raise HTTPException(410, detail=f"asset_id: the file of {asset_id} is gone")
+    media_type = a.mime
+    if format not in (None, "midi"):
+        if a.mime != "audio/midi":
+            raise HTTPException(422, detail=f"format: {format} is offered for melodies (MIDI), not {a.mime}")
+        from genstudio.music.derive import FORMATS, derived_file
+        from genstudio.music.render import RenderUnavailable
+
+        try:
+            path = derived_file(state.settings, a, path, format)
+        except RenderUnavailable as exc:
+            raise HTTPException(503, detail=f"format: {exc}") from None
+        except ValueError as exc:
+            raise HTTPException(422, detail=f"format: {exc}") from None
+        media_type = FORMATS[format][0]
+    elif a.mime == "audio/midi" and format == "midi":
+        media_type = "audio/midi"
     filename = f"genstudio-{a.id[:12]}{path.suffix}"
     return FileResponse(
         path,
-        media_type=a.mime,
+        media_type=media_type,
         filename=filename if download else None,
         headers={"Cache-Control": "private, max-age=31536000, immutable"},
     )
@@ -60,6 +81,10 @@ def delete_asset(asset_id: str, state: State) -> dict[str, Any]:
     a = _asset(state, asset_id)
     state.store.delete_asset(a.id)
     state.files.delete(a.path)
+    if a.mime == "audio/midi":
+        from genstudio.music.derive import drop_derived
+
+        drop_derived(state.settings, a.id)
     return {"deleted": a.id}
 
 

@@ -127,8 +127,10 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str,
         check_image(data, s)
     elif kind == "video":
         check_mp4(data)
-    elif kind == "midi":
+    melody: dict[str, Any] | None = None
+    if kind == "midi":
         check_midi(data)
+        melody = midi_melody(data, s)
     asset_id = new_id()
     rel = state.files.relpath_for(asset_id, mime)
     size, digest = state.files.write_atomic(rel, data)
@@ -148,4 +150,28 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str,
     except BaseException:
         state.files.delete(rel)
         raise
-    return {"asset_id": asset_id, "kind": kind, "mime": mime, "size": size, "sha256": digest}
+    answer: dict[str, Any] = {"asset_id": asset_id, "kind": kind, "mime": mime, "size": size, "sha256": digest}
+    if melody is not None:
+        answer["melody"] = melody
+    return answer
+
+
+def midi_melody(data: bytes, s: Settings, field: str = "file") -> dict[str, Any]:
+    """A MIDI upload must hold a melody line: what it is and what taking it drops (422 otherwise)."""
+    from genstudio.music.render import extract_melody
+
+    try:
+        ex = extract_melody(data, max_bars=s.max_bars)
+    except ValueError as exc:
+        raise HTTPException(422, detail=f"{field}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- a hostile file can break the MIDI parser in many ways
+        raise HTTPException(422, detail=f"{field}: not a readable MIDI file ({type(exc).__name__})") from None
+    return {
+        "track": ex.track,
+        "tracks": len(ex.tracks),
+        "bars": ex.bars,
+        "notes": len(ex.notes),
+        "tempo": round(ex.tempo, 3),
+        "dropped": ex.dropped,
+        "summary": ex.summary(),
+    }

@@ -1,0 +1,135 @@
+"""`genstudio music sample|interpolate|vary`: the music studio on the command line, in this process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _instrument(value: str) -> int | str:
+    return int(value) if value.strip().isdigit() else value
+
+
+def _read_midi(path: str, field: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{field}: no such file {path}")
+    data = p.read_bytes()
+    if not data.startswith(b"MThd"):
+        raise ValueError(f"{field}: {path} is not a MIDI file")
+    return data
+
+
+def cmd_music(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from genstudio.cli import _settings
+    from genstudio.music.derive import render
+    from genstudio.music.params import InterpolateRequest, SampleRequest, VaryRequest, job_params
+    from genstudio.music.service import MusicStudio, resolve_request, source_from_midi
+
+    settings = _settings(args)
+    if args.model:
+        settings = settings.model_copy(update={"music_model": args.model})
+    common: dict[str, Any] = {"temperature": args.temperature, "tempo": args.tempo, "seed": args.seed}
+    if args.instrument is not None:
+        common["instrument"] = _instrument(args.instrument)
+    extra: dict[str, Any] = {}
+    req: Any
+    if args.op == "sample":
+        req = SampleRequest(n=args.n, bars=args.bars, key=args.key, chords=args.chords, density=args.density, **common)
+    elif args.op == "interpolate":
+        if args.temperature is None:
+            common["temperature"] = 0.0
+        req = InterpolateRequest(
+            start=Path(args.start).name or "start",
+            end=Path(args.end).name or "end",
+            steps=args.steps,
+            **{k: v for k, v in common.items() if v is not None},
+        )
+        extra["_start"] = source_from_midi(
+            _read_midi(args.start, "START"), track=args.start_track, settings=settings, origin=args.start
+        )
+        extra["_end"] = source_from_midi(
+            _read_midi(args.end, "END"), track=args.end_track, settings=settings, origin=args.end
+        )
+    else:
+        req = VaryRequest(
+            source=Path(args.source).name or "source",
+            n=args.n,
+            similarity=args.similarity,
+            track=args.track,
+            **{k: v for k, v in common.items() if v is not None},
+        )
+        extra["_source"] = source_from_midi(
+            _read_midi(args.source, "SOURCE"), track=args.track, settings=settings, origin=args.source
+        )
+    if args.op == "sample":
+        req = SampleRequest(**{k: v for k, v in req.model_dump().items() if v is not None})
+    params = job_params(args.op, req, **resolve_request(req, settings), **extra)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - {"midi", "musicxml", "wav"})
+    if unknown:
+        raise ValueError(f"--formats: unknown {', '.join(unknown)}; use midi, musicxml, wav")
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    studio = MusicStudio(settings)
+    with tqdm(total=100, unit="%", disable=args.quiet or not sys.stderr.isatty(), desc=args.op) as bar:
+        outputs = studio.run(params, lambda f: bar.update(round(f * 100) - bar.n))
+    files = []
+    for i, o in enumerate(outputs):
+        stem = out / f"{args.op}-{params['seed']}-{i + 1:03d}"
+        if "midi" in formats:
+            stem.with_suffix(".mid").write_bytes(o.data)
+            files.append(str(stem.with_suffix(".mid")))
+        for fmt in ("musicxml", "wav"):
+            if fmt in formats:
+                dest = stem.with_suffix(f".{fmt}")
+                dest.write_bytes(render(fmt, o.data, o.params, settings, title=dest.name))
+                files.append(str(dest))
+    summary = [{k: o.params[k] for k in ("key", "bars", "tempo", "instrument_name", "stats")} for o in outputs]
+    print(json.dumps({"files": files, "seed": params["seed"], "melodies": summary}, indent=2))
+    return 0
+
+
+def add_music_parser(sub: Any) -> None:
+    m = sub.add_parser("music", help="sample, compose, interpolate or vary melodies (MusicVAE)")
+    ops = m.add_subparsers(dest="op", required=True)
+
+    def common(p: argparse.ArgumentParser, temperature: float | None) -> None:
+        p.add_argument("--temperature", type=float, default=temperature, help="0 = safest .. 2 = wildest")
+        p.add_argument("--tempo", type=float, help="BPM (default 120, or the source's)")
+        p.add_argument("--instrument", help="General MIDI program 0-127 or a name, e.g. violin")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--formats", default="midi", help="comma-separated: midi,musicxml,wav")
+        p.add_argument("--model", help="a music model folder (config.json + model.safetensors)")
+        p.add_argument("-o", "--output", required=True, help="output folder")
+        p.add_argument("--data-dir")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.set_defaults(func=cmd_music)
+
+    s = ops.add_parser("sample", help="new melodies, optionally to a request (key, chords, density)")
+    s.add_argument("--n", type=int, default=4)
+    s.add_argument("--bars", type=int, default=2)
+    s.add_argument("--key", help="e.g. 'D minor'")
+    s.add_argument("--chords", help="one chord per bar, e.g. 'Am F C G'")
+    s.add_argument("--density", type=float, help="-1 sparse .. +1 busy")
+    common(s, 0.5)
+
+    i = ops.add_parser("interpolate", help="melodies between two MIDI files")
+    i.add_argument("start")
+    i.add_argument("end")
+    i.add_argument("--steps", type=int, default=5)
+    i.add_argument("--start-track", type=int)
+    i.add_argument("--end-track", type=int)
+    common(i, None)
+
+    v = ops.add_parser("vary", help="variations of a MIDI melody")
+    v.add_argument("source")
+    v.add_argument("--n", type=int, default=4)
+    v.add_argument("--similarity", type=float, default=0.7, help="1 = the same .. 0 = unrelated")
+    v.add_argument("--track", type=int)
+    common(v, 0.5)

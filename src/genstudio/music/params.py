@@ -1,0 +1,113 @@
+"""Music requests: one pydantic model per operation, shared by the API, the CLI and the job rows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genstudio.config import Settings
+from genstudio.image.params import LimitError
+
+from .theory import parse_key, parse_progression
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(default=0.5, ge=0.0, le=2.0, description="Mood: 0 = safest, 2 = wildest.")
+    tempo: float | None = Field(default=None, description="Beats per minute (default 120, or the source's).")
+    instrument: int | str | None = Field(
+        default=None, description="General MIDI program 0-127 or a name like 'violin' (default piano, or the source's)."
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description="Random when absent.")
+
+    def check_common(self, s: Settings) -> None:
+        if self.tempo is not None and not s.min_tempo <= self.tempo <= s.max_tempo:
+            raise LimitError("tempo", f"must be within {s.min_tempo:g}-{s.max_tempo:g} BPM (got {self.tempo:g})")
+        if self.instrument is None:
+            return
+        if isinstance(self.instrument, str) and len(self.instrument) > 64:
+            raise LimitError("instrument", "at most 64 characters")
+        from .render import instrument_program
+
+        try:
+            instrument_program(self.instrument)
+        except ValueError as exc:
+            raise LimitError("instrument", str(exc)) from None
+
+
+class SampleRequest(_Common):
+    """New melodies, optionally composed to a request (key, chords, density)."""
+
+    n: int = Field(default=4, ge=1, description="How many melodies.")
+    bars: int = Field(default=2, ge=2, description="Length in 4/4 bars (even: the model writes 2 bars at a time).")
+    key: str | None = Field(default=None, description="'D minor', 'Eb major'... None keeps the model's key.")
+    chords: str | None = Field(default=None, description="One chord per bar, repeating: 'C G Am F'.")
+    density: float | None = Field(
+        default=None, ge=-1.0, le=1.0, description="Rhythm density: -1 sparse .. +1 busy (latent attribute vector)."
+    )
+
+    def check_limits(self, s: Settings) -> None:
+        self.check_common(s)
+        if self.n > s.max_melodies:
+            raise LimitError("n", f"at most {s.max_melodies} melodies (GENSTUDIO_MAX_MELODIES)")
+        if self.bars > s.max_bars:
+            raise LimitError("bars", f"at most {s.max_bars} bars (GENSTUDIO_MAX_BARS)")
+        if self.bars % 2:
+            raise LimitError("bars", f"must be even: the model writes 2 bars at a time (got {self.bars})")
+        if self.key is not None:
+            if len(self.key) > 32:
+                raise LimitError("key", "at most 32 characters")
+            try:
+                parse_key(self.key)
+            except ValueError as exc:
+                raise LimitError("key", str(exc)) from None
+        if self.chords is not None:
+            if len(self.chords) > 2000:
+                raise LimitError("chords", "at most 2000 characters")
+            try:
+                chords = parse_progression(self.chords)
+            except ValueError as exc:
+                raise LimitError("chords", str(exc)) from None
+            if len(chords) > s.max_bars:
+                raise LimitError("chords", f"at most {s.max_bars} chords (one per bar)")
+
+
+class InterpolateRequest(_Common):
+    """Melodies along the slerp between two melodies' latent codes, endpoints included."""
+
+    start: str = Field(min_length=1, max_length=64, description="Asset id of a melody or an uploaded MIDI.")
+    end: str = Field(min_length=1, max_length=64, description="Asset id of a melody or an uploaded MIDI.")
+    steps: int = Field(default=5, ge=2, description="Melodies on the path, endpoints included.")
+    start_track: int | None = Field(default=None, ge=0, description="Track of an uploaded MIDI (default: busiest).")
+    end_track: int | None = Field(default=None, ge=0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 = the path's most likely melodies.")
+
+    def check_limits(self, s: Settings) -> None:
+        self.check_common(s)
+        if self.steps > s.max_interpolation_steps:
+            raise LimitError("steps", f"at most {s.max_interpolation_steps} (GENSTUDIO_MAX_INTERPOLATION_STEPS)")
+
+
+class VaryRequest(_Common):
+    """Variations of a melody: each 2-bar window is encoded and re-sampled near its code."""
+
+    source: str = Field(min_length=1, max_length=64, description="Asset id of a melody or an uploaded MIDI.")
+    n: int = Field(default=4, ge=1)
+    similarity: float = Field(default=0.7, ge=0.0, le=1.0, description="1 = the same melody, 0 = unrelated.")
+    track: int | None = Field(default=None, ge=0, description="Track of an uploaded MIDI (default: busiest).")
+
+    def check_limits(self, s: Settings) -> None:
+        self.check_common(s)
+        if self.n > s.max_melodies:
+            raise LimitError("n", f"at most {s.max_melodies} melodies (GENSTUDIO_MAX_MELODIES)")
+
+
+Operation = Literal["sample", "interpolate", "vary"]
+REQUESTS: dict[str, type[_Common]] = {"sample": SampleRequest, "interpolate": InterpolateRequest, "vary": VaryRequest}
+
+
+def job_params(op: str, req: _Common, **resolved: Any) -> dict[str, Any]:
+    """What a music job row stores: the operation, the request, and values resolved at submit time."""
+    return {"op": op, **req.model_dump(), **resolved}

@@ -1,0 +1,291 @@
+"""A melody in the three formats users take away: MIDI (tempo, instrument, key, and the generation
+parameters in a meta event), MusicXML (sheet music, via music21) and WAV (FluidSynth with a General
+MIDI soundfont); and the other way: the melody line of an uploaded MIDI file."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .encoding import STEPS_PER_QUARTER, Note, midi_to_notes, monophonic, notes_to_midi
+from .theory import Key
+
+META_PREFIX = "genstudio:"
+COPYRIGHT = "AI-generated with genstudio (MusicVAE melody model)"
+SOUNDFONTS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+)
+
+
+class RenderUnavailable(RuntimeError):
+    """A tool a format needs (FluidSynth, a soundfont) is not installed; the message says how to get it."""
+
+
+def instrument_program(value: int | str) -> tuple[int, str]:
+    """A General MIDI program from a number (0-127) or a name ('violin', 'Acoustic Grand Piano')."""
+    import pretty_midi
+
+    names = pretty_midi.constants.INSTRUMENT_MAP
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        program = int(value)
+        if not 0 <= program <= 127:
+            raise ValueError(f"instrument program {program} is outside 0-127")
+        return program, names[program]
+    text = str(value).strip().lower()
+    exact = [i for i, n in enumerate(names) if n.lower() == text]
+    if exact:
+        return exact[0], names[exact[0]]
+    partial = [i for i, n in enumerate(names) if text and text in n.lower()]
+    if len(partial) >= 1 and len({names[i] for i in partial}) == 1 or (partial and len(text) >= 3):
+        return partial[0], names[partial[0]]
+    raise ValueError(f"unknown instrument {value!r}: use a General MIDI program 0-127 or a name like 'violin'")
+
+
+@dataclass
+class Melody:
+    """A finished piece: notes on the 16th grid plus how to play it."""
+
+    notes: list[Note]
+    bars: int
+    tempo: float = 120.0
+    program: int = 0
+    key: Key | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return self.bars * 4 * STEPS_PER_QUARTER
+
+    def notes_json(self) -> list[list[int]]:
+        return [[n.pitch, n.start, n.end] for n in self.notes]
+
+
+def midi_bytes(m: Melody) -> bytes:
+    """Standard MIDI file, type 1: tempo, 4/4, key signature, instrument; the parameters as a text meta
+    event (`genstudio:{json}`) and a copyright event that says it is AI-generated."""
+    import mido
+    import pretty_midi
+
+    pm = notes_to_midi(m.notes, qpm=m.tempo, program=m.program)
+    pm.instruments[0].name = pretty_midi.program_to_instrument_name(m.program)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+    if m.key is not None:
+        pm.key_signature_changes.append(
+            pretty_midi.KeySignature(m.key.tonic + (12 if m.key.mode == "minor" else 0), 0.0)
+        )
+    raw = io.BytesIO()
+    pm.write(raw)
+    mid = mido.MidiFile(file=io.BytesIO(raw.getvalue()))
+    meta = json.dumps(m.params, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+    mid.tracks[0].insert(0, mido.MetaMessage("text", text=META_PREFIX + meta, time=0))
+    mid.tracks[0].insert(0, mido.MetaMessage("copyright", text=COPYRIGHT, time=0))
+    out = io.BytesIO()
+    mid.save(file=out)
+    return out.getvalue()
+
+
+def read_midi_params(data: bytes) -> dict[str, Any] | None:
+    """The generation parameters a genstudio MIDI file carries, or None."""
+    import mido
+
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception:  # noqa: BLE001 -- mido raises many types for broken files
+        return None
+    for track in mid.tracks:
+        for msg in track:
+            if msg.type == "text" and msg.text.startswith(META_PREFIX):
+                try:
+                    return json.loads(msg.text[len(META_PREFIX) :])
+                except ValueError:
+                    return None
+    return None
+
+
+def musicxml_bytes(m: Melody, title: str = "genstudio melody") -> bytes:
+    """MusicXML (partwise) of the melody in 4/4 with its key signature, tempo and instrument."""
+    from music21 import instrument, key, metadata, meter, note, stream, tempo
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    part = stream.Part()
+    try:
+        part.insert(0, instrument.instrumentFromMidiProgram(m.program))
+    except Exception:  # noqa: BLE001 -- music21 lacks a class for a few programs
+        part.insert(0, instrument.Instrument())
+    part.insert(0, meter.TimeSignature("4/4"))
+    if m.key is not None:
+        part.insert(0, key.Key(m.key.name.split()[0].replace("b", "-"), m.key.mode))
+    part.insert(0, tempo.MetronomeMark(number=round(m.tempo)))
+    cursor = 0
+    q = float(STEPS_PER_QUARTER)
+    for n in sorted(m.notes, key=lambda n: n.start):
+        if n.start > cursor:
+            part.insert(cursor / q, note.Rest(quarterLength=(n.start - cursor) / q))
+        part.insert(n.start / q, note.Note(n.pitch, quarterLength=(n.end - n.start) / q))
+        cursor = n.end
+    if cursor < m.steps:
+        part.insert(cursor / q, note.Rest(quarterLength=(m.steps - cursor) / q))
+    score = stream.Score()
+    score.insert(0, metadata.Metadata(title=title, composer="genstudio (AI-generated)"))
+    score.insert(0, part)
+    score.makeNotation(inPlace=True)
+    return GeneralObjectExporter(score).parse()
+
+
+def soundfont() -> Path | None:
+    env = os.environ.get("GENSTUDIO_SOUNDFONT")
+    for p in ([env] if env else []) + list(SOUNDFONTS):
+        if p and Path(p).is_file():
+            return Path(p)
+    return None
+
+
+def wav_bytes(midi: bytes, *, sample_rate: int = 44100, gain: float = 1.0, timeout: float = 120.0) -> bytes:
+    """Render MIDI to 16-bit stereo WAV with FluidSynth and a General MIDI soundfont."""
+    exe = shutil.which("fluidsynth")
+    sf2 = soundfont()
+    if exe is None or sf2 is None:
+        raise RenderUnavailable(
+            "audio rendering needs FluidSynth and a General MIDI soundfont: "
+            "apt-get install fluidsynth fluid-soundfont-gm (or set GENSTUDIO_SOUNDFONT)"
+        )
+    with tempfile.TemporaryDirectory(prefix="genstudio-wav-") as tmp:
+        src, dst = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        src.write_bytes(midi)
+        cmd = [
+            exe,
+            "-ni",
+            "-q",
+            "-g",
+            str(gain),
+            "-r",
+            str(sample_rate),
+            "-T",
+            "wav",
+            "-F",
+            str(dst),
+            str(sf2),
+            str(src),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        if proc.returncode != 0 or not dst.is_file() or dst.stat().st_size <= 44:
+            raise RuntimeError(f"fluidsynth failed: {proc.stderr.decode(errors='replace')[-300:]}")
+        return dst.read_bytes()
+
+
+# Uploaded MIDI -> melody line
+
+
+@dataclass
+class TrackInfo:
+    index: int
+    name: str
+    program: int
+    is_drum: bool
+    notes: int
+    polyphonic: bool
+
+
+@dataclass
+class Extracted:
+    notes: list[Note]
+    bars: int
+    track: int | None
+    tempo: float
+    dropped: dict[str, int]
+    tracks: list[TrackInfo]
+
+    def summary(self) -> str:
+        parts = [f"{v} {k.replace('_', ' ')}" for k, v in self.dropped.items() if v]
+        return "kept everything" if not parts else "dropped " + ", ".join(parts)
+
+
+def load_midi(data: bytes) -> Any:
+    import pretty_midi
+
+    try:
+        return pretty_midi.PrettyMIDI(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 -- mido/pretty_midi raise many types
+        raise ValueError(f"not a readable MIDI file: {exc}") from None
+
+
+def midi_tracks(pm: Any) -> list[TrackInfo]:
+    out = []
+    for i, inst in enumerate(pm.instruments):
+        onsets = sorted(n.start for n in inst.notes)
+        poly = any(b - a < 1e-3 for a, b in zip(onsets, onsets[1:], strict=False))
+        out.append(TrackInfo(i, inst.name or "", inst.program, inst.is_drum, len(inst.notes), poly))
+    return out
+
+
+def extract_melody(
+    data: bytes, *, track: int | None = None, max_bars: int = 64, min_pitch: int = 21, max_pitch: int = 108
+) -> Extracted:
+    """The melody line of a MIDI file: one track (default: the non-drum track with most notes), reduced
+    to its top line (highest onset wins, a later onset cuts the sounding note), quantised to 16ths,
+    starting at the first bar that holds a note, at most `max_bars` bars of 4/4. Says what it dropped."""
+    pm = load_midi(data)
+    tracks = midi_tracks(pm)
+    if not tracks:
+        raise ValueError("the MIDI file has no tracks with notes")
+    if track is None:
+        candidates = [t for t in tracks if not t.is_drum and t.notes]
+        if not candidates:
+            raise ValueError("the MIDI file has no melodic (non-drum) notes")
+        track = max(candidates, key=lambda t: t.notes).index
+    if not 0 <= track < len(tracks):
+        raise ValueError(f"track {track} does not exist: the file has tracks 0-{len(tracks) - 1}")
+    if tracks[track].is_drum:
+        raise ValueError(f"track {track} is a drum track: pick a melodic one")
+    raw = midi_to_notes(pm, instrument=track)
+    if not raw:
+        raise ValueError(f"track {track} has no notes")
+    dropped = {
+        "other_tracks_notes": sum(t.notes for t in tracks if t.index != track),
+        "notes_out_of_range": 0,
+        "chord_notes": 0,
+        "notes_too_short_after_quantising": tracks[track].notes - len(raw),
+        "notes_beyond_the_bar_limit": 0,
+    }
+    in_range = [n for n in raw if min_pitch <= n.pitch <= max_pitch]
+    dropped["notes_out_of_range"] = len(raw) - len(in_range)
+    mono = monophonic(in_range)
+    dropped["chord_notes"] = len(in_range) - len(mono)
+    if not mono:
+        raise ValueError("no melody left after reducing the track to its top line")
+    steps_per_bar = 4 * STEPS_PER_QUARTER
+    first_bar = mono[0].start // steps_per_bar
+    offset = first_bar * steps_per_bar
+    limit = max_bars * steps_per_bar
+    kept = [Note(n.pitch, n.start - offset, min(n.end - offset, limit)) for n in mono if n.start - offset < limit]
+    dropped["notes_beyond_the_bar_limit"] = len(mono) - len(kept)
+    last = max(n.end for n in kept)
+    bars = max(2, -(-last // steps_per_bar))
+    bars += bars % 2  # the model works on 2-bar windows
+    tempo = float(pm.get_tempo_changes()[1][0]) if len(pm.get_tempo_changes()[1]) else 120.0
+    return Extracted(kept, min(bars, max_bars), track, tempo, dropped, tracks)
+
+
+def windows(notes: Sequence[Note], bars: int, window_bars: int = 2) -> list[list[Note]]:
+    """Split a melody into consecutive windows of `window_bars` bars, each re-based to step 0."""
+    size = window_bars * 4 * STEPS_PER_QUARTER
+    out: list[list[Note]] = []
+    for w in range(0, bars * 4 * STEPS_PER_QUARTER, size):
+        out.append(
+            [
+                Note(n.pitch, max(n.start, w) - w, min(n.end, w + size) - w)
+                for n in notes
+                if n.start < w + size and n.end > w
+            ]
+        )
+    return out

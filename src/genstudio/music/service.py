@@ -1,0 +1,346 @@
+"""The music studio: sample, compose to a request, interpolate and vary melodies with the MusicVAE.
+
+How each control acts on the model (also in docs/music.md):
+- bars: the model writes 2 bars; longer pieces chain 2-bar codes along a smooth latent path (a slerp
+  between two random codes, one point per 2-bar segment), so neighbouring segments are related.
+- temperature: the softmax temperature of the decoder's sampling (0 = most likely token each step).
+- key / mode: each melody is transposed from its own best-fitting key of that mode (Krumhansl-Kessler
+  profiles) into the requested key; with a key, chords or density requested, four candidates are
+  sampled per melody and the one that fits the request best is kept (mode clarity, chord tones on
+  beats, notes per bar).
+- density: a latent attribute vector (mean code of busy windows minus mean code of sparse ones, from
+  the training data, shipped beside the weights) is added to z, scaled by the request; candidates are
+  then ranked by how close their notes per bar come to the request.
+- chords: one chord per bar (repeating); candidates are ranked by the share of beat-weighted time
+  spent on chord tones.
+- tempo and instrument: written into the MIDI (they do not change the notes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genstudio.config import Settings
+from genstudio.jobs.base import JobContext, JobFailed, OutputFile
+
+from .encoding import Note
+from .metrics import in_key_counts
+from .model import MelodyVAE, slerp
+from .params import InterpolateRequest, SampleRequest, VaryRequest
+from .render import Melody, instrument_program, midi_bytes, windows
+from .theory import (
+    Key,
+    chord_fit,
+    find_key,
+    key_of_progression,
+    key_scores,
+    parse_key,
+    parse_progression,
+    to_key,
+)
+
+log = logging.getLogger(__name__)
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin_models"
+WINDOW_BARS = 2
+CANDIDATES = 4  # per melody, when the request asks for something the model cannot be told directly
+BASE_NOTES_PER_BAR = 8.0  # density 0; the public-domain training windows average ~9 notes a bar
+Progress = Callable[[float], None]
+
+
+def model_dir(name: str) -> Path:
+    """`builtin:NAME` or a folder holding config.json + model.safetensors."""
+    if name.startswith("builtin:"):
+        folder = BUILTIN_DIR / name.removeprefix("builtin:")
+    else:
+        folder = Path(name).expanduser()
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(f"music model {name!r}: no config.json + model.safetensors in {folder}")
+    return folder
+
+
+def melody_stats(notes: Sequence[Note]) -> dict[str, Any]:
+    in_key, total = in_key_counts(notes)
+    pitches = [n.pitch for n in notes]
+    return {
+        "notes": total,
+        "in_key": round(in_key / total, 4) if total else 0.0,
+        "range": (max(pitches) - min(pitches)) if pitches else 0,
+    }
+
+
+class MusicStudio:
+    """Loads the melody model once (lazily) and turns requests into melodies. Thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._vae: MelodyVAE | None = None
+        self._attributes: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def vae(self) -> MelodyVAE:
+        with self._lock:
+            if self._vae is None:
+                folder = model_dir(self.settings.music_model)
+                self._vae = MelodyVAE.from_pretrained(folder)
+                attrs = folder / "attributes.json"
+                if attrs.is_file():
+                    self._attributes = json.loads(attrs.read_text())
+                log.info("music model loaded from %s", folder)
+            return self._vae
+
+    @property
+    def model_id(self) -> str:
+        return self.settings.music_model
+
+    def attribute(self, name: str) -> torch.Tensor | None:
+        _ = self.vae
+        vec = self._attributes.get(name, {}).get("vector")
+        return torch.tensor(vec, dtype=torch.float32) if vec else None
+
+    # The job handler ------------------------------------------------------------------------------------
+
+    def handle(self, ctx: JobContext) -> list[OutputFile]:
+        params = dict(ctx.job.params)
+        return self.run(params, ctx.progress)
+
+    def run(self, params: dict[str, Any], progress: Progress | None = None) -> list[OutputFile]:
+        report = progress or (lambda _f: None)
+        op = params.get("op")
+        if op == "sample":
+            melodies = self.sample(params, report)
+        elif op == "interpolate":
+            melodies = self.interpolate(params, report)
+        elif op == "vary":
+            melodies = self.vary(params, report)
+        else:
+            raise JobFailed(f"unknown music operation {op!r}")
+        outputs = []
+        for i, m in enumerate(melodies):
+            m.params = {
+                **{k: v for k, v in params.items() if not k.startswith("_")},
+                "index": i,
+                "model": self.model_id,
+                "bars": m.bars,
+                "tempo": m.tempo,
+                "program": m.program,
+                "instrument_name": instrument_program(m.program)[1],
+                "key": m.key.name if m.key else None,
+                "notes": m.notes_json(),
+                "stats": melody_stats(m.notes),
+                **m.params,
+            }
+            outputs.append(
+                OutputFile(
+                    data=midi_bytes(m), mime="audio/midi", kind="music", seed=params.get("seed"), params=m.params
+                )
+            )
+        report(1.0)
+        return outputs
+
+    # Operations ----------------------------------------------------------------------------------------
+
+    def _decode(
+        self, z: torch.Tensor, temperature: float, gen: torch.Generator, report: Progress, lo: float, hi: float
+    ) -> list[list[Note]]:
+        """Decode z [N, Z] in chunks (progress between chunks; a cancel lands within one chunk)."""
+        vae = self.vae
+        out: list[list[Note]] = []
+        chunk = 256
+        for i in range(0, len(z), chunk):
+            tokens = vae.model.decode_tokens(z[i : i + chunk], temperature, gen if temperature > 0 else None)
+            out.extend(vae.melodies(tokens))
+            report(lo + (hi - lo) * min(1.0, (i + chunk) / len(z)))
+        return out
+
+    def sample(self, p: dict[str, Any], report: Progress) -> list[Melody]:
+        vae = self.vae
+        n, bars, temperature = int(p["n"]), int(p["bars"]), float(p["temperature"])
+        segs = bars // WINDOW_BARS
+        chords = parse_progression(p["chords"]) if p.get("chords") else None
+        target: Key | None = parse_key(p["key"]) if p.get("key") else (key_of_progression(chords) if chords else None)
+        density = p.get("density")
+        ranked = target is not None or chords is not None or density is not None
+        c = CANDIDATES if ranked else 1
+        gen = torch.Generator().manual_seed(int(p["seed"]))
+        zs = vae.model.config.z_size
+        a = torch.randn(n * c, zs, generator=gen)
+        b = torch.randn(n * c, zs, generator=gen)
+        ts = [j / (segs - 1) if segs > 1 else 0.0 for j in range(segs)]
+        z = torch.stack([slerp(a, b, t) for t in ts], dim=1)  # [n*c, segs, Z]
+        vec = self.attribute("density") if density is not None else None
+        if vec is not None:
+            scale = float(self._attributes["density"].get("scale", 1.0))
+            z = z + float(density) * scale * vec
+        report(0.05)
+        parts = self._decode(z.reshape(-1, zs), temperature, gen, report, 0.05, 0.9)
+        step = WINDOW_BARS * 16
+        pieces = [
+            [Note(nt.pitch, nt.start + j * step, nt.end + j * step) for j in range(segs) for nt in parts[i * segs + j]]
+            for i in range(n * c)
+        ]
+        tempo = float(p.get("tempo") or 120.0)
+        program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else 0
+        out = []
+        for i in range(n):
+            best: tuple[float, list[Note], dict[str, Any]] | None = None
+            for j in range(c):
+                notes = pieces[i * c + j]
+                info: dict[str, Any] = {}
+                if target is not None and notes:
+                    notes, found, shift = to_key(notes, target)
+                    info["transposed_from"] = found.name
+                    info["transposed_by"] = shift
+                score = self._score(notes, bars, target, chords, density)
+                info["fit"] = round(score, 4)
+                if best is None or score > best[0]:
+                    best = (score, notes, info)
+            assert best is not None
+            _, notes, info = best
+            key = target or (find_key(notes)[0] if notes else None)
+            if chords is not None:
+                info["chord_fit"] = round(chord_fit(notes, chords), 4)
+            out.append(Melody(notes, bars, tempo, program, key, {**info, "candidates": c}))
+        report(0.95)
+        return out
+
+    @staticmethod
+    def _score(notes: list[Note], bars: int, target: Key | None, chords: Any, density: float | None) -> float:
+        if not notes:
+            return -10.0
+        score = 0.0
+        if target is not None:
+            scores = {k: r for r, k in key_scores(notes)}
+            score += scores.get(target, 0.0)
+        if chords is not None:
+            score += 2.0 * chord_fit(notes, chords)
+        if density is not None:
+            want = BASE_NOTES_PER_BAR * 2.0 ** float(density)
+            score -= abs(len(notes) / bars - want) / want
+        return score
+
+    def _prepare_sources(self, p: dict[str, Any], names: Sequence[str]) -> list[tuple[list[list[Note]], int]]:
+        """The windows of each source melody stored in the job params at submit time."""
+        out = []
+        for name in names:
+            src = p[f"_{name}"]
+            notes = [Note(*n) for n in src["notes"]]
+            out.append((windows(notes, int(src["bars"])), int(src["bars"])))
+        return out
+
+    def interpolate(self, p: dict[str, Any], report: Progress) -> list[Melody]:
+        vae = self.vae
+        (wa, bars_a), (wb, bars_b) = self._prepare_sources(p, ["start", "end"])
+        segs = min(len(wa), len(wb))
+        steps, temperature = int(p["steps"]), float(p["temperature"])
+        mu = vae.encode([*wa[:segs], *wb[:segs]])
+        za, zb = mu[:segs], mu[segs:]
+        z = torch.stack([slerp(za, zb, i / (steps - 1)) for i in range(steps)])  # [steps, segs, Z]
+        report(0.1)
+        gen = torch.Generator().manual_seed(int(p["seed"]))
+        parts = self._decode(z.reshape(-1, z.shape[-1]), temperature, gen, report, 0.1, 0.9)
+        src = p["_start"]
+        tempo = float(p.get("tempo") or src.get("tempo") or 120.0)
+        program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else src.get("program", 0)
+        out = []
+        for i in range(steps):
+            notes = [
+                Note(nt.pitch, nt.start + j * 32, nt.end + j * 32) for j in range(segs) for nt in parts[i * segs + j]
+            ]
+            key = find_key(notes)[0] if notes else None
+            out.append(Melody(notes, segs * WINDOW_BARS, tempo, program, key, {"t": round(i / (steps - 1), 4)}))
+        return out
+
+    def vary(self, p: dict[str, Any], report: Progress) -> list[Melody]:
+        vae = self.vae
+        ((ws, bars),) = self._prepare_sources(p, ["source"])
+        n, similarity, temperature = int(p["n"]), float(p["similarity"]), float(p["temperature"])
+        gen = torch.Generator().manual_seed(int(p["seed"]))
+        mu = vae.encode(ws)  # [segs, Z]
+        eps = torch.randn(n, len(ws), mu.shape[-1], generator=gen)
+        # similarity 1: the source's own code; 0: a code from the prior, unrelated to the source.
+        z = torch.stack([slerp(mu, eps[i], 1.0 - similarity) for i in range(n)])
+        report(0.1)
+        parts = self._decode(z.reshape(-1, mu.shape[-1]), temperature, gen, report, 0.1, 0.9)
+        src = p["_source"]
+        tempo = float(p.get("tempo") or src.get("tempo") or 120.0)
+        program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else src.get("program", 0)
+        segs = len(ws)
+        out = []
+        for i in range(n):
+            notes = [
+                Note(nt.pitch, nt.start + j * 32, nt.end + j * 32) for j in range(segs) for nt in parts[i * segs + j]
+            ]
+            key = find_key(notes)[0] if notes else None
+            out.append(Melody(notes, segs * WINDOW_BARS, tempo, program, key, {}))
+        return out
+
+
+def new_seed(seed: int | None) -> int:
+    return seed if seed is not None else secrets.randbelow(2**32)
+
+
+def source_from_notes(
+    notes: Sequence[Note],
+    bars: int,
+    tempo: float | None,
+    program: int | None,
+    *,
+    origin: str,
+    dropped: dict[str, int] | None = None,
+    track: int | None = None,
+) -> dict[str, Any]:
+    """What a job row keeps of a source melody (so workers need no access to the source file)."""
+    return {
+        "origin": origin,
+        "bars": bars,
+        "tempo": tempo,
+        "program": program,
+        "track": track,
+        "dropped": dropped or {},
+        "notes": [[n.pitch, n.start, n.end] for n in notes],
+    }
+
+
+def resolve_request(req: SampleRequest | InterpolateRequest | VaryRequest, settings: Settings) -> dict[str, Any]:
+    """Check limits and fix the seed; sources are resolved by the caller (API: assets; CLI: files)."""
+    req.check_limits(settings)
+    return {"seed": new_seed(req.seed)}
+
+
+def stats_table(melodies: Sequence[Sequence[Note]]) -> dict[str, float]:
+    """Pooled in-key share, mean notes and mean range over melodies (for docs and tests)."""
+    counts = [in_key_counts(m) for m in melodies]
+    notes = sum(t for _, t in counts)
+    ranges = [max(n.pitch for n in m) - min(n.pitch for n in m) for m in melodies if m]
+    return {
+        "in_key": sum(k for k, _ in counts) / notes if notes else 0.0,
+        "notes": float(np.mean([len(m) for m in melodies])) if melodies else 0.0,
+        "range": float(np.mean(ranges)) if ranges else 0.0,
+    }
+
+
+def source_from_midi(data: bytes, *, track: int | None, settings: Settings, origin: str) -> dict[str, Any]:
+    """The melody line of MIDI bytes (a user's file or an earlier result) as a job's source.
+
+    ValueError (with a message fit for the user) when there is no usable melody."""
+    from .render import extract_melody, read_midi_params
+
+    made = read_midi_params(data)
+    if made and track is None and isinstance(made.get("notes"), list) and made.get("bars"):
+        notes = [Note(int(a), int(b), int(c)) for a, b, c in made["notes"]]
+        bars = min(int(made["bars"]), settings.max_bars)
+        return source_from_notes(notes, bars, made.get("tempo"), made.get("program"), origin=origin)
+    ex = extract_melody(data, track=track, max_bars=settings.max_bars)
+    program = ex.tracks[ex.track].program if ex.track is not None else 0
+    return source_from_notes(ex.notes, ex.bars, ex.tempo, program, origin=origin, dropped=ex.dropped, track=ex.track)
