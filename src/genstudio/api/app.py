@@ -96,16 +96,19 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+        page_headers = {
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+        }
+
         @app.get("/", include_in_schema=False)
         def index() -> FileResponse:
-            return FileResponse(
-                STATIC_DIR / "index.html",
-                headers={
-                    "Cache-Control": "no-cache",
-                    "Content-Security-Policy": CSP,
-                    "X-Content-Type-Options": "nosniff",
-                },
-            )
+            return FileResponse(STATIC_DIR / "index.html", headers=page_headers)
+
+        @app.get("/music", include_in_schema=False)
+        def music_page() -> FileResponse:
+            return FileResponse(STATIC_DIR / "music.html", headers=page_headers)
 
         @app.get("/manifest.webmanifest", include_in_schema=False)
         def manifest() -> FileResponse:
