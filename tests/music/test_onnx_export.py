@@ -202,3 +202,9 @@ def test_builtin_model_exports_and_matches_torch(builtin_export: tuple[MusicVAE,
     assert summary["z_size"] == model.config.z_size and summary["source_model"] == "melody-2bar"
     _assert_same_tokens(model, folder, batches=(1, 4, 64))
     _assert_encoder_close(model, folder, 64)
+
+
+def test_export_is_deterministic(tiny_dir: Path, tiny_export: tuple[MusicVAE, Path, dict], tmp_path: Path) -> None:
+    """Two exports of the same weights give the same bytes: processes racing to fill a cache agree."""
+    _, _, summary = tiny_export
+    assert export_onnx(tiny_dir, tmp_path)["files"] == summary["files"]

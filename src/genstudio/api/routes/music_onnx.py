@@ -27,6 +27,7 @@ router = APIRouter(prefix="/api/music/onnx", tags=["music"])
 MEDIA_TYPES = {ENCODER_FILE: "application/octet-stream", DECODER_FILE: "application/octet-stream"}
 MEDIA_TYPES[CONFIG_FILE] = "application/json"
 CACHE_NAME = "melody-2bar"
+MODEL_DIR = BUILTIN_MELODY_MODEL  # the model the browser gets; read at each request
 _lock = threading.Lock()
 # cache folder -> (fingerprint of the source weights, {file name: sha256})
 _ready: dict[Path, tuple[tuple[int, int, str], dict[str, str]]] = {}
@@ -76,7 +77,13 @@ def ensure_exported(model_dir: Path, out_dir: Path) -> dict[str, str]:
 
 @router.get(
     "/{name}",
-    responses={200: {"content": {"application/octet-stream": {}}}, 304: {}, 404: {}, 503: {}},
+    response_class=Response,
+    responses={
+        200: {"description": "the file", "content": {"application/octet-stream": {}, "application/json": {}}},
+        304: {"description": "unchanged since the ETag sent in If-None-Match"},
+        404: {"description": "not one of the three file names"},
+        503: {"description": "the model could not be exported"},
+    },
 )
 def onnx_file(name: str, state: State, if_none_match: Annotated[str | None, Header()] = None) -> Any:
     """One of `melody_encoder.onnx`, `melody_decoder.onnx`, `config.json` (exported on first request)."""
@@ -84,7 +91,7 @@ def onnx_file(name: str, state: State, if_none_match: Annotated[str | None, Head
         raise HTTPException(404, f"no such file {name!r}: one of {', '.join(MEDIA_TYPES)}")
     out_dir = state.settings.data_dir / "onnx" / CACHE_NAME
     try:
-        hashes = ensure_exported(BUILTIN_MELODY_MODEL, out_dir)
+        hashes = ensure_exported(MODEL_DIR, out_dir)
     except (OSError, RuntimeError, ValueError) as e:
         raise HTTPException(503, f"the melody model could not be exported to ONNX: {e}") from e
     etag = f'"{hashes[name]}"'
