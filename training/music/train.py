@@ -108,7 +108,12 @@ def main() -> None:
     if cfg_path.exists():
         config = MusicVAEConfig.from_dict(json.loads(cfg_path.read_text()))
     elif args.resume_from is not None:
+        # Fine-tuning from another run's checkpoint: its config, with any hyper-parameter given here.
         config = MusicVAEConfig.from_dict(json.loads((args.resume_from / "config.json").read_text()))
+        changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+        if "batch_size" in changes:
+            changes["batch_size"] = int(changes["batch_size"])
+        config = replace(config, **changes)
     else:
         changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
         if "batch_size" in changes:

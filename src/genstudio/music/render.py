@@ -224,7 +224,9 @@ def midi_tracks(pm: Any) -> list[TrackInfo]:
     for i, inst in enumerate(pm.instruments):
         onsets = sorted(n.start for n in inst.notes)
         poly = any(b - a < 1e-3 for a, b in zip(onsets, onsets[1:], strict=False))
-        out.append(TrackInfo(i, inst.name or "", inst.program, inst.is_drum, len(inst.notes), poly))
+        out.append(
+            TrackInfo(i, str(inst.name or ""), int(inst.program), bool(inst.is_drum), len(inst.notes), bool(poly))
+        )
     return out
 
 
@@ -254,7 +256,7 @@ def extract_melody(
         "other_tracks_notes": sum(t.notes for t in tracks if t.index != track),
         "notes_out_of_range": 0,
         "chord_notes": 0,
-        "notes_too_short_after_quantising": tracks[track].notes - len(raw),
+        "notes_too_short_after_quantising": int(tracks[track].notes - len(raw)),
         "notes_beyond_the_bar_limit": 0,
     }
     in_range = [n for n in raw if min_pitch <= n.pitch <= max_pitch]
@@ -267,7 +269,11 @@ def extract_melody(
     first_bar = mono[0].start // steps_per_bar
     offset = first_bar * steps_per_bar
     limit = max_bars * steps_per_bar
-    kept = [Note(n.pitch, n.start - offset, min(n.end - offset, limit)) for n in mono if n.start - offset < limit]
+    kept = [
+        Note(int(n.pitch), int(n.start - offset), int(min(n.end - offset, limit)))
+        for n in mono
+        if n.start - offset < limit
+    ]
     dropped["notes_beyond_the_bar_limit"] = len(mono) - len(kept)
     last = max(n.end for n in kept)
     bars = max(2, -(-last // steps_per_bar))

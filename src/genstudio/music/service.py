@@ -41,11 +41,13 @@ from .theory import (
     Key,
     chord_fit,
     find_key,
+    fit_range,
     key_of_progression,
     key_scores,
     parse_key,
     parse_progression,
     to_key,
+    transpose,
 )
 
 log = logging.getLogger(__name__)
@@ -184,11 +186,7 @@ class MusicStudio:
             z = z + float(density) * scale * vec
         report(0.05)
         parts = self._decode(z.reshape(-1, zs), temperature, gen, report, 0.05, 0.9)
-        step = WINDOW_BARS * 16
-        pieces = [
-            [Note(nt.pitch, nt.start + j * step, nt.end + j * step) for j in range(segs) for nt in parts[i * segs + j]]
-            for i in range(n * c)
-        ]
+        pieces = [join_segments(parts[i * segs : (i + 1) * segs], target) for i in range(n * c)]
         tempo = float(p.get("tempo") or 120.0)
         program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else 0
         out = []
@@ -201,6 +199,8 @@ class MusicStudio:
                     notes, found, shift = to_key(notes, target)
                     info["transposed_from"] = found.name
                     info["transposed_by"] = shift
+                elif notes:
+                    notes = fit_range(notes)
                 score = self._score(notes, bars, target, chords, density)
                 info["fit"] = round(score, 4)
                 if best is None or score > best[0]:
@@ -284,6 +284,37 @@ class MusicStudio:
             key = find_key(notes)[0] if notes else None
             out.append(Melody(notes, segs * WINDOW_BARS, tempo, program, key, {}))
         return out
+
+
+def join_segments(segments: Sequence[Sequence[Note]], target: Key | None) -> list[Note]:
+    """Concatenate 2-bar segments decoded one by one into one piece in one key.
+
+    Each segment after the first is transposed from its own best-fitting key (of the piece's mode)
+    into the key of the piece (the request's, else the first segment's), then moved by whole octaves
+    so it starts near where the previous segment ended: no key change or wild leap at the joins."""
+    step = WINDOW_BARS * 16
+    out: list[Note] = []
+    key = target
+    for j, seg in enumerate(segments):
+        notes = list(seg)
+        if not notes:
+            continue
+        if key is None:
+            key = find_key(notes)[0]
+        elif len(segments) > 1:
+            found, _ = find_key(notes, key.mode)
+            shift = (key.tonic - found.tonic) % 12
+            notes = transpose(notes, shift - 12 if shift > 6 else shift)
+        if out:
+            gap = out[-1].pitch - notes[0].pitch
+            notes = transpose(notes, 12 * round(gap / 12))
+        out.extend(Note(nt.pitch, nt.start + j * step, nt.end + j * step) for nt in notes)
+    lo, hi = 21, 108
+    while out and min(n.pitch for n in out) < lo:
+        out = transpose(out, 12)
+    while out and max(n.pitch for n in out) > hi:
+        out = transpose(out, -12)
+    return out
 
 
 def new_seed(seed: int | None) -> int:
