@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint bench bench-distributed cluster clean-venv browser-deps
+.PHONY: run test install lint bench bench-distributed cluster clean-venv browser-deps audio-deps
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) audio-deps
 	$(BIN)/genstudio serve --host 127.0.0.1 --port 8000
 
 browser-deps:
@@ -28,7 +28,13 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: browser tests will be skipped (apt-get install chromium)"; fi; }
 
-test: $(STAMP) browser-deps
+# Melody audio (WAV) is rendered by FluidSynth with Debian's General MIDI soundfont.
+audio-deps:
+	@{ command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+	  else echo "fluidsynth missing: melody audio (?format=wav) answers 503 (apt-get install fluidsynth fluid-soundfont-gm)"; fi; }
+
+test: $(STAMP) browser-deps audio-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
