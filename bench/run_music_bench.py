@@ -3,7 +3,9 @@
 1. Latency of the melody model: sample 1 and 64 melodies, encode 64, interpolate (2 endpoints, 8 steps),
    with torch (1 thread and the default thread count) and with the exported ONNX graphs in onnxruntime
    (1 thread and its default), methods interleaved within each repeat so load on the machine hits all alike.
-   Model time only: tokens in or out, no MIDI.
+   Model time only: tokens in or out, no MIDI. When Debian's chromium and Playwright are present, the same
+   four cases also run in the browser through static/js/music-ondevice.js (onnxruntime-web, wasm, 1 thread),
+   timed inside the page after the others; those include the module's JS work (arrays, note decoding).
 2. Quality: 512 samples at temperatures 0.5 and 1.0 (torch and onnxruntime) next to held-out real windows
    (training/music/data/windows-pd.npz, valid split, when present) and two random baselines: uniformly
    random tokens, and real rhythms with random pitches (uniform over each window's own range).
@@ -19,8 +21,10 @@ import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,8 @@ from genstudio.music.model import MelodyVAE, slerp
 from genstudio.music.onnx_export import BUILTIN_MELODY_MODEL, DECODER_FILE, ENCODER_FILE, export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
+STATIC = REPO / "src" / "genstudio" / "web" / "static"
+CHROMIUM = Path("/usr/bin/chromium")
 DATA = REPO / "training" / "music" / "data" / "windows-pd.npz"
 STEPS = 32
 
@@ -133,6 +139,77 @@ def latency(vae: MelodyVAE, onnx_dir: Path, repeats: int, warmup: int) -> dict[s
     return {m: {c: statistics.median(v) * 1000 for c, v in cs.items()} for m, cs in times.items()}
 
 
+@contextmanager
+def static_server(onnx_dir: Path) -> Iterator[str]:
+    """The web static folder and the exported files, as the app serves them, under the app's CSP."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from genstudio.api.app import CSP
+
+    def index(_request: Any) -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>music bench</title>", headers={"Content-Security-Policy": CSP})
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Mount("/static", StaticFiles(directory=STATIC)),
+            Mount("/api/music/onnx", StaticFiles(directory=onnx_dir)),
+        ]
+    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+BROWSER_BENCH = """async ([repeats, warmup]) => {
+  const m = await import('/static/js/music-ondevice.js');
+  await m.load('/api/music/onnx/');
+  const median = async (f) => {
+    for (let i = 0; i < warmup; i++) await f();
+    const ts = [];
+    for (let i = 0; i < repeats; i++) { const t = performance.now(); await f(); ts.push(performance.now() - t); }
+    ts.sort((a, b) => a - b);
+    return ts[Math.floor(ts.length / 2)];
+  };
+  const s = await m.sample(64, 0.5, 1);
+  return {
+    sample_1: await median(() => m.sample(1, 1.0)),
+    sample_64: await median(() => m.sample(64, 1.0)),
+    encode_64: await median(() => m.encode(s.tokens)),
+    interpolate_2x8: await median(() => m.interpolate(s.tokens[0], s.tokens[1], 8, 0)),
+  };
+}"""
+
+
+def browser_latency(onnx_dir: Path, repeats: int, warmup: int) -> tuple[dict[str, float] | None, str | None]:
+    if not CHROMIUM.exists():
+        return None, "no /usr/bin/chromium: no browser column"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None, "playwright is not installed: no browser column"
+    with static_server(onnx_dir) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/")
+            return page.evaluate(BROWSER_BENCH, [repeats, warmup]), None
+        finally:
+            browser.close()
+
+
 def random_pitches(real: list[list[Note]], rng: np.random.Generator) -> list[list[Note]]:
     return [
         [Note(int(rng.integers(min(x.pitch for x in m), max(x.pitch for x in m) + 1)), n.start, n.end) for n in m]
@@ -212,7 +289,11 @@ def main() -> None:
             "warmup": args.warmup,
         }
         result["latency_ms"] = latency(vae, Path(tmp), args.repeats, args.warmup)
+        web, web_note = browser_latency(Path(tmp), args.repeats, args.warmup)
+        if web is not None:
+            result["latency_ms"]["onnxruntime_web_chromium_1_thread"] = web
         result["quality"], result["notes"] = quality(vae, Path(tmp), args.samples)
+        result["notes"] += [web_note] if web_note else []
     result["machine"]["load_avg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_name(f".{args.out.name}.tmp")
