@@ -126,13 +126,15 @@ def box(kind: bytes, payload: bytes = b"") -> bytes:
 def test_hostile_media_uploads(settings) -> None:  # noqa: ANN001
     with TestClient(create_app(settings, start_workers=False)) as c:
         mp4 = box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2") + box(b"moov", box(b"mvhd", b"\x00" * 100))
+        # One track, one note (C4 for a quarter at 96 ticks per quarter), end of track.
+        events = b"\x00\x90\x3c\x40" + b"\x60\x80\x3c\x00" + b"\x00\xff\x2f\x00"
         midi = (
             b"MThd"
             + (6).to_bytes(4, "big")
             + b"\x00\x00\x00\x01\x00\x60"
             + b"MTrk"
-            + (4).to_bytes(4, "big")
-            + (b"\x00\xff\x2f\x00")
+            + len(events).to_bytes(4, "big")
+            + events
         )
         assert c.post("/api/uploads", files={"file": ("v.mp4", mp4, "video/mp4")}).json()["kind"] == "video"
         assert c.post("/api/uploads", files={"file": ("m.mid", midi, "audio/midi")}).json()["kind"] == "midi"
