@@ -116,35 +116,79 @@ def exported(server: tuple[str, Path]) -> dict[str, Any]:
     }
 
 
+# page.evaluate runs outside the page's CSP (DevTools may eval and compile wasm), so the module is loaded by a
+# module script of the page's own origin, as the music page would: that load is what the CSP governs.
+HARNESS = """import * as ondevice from '/static/js/music-ondevice.js';
+window.ondevice = ondevice;
+try {
+  window.ondeviceConfig = await ondevice.load('/api/music/onnx/');
+  window.ondeviceReady = 'ok';
+} catch (e) {
+  window.ondeviceReady = 'error: ' + e.message;
+}
+"""
+HARNESS_PATH = "/static/test-ondevice-harness.js"  # answered by the test's route; no such file on disk
+
+
 @pytest.fixture(scope="module")
-def page(server: tuple[str, Path], exported: dict[str, Any]) -> Iterator[Any]:
-    """The image page with the server's real CSP, and the module loaded as `window.ondevice`."""
-    base, _ = server
-    errors: list[str] = []
+def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context()
-            context.set_default_timeout(TIMEOUT_MS)
-            context.expose_function("__cspViolation", lambda what: errors.append(f"CSP: {what}"))
-            context.add_init_script(
-                "document.addEventListener('securitypolicyviolation', "
-                "e => window.__cspViolation(`${e.violatedDirective} ${e.blockedURI}`))"
-            )
-            p = context.new_page()
-            p.on("pageerror", lambda exc: errors.append(str(exc)))
-            response = p.goto(f"{base}/")
-            assert response is not None and response.headers["content-security-policy"] == CSP
-            p.evaluate(
-                """async () => {
-                    window.ondevice = await import('/static/js/music-ondevice.js');
-                    window.ondeviceConfig = await window.ondevice.load('/api/music/onnx/');
-                }"""
-            )
-            yield p
+            yield b
         finally:
-            browser.close()
+            b.close()
+
+
+def _open_module(browser: Any, base: str, csp: str | None = None) -> tuple[Any, Any, list[str], str]:
+    """A page on `/` (the server's CSP, or `csp` instead) that loaded the module: (context, page, errors, state)."""
+    errors: list[str] = []
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    context.expose_function("__cspViolation", lambda what: errors.append(f"CSP: {what}"))
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', "
+        "e => window.__cspViolation(`${e.violatedDirective} ${e.blockedURI}`))"
+    )
+    context.route(f"{base}{HARNESS_PATH}", lambda route: route.fulfill(body=HARNESS, content_type="text/javascript"))
+    if csp is not None:
+
+        def _with_csp(route: Any) -> None:
+            response = route.fetch()
+            route.fulfill(response=response, headers={**response.headers, "content-security-policy": csp})
+
+        context.route(f"{base}/", _with_csp)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    response = page.goto(f"{base}/")
+    assert response is not None and response.all_headers()["content-security-policy"] == (csp or CSP)
+    page.evaluate(
+        "(src) => { const s = document.createElement('script'); s.type = 'module'; s.src = src; "
+        "document.head.append(s); }",
+        HARNESS_PATH,
+    )
+    page.wait_for_function("() => window.ondeviceReady !== undefined")
+    return context, page, errors, page.evaluate("() => window.ondeviceReady")
+
+
+@pytest.fixture(scope="module")
+def page(server: tuple[str, Path], exported: dict[str, Any], browser: Any) -> Iterator[Any]:
+    """The image page under the server's real CSP, with the module loaded as `window.ondevice`."""
+    context, p, errors, state = _open_module(browser, server[0])
+    try:
+        assert state == "ok", state
+        yield p
+    finally:
+        context.close()
     assert errors == [], f"errors in the page: {errors}"
+
+
+def test_wasm_needs_the_csp_allowance(server: tuple[str, Path], exported: dict[str, Any], browser: Any) -> None:
+    """Without 'wasm-unsafe-eval' the browser refuses to compile onnxruntime's wasm: why app.CSP carries it."""
+    context, _, errors, state = _open_module(browser, server[0], CSP.replace(" 'wasm-unsafe-eval'", ""))
+    context.close()
+    assert state.startswith("error:") and "WebAssembly" in state, state
+    assert any("wasm-eval" in e for e in errors), errors
 
 
 def test_route_serves_only_its_files_with_etags(server: tuple[str, Path], exported: dict[str, Any]) -> None:

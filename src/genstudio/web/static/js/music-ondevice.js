@@ -51,7 +51,9 @@ export async function load(baseUrl = "/api/music/onnx/", options = {}) {
   })();
   loading = { base, promise };
   try {
+    const previous = model;
     model = await promise;
+    if (previous) await Promise.all([previous.encoder.release(), previous.decoder.release()]);
   } finally {
     loading = null;
   }
