@@ -210,6 +210,16 @@ def browser_latency(onnx_dir: Path, repeats: int, warmup: int) -> tuple[dict[str
             browser.close()
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def random_pitches(real: list[list[Note]], rng: np.random.Generator) -> list[list[Note]]:
     return [
         [Note(int(rng.integers(min(x.pitch for x in m), max(x.pitch for x in m) + 1)), n.start, n.end) for n in m]
@@ -276,7 +286,7 @@ def main() -> None:
             "model_sha256": summary["source_sha256"],
             "params": sum(p.numel() for p in vae.model.parameters()),
             "machine": {
-                "cpu": platform.processor() or platform.machine(),
+                "cpu": cpu_name(),
                 "cores": os.cpu_count(),
                 "load_avg_start": os.getloadavg(),
                 "torch": torch.__version__,
