@@ -31,10 +31,11 @@ from genstudio.storage.files import FileStore
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 # The page loads nothing from elsewhere and runs no inline script; say so to the browser. 'wasm-unsafe-eval'
 # lets it compile WebAssembly (onnxruntime-web, for on-device melodies) without allowing eval of strings.
+# Media from blob: URLs: with an API token, <audio> cannot send the header, so the page plays a fetched blob.
 CSP = (
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob:; "
-    "connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+    "media-src 'self' blob:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
 )
 log = logging.getLogger(__name__)
 
