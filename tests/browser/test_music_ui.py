@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -68,27 +69,27 @@ def _get_json(url: str, body: dict[str, Any] | None = None) -> Any:
         return json.load(r)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not (BUILTIN_MELODY_MODEL / "model.safetensors").is_file():
-        pytest.skip("the built-in melody model is not present")
-    data_dir = tmp_path_factory.mktemp("music-ui") / "data"
+def _serve(data_dir: Path, env_extra: dict[str, str]) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENSTUDIO_")}
-    env.update({"GENSTUDIO_DATA_DIR": str(data_dir), "GENSTUDIO_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {"GENSTUDIO_DATA_DIR": str(data_dir), "GENSTUDIO_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **env_extra}
+    )
     log = data_dir.parent / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCHER, str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO
         )
     base = f"http://127.0.0.1:{port}"
+    token = env_extra.get("GENSTUDIO_API_TOKEN")
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
+                with urllib.request.urlopen(urllib.request.Request(f"{base}/api/health", headers=auth), timeout=2) as r:
                     if r.status == 200:
                         break
             except (urllib.error.URLError, OSError):
@@ -104,6 +105,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (BUILTIN_MELODY_MODEL / "model.safetensors").is_file():
+        pytest.skip("the built-in melody model is not present")
+    yield from _serve(tmp_path_factory.mktemp("music-ui") / "data", {})
+
+
+TOKEN = "s3cret-music-token"
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (BUILTIN_MELODY_MODEL / "model.safetensors").is_file():
+        pytest.skip("the built-in melody model is not present")
+    yield from _serve(tmp_path_factory.mktemp("music-ui-token") / "data", {"GENSTUDIO_API_TOKEN": TOKEN})
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +141,7 @@ def open_page(browser: Any) -> Iterator[Any]:
     contexts = []
     errors: list[str] = []
 
-    def _open(url: str, *, allow_status: int | None = None, **options: Any) -> Any:
+    def _open(url: str, *, allow_status: int | None = None, ready: bool = True, **options: Any) -> Any:
         """allow_status: a status the test provokes on purpose, whose console line is not an error."""
         expected = f"status of {allow_status} " if allow_status else None
 
@@ -144,7 +162,8 @@ def open_page(browser: Any) -> Iterator[Any]:
         page.on("console", on_console)
         response = page.goto(url)
         assert response.headers["content-security-policy"] == CSP
-        page.wait_for_selector("body[data-ready='true']", state="attached")
+        if ready:
+            page.wait_for_selector("body[data-ready='true']", state="attached")
         assert page.evaluate("() => document.querySelectorAll('[style], [onclick], [onload], [onerror]').length") == 0
         return page
 
@@ -300,6 +319,21 @@ def test_compose_play_sheet_vary_interpolate_upload(server: str, open_page: Any,
     expect(cards).to_have_count(8)
     _assert_rolls_match_meta(server, cards.first)
 
+    # The gallery pages newest first with "Load more", following the server's `next` cursor.
+    newest_first = [cards.nth(i).get_attribute("data-asset-id") for i in range(8)]
+    paged = open_page(f"{server}/music?limit=3")
+    paged_cards = paged.locator("#gallery .card")
+    expect(paged_cards).to_have_count(3)
+    more = paged.get_by_role("button", name="Load more")
+    more.click()
+    expect(paged_cards).to_have_count(6)
+    more.click()
+    expect(paged_cards).to_have_count(8)
+    expect(more).to_be_hidden()
+    assert [paged_cards.nth(i).get_attribute("data-asset-id") for i in range(8)] == newest_first
+    # Every melody of the gallery can be chosen as the start of an interpolation.
+    expect(paged.locator("#i-start option")).to_have_count(9)
+
 
 def test_bad_request_names_the_field(server: str, open_page: Any) -> None:
     expect = sync_api.expect
@@ -365,3 +399,32 @@ def test_phone_layout(server: str, open_page: Any) -> None:
     assert roll["width"] > 280 and roll["height"] > 40
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "music-phone.png"), full_page=True)
+
+
+def test_api_token_is_asked_and_sent_for_audio_and_sheet_music(token_server: str, open_page: Any) -> None:
+    expect = sync_api.expect
+    page = open_page(f"{token_server}/music", allow_status=401, ready=False)
+    sent: list[tuple[str, str | None]] = []
+    page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization"))) if "/api/" in r.url else None)
+    dialog = page.get_by_role("dialog", name="API token required")
+    dialog.get_by_label("API token").fill(TOKEN)
+    dialog.get_by_role("button", name="Save token").click()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    expect(page.locator("#s-instrument option")).to_have_count(129)
+
+    form = page.get_by_role("tabpanel", name="Sample")
+    form.get_by_label("Melodies (1-64)").fill("1")
+    form.get_by_label("Bars", exact=True).select_option("2")
+    page.get_by_role("button", name="Compose", exact=True).click()
+    _wait_job_done(page, 1)
+    card = page.locator("#gallery .card").first
+    # <audio> cannot send the header: the WAV comes as a blob.
+    card.get_by_role("button", name="Play").click()
+    expect(card.locator("audio")).to_have_attribute("src", re.compile(r"^blob:"))
+    page.wait_for_function("() => document.querySelector('#gallery .card audio').duration > 0")
+    card.get_by_role("button", name="Pause").click()
+    card.get_by_role("button", name="Sheet music").click()
+    expect(card.locator(".sheet")).to_have_attribute("data-renderer", "osmd")
+    assert any("format=wav" in u for u, _a in sent) and any("format=musicxml" in u for u, _a in sent)
+    assert any(u.endswith("/events") for u, _a in sent)
+    assert all(auth == f"Bearer {TOKEN}" for _u, auth in sent), sent

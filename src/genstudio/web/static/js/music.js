@@ -510,7 +510,7 @@ function wireUseButtons(node, id) {
 // ---------------------------------------------------------------- gallery
 
 async function addAssets(assetIds) {
-  for (const id of [...assetIds].reverse()) {
+  for (const id of assetIds) {
     if (gallery.ids.has(id)) continue;
     try {
       const meta = await api(`/api/assets/${encodeURIComponent(id)}/meta`);
