@@ -255,10 +255,14 @@ def test_compose_play_sheet_vary_interpolate_upload(server: str, open_page: Any,
         "id => document.querySelector(`[data-asset-id='${id}'] .playhead`).getAttribute('visibility') === 'visible'",
         arg=first_id,
     )
-    pause = first.get_by_role("button", name="Pause")
-    expect(pause).to_have_attribute("aria-pressed", "true")
-    pause.click()
+    expect(first.get_by_role("button", name="Pause")).to_have_attribute("aria-pressed", "true")
+    # One melody at a time: playing the second pauses the first.
+    second = cards.nth(1)
+    second.get_by_role("button", name="Play").click()
+    expect(second.get_by_role("button", name="Pause")).to_have_attribute("aria-pressed", "true")
     expect(first.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false")
+    second.get_by_role("button", name="Pause").click()
+    expect(second.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false")
 
     # Sheet music rendered in the page from the MusicXML.
     first.get_by_role("button", name="Sheet music").click()

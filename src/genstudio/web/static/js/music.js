@@ -588,6 +588,8 @@ function wirePlayer(node, item, roll) {
     node.dataset.playing = String(playing);
   };
   audio.addEventListener("play", () => {
+    // One melody at a time: starting this one pauses any other.
+    for (const other of document.querySelectorAll("audio")) if (other !== audio && !other.paused) other.pause();
     setPlaying(true);
     cancelAnimationFrame(frame);
     frame = requestAnimationFrame(tick);
