@@ -263,6 +263,12 @@ def test_compose_play_sheet_vary_interpolate_upload(server: str, open_page: Any,
     expect(first.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false")
     second.get_by_role("button", name="Pause").click()
     expect(second.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false")
+    # A click on the piano roll seeks there: 3/4 across two bars at 120 BPM is about 2.9 s in.
+    roll = second.locator("svg.roll")
+    box = roll.bounding_box()
+    roll.click(position={"x": box["width"] * 0.75, "y": box["height"] / 2})
+    at = second.locator("audio").evaluate("a => a.currentTime")
+    assert 2.5 < at < 3.3, at
 
     # Sheet music rendered in the page from the MusicXML.
     first.get_by_role("button", name="Sheet music").click()
@@ -376,6 +382,14 @@ def test_sample_on_this_device(server: str, open_page: Any) -> None:
         "() => import('/static/js/music-ondevice.js').then(m => m.sample(3, 0.5, 42)).then(r => r.notes)"
     )
     assert drawn == [len(n) for n in expected] and sum(drawn) > 0
+    # They play in the browser (Web Audio), with the playhead moving.
+    first = cards.first
+    first.get_by_role("button", name="Play On-device melody 1").click()
+    expect(first.get_by_role("button", name="Play On-device melody 1")).to_have_attribute("aria-pressed", "true")
+    expect(first.locator(".playhead")).to_have_attribute("visibility", "visible")
+    first.get_by_role("button", name="Play On-device melody 1").click()
+    expect(first.get_by_role("button", name="Play On-device melody 1")).to_have_attribute("aria-pressed", "false")
+    expect(first.locator(".playhead")).to_have_attribute("visibility", "hidden")
     assert posts == []
     assert len(_get_json(f"{server}/api/gallery?kind=music&limit=200")["items"]) == before
 

@@ -121,6 +121,13 @@ export function pianoRoll(notes, bars, label = "Melody") {
   root.append(head);
   return {
     node: root,
+    steps,
+    /** The 16th step under a click at clientX, or null outside the notes area. */
+    stepAt(clientX) {
+      const box = root.getBoundingClientRect();
+      const x = ((clientX - box.left) / box.width) * W;
+      return x < LABEL ? null : Math.min(steps, (x - LABEL) / cw);
+    },
     setPlayhead(step) {
       if (step === null || step < 0 || step > steps) {
         head.setAttribute("visibility", "hidden");
@@ -604,6 +611,12 @@ function wirePlayer(node, item, roll) {
     button.disabled = false;
     cardError(node, "Could not load the audio.");
   });
+  roll.node.addEventListener("click", (event) => {
+    const step = roll.stepAt(event.clientX);
+    if (step === null || !audio.getAttribute("src")) return;
+    audio.currentTime = step * stepSeconds;
+    roll.setPlayhead(step);
+  });
   button.addEventListener("click", async () => {
     cardError(node, "");
     if (!audio.paused) {
@@ -791,6 +804,88 @@ async function uploadMidi() {
 // ---------------------------------------------------------------- on this device
 
 let onDevice = null;
+let audioContext = null;
+
+/** Play notes [[pitch, start, end]] with a soft triangle wave (no server, no soundfont). Returns a stop(). */
+function synthPlay(notes, tempo, roll, done) {
+  audioContext = audioContext || new AudioContext();
+  const ctx = audioContext;
+  const stepSeconds = 60 / tempo / 4;
+  const t0 = ctx.currentTime + 0.05;
+  const out = ctx.createGain();
+  out.gain.value = 0.18;
+  out.connect(ctx.destination);
+  for (const [pitch, start, end] of notes) {
+    const osc = ctx.createOscillator();
+    const env = ctx.createGain();
+    osc.type = "triangle";
+    osc.frequency.value = 440 * 2 ** ((pitch - 69) / 12);
+    const a = t0 + start * stepSeconds;
+    const b = t0 + end * stepSeconds;
+    env.gain.setValueAtTime(0, a);
+    env.gain.linearRampToValueAtTime(1, a + 0.01);
+    env.gain.setTargetAtTime(0, b - 0.03, 0.02);
+    osc.connect(env).connect(out);
+    osc.start(a);
+    osc.stop(b + 0.1);
+  }
+  const length = Math.max(0, ...notes.map((n) => n[2])) * stepSeconds;
+  let frame = 0;
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    cancelAnimationFrame(frame);
+    out.disconnect();
+    roll.setPlayhead(null);
+    done();
+  };
+  const tick = () => {
+    const elapsed = ctx.currentTime - t0;
+    if (elapsed > length + 0.1) return stop();
+    roll.setPlayhead(Math.max(0, elapsed / stepSeconds));
+    frame = requestAnimationFrame(tick);
+  };
+  ctx.resume().then(() => {
+    frame = requestAnimationFrame(tick);
+  });
+  return stop;
+}
+
+function onDeviceCard(rows, bars, label, details, tempo) {
+  const li = make("li", undefined, "card melody ondevice");
+  const roll = pianoRoll(rows, bars, label);
+  const box = make("div", undefined, "roll-box");
+  box.append(roll.node);
+  const info = make("div", undefined, "melody-info");
+  const title = make("p", label, "card-prompt melody-title");
+  info.append(title, make("p", details, "hint"));
+  const actions = make("div", undefined, "card-actions player");
+  const play = make("button", "Play", "play");
+  play.type = "button";
+  play.setAttribute("aria-pressed", "false");
+  play.setAttribute("aria-label", `Play ${label}`);
+  let stop = null;
+  const setPlaying = (playing) => {
+    play.textContent = playing ? "Stop" : "Play";
+    play.setAttribute("aria-pressed", String(playing));
+    li.dataset.playing = String(playing);
+  };
+  play.addEventListener("click", () => {
+    if (stop) {
+      stop();
+      return;
+    }
+    setPlaying(true);
+    stop = synthPlay(rows, tempo, roll, () => {
+      stop = null;
+      setPlaying(false);
+    });
+  });
+  actions.append(play);
+  li.append(box, info, actions);
+  return li;
+}
 
 async function sampleOnDevice() {
   const button = el.ondeviceButton;
@@ -809,17 +904,11 @@ async function sampleOnDevice() {
     const result = await onDevice.sample(n, temperature, seed);
     const ms = performance.now() - t0;
     const bars = Math.max(2, Math.round(onDevice.config().num_steps / STEPS_PER_BAR));
+    const tempo = Math.min(300, Math.max(20, Number(el.sTempo.value) || 120));
     const made = result.notes.map((notes, i) => {
       const rows = notes.map((x) => [x.pitch, x.start, x.end]);
       const label = `On-device melody ${i + 1} · seed ${result.seed}`;
-      const li = make("li", undefined, "card melody ondevice");
-      li.append(make("div", undefined, "roll-box"));
-      li.firstChild.append(pianoRoll(rows, bars, label).node);
-      const info = make("div", undefined, "melody-info");
-      info.append(make("p", label, "card-prompt melody-title"),
-        make("p", `${rows.length} notes · mood ${temperature} · not saved`, "hint"));
-      li.append(info);
-      return li;
+      return onDeviceCard(rows, bars, label, `${rows.length} notes · mood ${temperature} · not saved`, tempo);
     });
     el.ondeviceResults.prepend(...made);
     show(el.ondevicePanel);
