@@ -147,6 +147,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from genstudio.music.onnx_export import main as export_main
+
+    return export_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genstudio", description="Self-hosted generative studio.")
     p.add_argument("--version", action="version", version=f"genstudio {__version__}")
@@ -197,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", help="the data dir shared with the server (assets, keys)")
     w.add_argument("--log-level", default="info")
     w.set_defaults(func=cmd_worker)
+
+    e = sub.add_parser(
+        "export", help="export the melody model as ONNX (encoder + single-graph sampler)", add_help=False
+    )
+    e.add_argument("format", choices=["onnx"])
+    e.add_argument("rest", nargs=argparse.REMAINDER, help="[--model DIR] -o OUT_DIR (see: genstudio export onnx -h)")
+    e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("db", help="migrate the database schema to the latest revision (Alembic)")
     d.add_argument("action", choices=["upgrade"])

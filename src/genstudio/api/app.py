@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from genstudio import __version__
 from genstudio.api import errors
 from genstudio.api.deps import AppState
-from genstudio.api.routes import assets, images, jobs, music, system, uploads, verify
+from genstudio.api.routes import assets, images, jobs, music, music_onnx, system, uploads, verify
 from genstudio.api.security import BodySizeLimit, TokenAuth
 from genstudio.config import Settings, get_settings
 from genstudio.image.models import ModelRegistry
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan)
     app.state.genstudio = state
     errors.install(app)
-    for module in (jobs, assets, uploads, images, music, verify, system):
+    for module in (jobs, assets, uploads, images, music, music_onnx, verify, system):
         app.include_router(module.router)
 
     if (STATIC_DIR / "index.html").is_file():
