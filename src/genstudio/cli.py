@@ -118,7 +118,8 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
         consent = check_consent(ConsentIn(statement=args.consent, subject=args.subject or ""), settings)
         check_choice(args.target_face, args.many_faces, args.reference)
     except LimitError as exc:
-        raise ValueError(f"--{exc.field.removeprefix('consent.').replace('_', '-')}: {exc.message}") from exc
+        flag = {"consent.subject": "subject", "consent.statement": "consent"}.get(exc.field, exc.field)
+        raise ValueError(f"--{flag.replace('_', '-')}: {exc.message}") from exc
     source, target = Path(args.source), Path(args.target)
     reference = Path(args.reference) if args.reference else None
     for flag, path in (("--source", source), ("--target", target), ("--reference", reference)):

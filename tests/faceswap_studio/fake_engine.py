@@ -157,6 +157,10 @@ def swap_video(
     crf: int = 20,
     progress: Any = None,
 ) -> dict:
+    from genstudio.faceswap.label import draw_label
+    from genstudio.faceswap.media import VideoWriter, probe, read_frames
+    from genstudio.faceswap.video_watermark import embed_frame
+
     info = probe(target)
     track = swapper.new_track(options)
     n = 0
@@ -173,17 +177,12 @@ def swap_video(
     return {"frames": info.frames, "faces_swapped": n}
 
 
-def install() -> bool:
-    """Register the fake modules unless the real engine is importable. Returns True if installed."""
-    try:
-        import genstudio.faceswap.pipeline  # noqa: F401
+def install() -> list[str]:
+    """Register a stand-in for each engine module that is not importable yet. Returns their names."""
+    import importlib
 
-        import genstudio.faceswap.engine  # noqa: F401
-
-        return False
-    except ImportError:
-        pass
     me = sys.modules[__name__]
+    faked = []
     for name, attrs in {
         "engine": ["NoFaceError", "SwapOptions", "FaceSwapper", "swap_image"],
         "media": ["VideoInfo", "probe", "read_frames", "VideoWriter"],
@@ -191,8 +190,14 @@ def install() -> bool:
         "video_watermark": ["embed_frame", "detect_video"],
         "pipeline": ["swap_video"],
     }.items():
+        try:
+            importlib.import_module(f"genstudio.faceswap.{name}")
+            continue
+        except ImportError:
+            pass
         mod = types.ModuleType(f"genstudio.faceswap.{name}")
         for a in attrs:
             setattr(mod, a, getattr(me, a))
         sys.modules[mod.__name__] = mod
-    return True
+        faked.append(name)
+    return faked
