@@ -40,7 +40,7 @@ def make_clip(path: Path, *, frames: int = 8, fps: float = 8.0, side: int = 320)
     base = astronaut_bgr(side + 32)
     writer = imageio_ffmpeg.write_frames(
         str(path), (side, side), fps=fps, codec="libx264", quality=None,
-        output_params=["-crf", "18", "-pix_fmt", "yuv420p"], macro_block_size=1,
+        output_params=["-crf", "18"], macro_block_size=1,
     )
     writer.send(None)
     for i in range(frames):
