@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     faceswap_sweep_interval_s: float = Field(default=600.0, gt=0, description="how often the retention sweep runs")
     faceswap_threads: int = Field(default=0, ge=0, description="threads for the swap engine; 0 = its default")
     faceswap_live_max_side: int = Field(default=960, ge=64, description="largest live (webcam) frame side")
+    faceswap_live_max_sessions: int = Field(default=2, ge=1, description="live (webcam) sessions at once")
 
     # Models
     default_image_model: str = "builtin:emoji-tiny"

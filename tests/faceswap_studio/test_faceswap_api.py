@@ -222,3 +222,65 @@ def test_audit_pages_newest_first(fs_client: TestClient) -> None:
     assert seen == ids[::-1]
     assert fs_client.get("/api/faceswap/audit", params={"before": "nope"}).status_code == 422
     assert fs_client.get("/api/faceswap/audit", params={"limit": 0}).status_code == 422
+
+
+def test_reference_photo_picks_the_face(fs_client: TestClient, face_png: bytes) -> None:
+    source = upload(fs_client, face_png, "face.png")
+    target = upload(fs_client, jpeg_bytes(astronaut_bgr(400)), "target.jpg")
+    reference = upload(fs_client, jpeg_bytes(astronaut_bgr(300)), "reference.jpg")
+    r = fs_client.post(
+        "/api/faceswap", json={"source": source, "target": target, "reference": reference, "consent": CONSENT}
+    )
+    job = wait_job(fs_client, r.json()["job_id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    (row,) = audit_items(fs_client)
+    assert row["reference"]["asset_id"] == reference and row["reference"]["sha256"]
+
+
+def test_cancelled_swap_is_audited_and_leaves_nothing(settings: Any, face_png: bytes, clip: Path) -> None:
+    """The handler as a job runner drives it: a cancel during the video ends the job with no file."""
+    from types import SimpleNamespace
+
+    from genstudio.faceswap.studio import FaceSwapStudio
+    from genstudio.jobs.base import JobCancelled
+
+    with make_client(settings) as c:
+        state = c.app.state.genstudio
+        source = upload(c, face_png, "face.png")
+        target = upload(c, clip.read_bytes(), "clip.mp4")
+        queue = state.queue
+        captured: dict[str, Any] = {}
+        queue.submit = lambda kind, params: captured.update(params) or SimpleNamespace(id="job1")  # type: ignore[method-assign]
+        r = c.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT})
+        assert r.status_code == 202, r.text
+
+        class Ctx:
+            job = SimpleNamespace(id="job1", kind="faceswap", params=captured)
+
+            def progress(self, fraction: float, message: str | None = None) -> None:
+                if fraction > 0.05:
+                    raise JobCancelled()
+
+            def check_cancelled(self) -> None:
+                pass
+
+        with pytest.raises(JobCancelled):
+            FaceSwapStudio(settings, store=state.store).handle(Ctx())
+        (row,) = audit_items(c)
+        assert row["outcome"] == "cancelled" and row["output"]["sha256"] is None and row["finished_at"]
+        assert list((settings.data_dir / "tmp").iterdir()) == []
+
+
+def test_audit_follows_a_job_that_died(fs_client: TestClient) -> None:
+    """A job whose worker process died never reports back; the log shows the job's final state."""
+    from genstudio.faceswap.safeguards import ConsentIn, open_audit, record_consent
+    from genstudio.storage.db import utcnow
+
+    store = fs_client.app.state.genstudio.store
+    consent = record_consent(store, ConsentIn(**CONSENT), recorded_by="local", source_sha256="ab")
+    job = store.add_job("faceswap", {})
+    store.update_job(job.id, status="failed", error="the worker process died", finished_at=utcnow())
+    open_audit(store, actor="local", consent_id=consent.id, job_id=job.id, source_sha256="ab", target_sha256="cd",
+               outcome="running")
+    (row,) = audit_items(fs_client)
+    assert row["outcome"] == "failed" and row["error"] == "the worker process died" and row["finished_at"]

@@ -151,3 +151,39 @@ def test_cli_refuses_without_consent_and_swaps_an_image(tmp_path: Path, capsys: 
     items, _ = audit_page(Store(make_engine(f"sqlite:///{data / 'genstudio.db'}")), 10, None)
     assert [(i["mode"], i["outcome"]) for i in items] == [("cli", "failed"), ("cli", "succeeded")]
     assert items[1]["output"]["sha256"] == answer["sha256"] and items[1]["consent"]["subject"] == "Ann"
+
+
+def test_live_sessions_are_capped(settings: Any, face_png: bytes) -> None:
+    with make_client(settings, faceswap_live_max_sessions=1) as c:
+        source = upload(c, face_png, "face.png")
+        with c.websocket_connect("/api/faceswap/live") as first:
+            first.send_text(json.dumps({"source": source, "consent": CONSENT}))
+            assert first.receive_json()["type"] == "ready"
+            with c.websocket_connect("/api/faceswap/live") as second:
+                second.send_text(json.dumps({"source": source, "consent": CONSENT}))
+                error = second.receive_json()
+                assert error["type"] == "error" and "GENSTUDIO_FACESWAP_LIVE_MAX_SESSIONS" in error["detail"]
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    second.receive_json()
+                assert closed.value.code == 4429
+        with c.websocket_connect("/api/faceswap/live") as again:  # the slot is free once the first ends
+            _live_session(again, {"source": source, "consent": CONSENT}, frames=1)
+
+
+def test_cli_swaps_a_video_and_verify_reports_it(tmp_path: Path, clip: Path, capsys: Any) -> None:
+    from genstudio.cli import main
+
+    face = tmp_path / "face.jpg"
+    face.write_bytes(jpeg_bytes(astronaut_bgr(384)))
+    out = tmp_path / "swapped.mp4"
+    code, stdout, err = run_cli(capsys, "--source", str(face), "--target", str(clip), "--consent", CONSENT["statement"],
+                                "--subject", "Ann", "--many-faces", "-o", str(out), data_dir=tmp_path / "data")
+    assert code == 0, err
+    assert json.loads(stdout)["stats"]["frames"] == 8
+    assert main(["verify", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["format"] == "mp4" and report["video"]["frames"] == 8 and report["video"]["width"] == 320
+    assert report["watermark"]["found"] and report["watermark"]["frames_detected"] >= 1
+    assert report["label"]["found"] and report["label"]["corner"] == "bottom-right"
+    assert report["manifest"]["valid"] and report["ai_generated"]
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []  # no temporary video left behind

@@ -221,7 +221,22 @@ async def live(ws: WebSocket) -> None:
         return
     except (TimeoutError, WebSocketDisconnect):
         return
+    limit = state.settings.faceswap_live_max_sessions
+    if _live_sessions.get(id(state), 0) >= limit:
+        await _live_error(
+            ws, f"live: at most {limit} live sessions at once (GENSTUDIO_FACESWAP_LIVE_MAX_SESSIONS)", 4429
+        )
+        return
+    _live_sessions[id(state)] = _live_sessions.get(id(state), 0) + 1
+    try:
+        await _live_session(ws, state, req, consent, source, source_path)
+    finally:
+        _live_sessions[id(state)] -= 1
 
+
+async def _live_session(
+    ws: WebSocket, state: Any, req: FaceSwapRequest, consent: Any, source: Asset, source_path: Path
+) -> None:
     from genstudio.faceswap.engine import NoFaceError
     from genstudio.faceswap.studio import load_bgr, make_options
 
@@ -251,8 +266,15 @@ async def live(ws: WebSocket) -> None:
         update_audit(state.store, audit_row.id, outcome="failed", error=message)
         await _live_error(ws, message)
         return
-    await ws.send_json({"type": "ready", "consent_id": consent_row.id, "audit_id": audit_row.id})
+    await _run_live(ws, state, session, audit_row.id, consent_row.id)
 
+
+# Live sessions running per server (keyed by its state object): each one holds an engine and a core.
+_live_sessions: dict[int, int] = {}
+
+
+async def _run_live(ws: WebSocket, state: Any, session: LiveSession, audit_id: str, consent_id: str) -> None:
+    await ws.send_json({"type": "ready", "consent_id": consent_id, "audit_id": audit_id})
     frames, faces, started = 0, 0, time.monotonic()
     recent: list[float] = []
     outcome, error = "succeeded", None
@@ -287,7 +309,7 @@ async def live(ws: WebSocket) -> None:
         elapsed = time.monotonic() - started
         update_audit(
             state.store,
-            audit_row.id,
+            audit_id,
             outcome=outcome,
             error=error,
             stats={
