@@ -33,6 +33,7 @@ _MAP_GRID = 96            # warp maps are computed on a grid this size and upsam
 _DETECT_EVERY = 5         # look for new faces every n frames while others are tracked
 _EYE_KEEP_DIFF = 0.08     # eye-aspect-ratio difference above which the target keeps its own eye
 _MATCH_IOU = 0.3
+REID_SIMILARITY = 0.85   # face_similarity above which a returning face is taken for the indexed target
 
 
 class NoFaceError(ValueError):
@@ -54,10 +55,21 @@ def five_points(pts: np.ndarray) -> np.ndarray:
                      pts[MOUTH_RIGHT], pts[MOUTH_LEFT]], np.float32)
 
 
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares similarity transform taking points `src` to `dst` (Umeyama 1991)."""
+    src, dst = src.astype(np.float64), dst.astype(np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    norm = (a ** 2).sum()
+    c = (a * b).sum() / norm
+    s = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum() / norm
+    rot = np.array([[c, -s], [s, c]])
+    return np.hstack([rot, (md - rot @ ms)[:, None]]).astype(np.float32)
+
+
 def align_matrix(pts: np.ndarray, size: int) -> np.ndarray:
     """2x3 similarity transform taking a face to the ArcFace template scaled to `size` pixels."""
-    matrix, _ = cv2.estimateAffinePartial2D(five_points(pts), ARCFACE_TEMPLATE * (size / 112.0), method=cv2.LMEDS)
-    return matrix
+    return similarity_fit(five_points(pts), ARCFACE_TEMPLATE * (size / 112.0))
 
 
 _GEOMETRY_IDX = np.arange(0, 468, 6)
@@ -114,8 +126,8 @@ class LandmarkSmoother:
     the pose-free shape get separate One-Euro filters, so head motion is followed closely while the
     frame-to-frame wobble of individual points (the visible jitter) is filtered hard."""
 
-    def __init__(self, fps: float = 30.0, pose: tuple[float, float] = (1.0, 0.15),
-                 shape: tuple[float, float] = (0.5, 0.05)) -> None:
+    def __init__(self, fps: float = 30.0, pose: tuple[float, float] = (1.0, 1.0),
+                 shape: tuple[float, float] = (0.5, 0.1)) -> None:
         self.dt = 1.0 / max(fps, 1.0)
         self.pose_filter = OneEuro(*pose)
         self.shape_filter = OneEuro(*shape)
@@ -172,6 +184,7 @@ class Track:
     next_ident: int = 0
     next_order: int = 0
     reference: tuple[np.ndarray, np.ndarray] | None = None
+    target: tuple[np.ndarray, np.ndarray] | None = None  # descriptor of the indexed face, to know it again
 
 
 @dataclass
@@ -348,8 +361,7 @@ class FaceSwapper:
         face = _Face(ident=track.next_ident, order=order, raw=pts, smoothed=smoother(pts) if smoother else pts,
                      smoother=smoother)
         track.next_ident += 1
-        if track.reference is not None:
-            face.descriptor = face_descriptor(frame, pts)
+        face.descriptor = face_descriptor(frame, pts)
         return face
 
     def update(self, frame_bgr: np.ndarray, track: Track) -> list[_Face]:
@@ -377,10 +389,22 @@ class FaceSwapper:
             for face in sorted(fresh, key=lambda f: float(f.raw[:, 0].mean())):
                 face.order = track.next_order
                 track.next_order += 1
+            self._reidentify(track, kept, fresh)
             kept.extend(fresh)
         track.faces = kept
         track.frame_index += 1
         return kept
+
+    @staticmethod
+    def _reidentify(track: Track, kept: list[_Face], fresh: list[_Face]) -> None:
+        """A face that comes back after leaving gets a new track; when the indexed target is not in view and a
+        new face looks like it, that face takes the target's index."""
+        index = track.options.target_face
+        if index is None or track.target is None or not fresh or any(f.order == index for f in kept):
+            return
+        best = max(fresh, key=lambda f: face_similarity(f.descriptor, track.target))
+        if face_similarity(best.descriptor, track.target) >= REID_SIMILARITY:
+            best.order = index
 
     def select(self, faces: list[_Face], track: Track) -> list[_Face]:
         options = track.options
@@ -391,7 +415,10 @@ class FaceSwapper:
         if track.reference is not None:
             return [max(faces, key=lambda f: face_similarity(f.descriptor, track.reference))]
         if options.target_face is not None:
-            return [f for f in faces if f.order == options.target_face]
+            chosen = [f for f in faces if f.order == options.target_face]
+            if chosen and track.target is None:
+                track.target = chosen[0].descriptor
+            return chosen
         return [max(faces, key=lambda f: f.area())]
 
     # -- rendering ----------------------------------------------------------------------------------------
