@@ -16,7 +16,7 @@ _BOX_OPACITY = 0.6
 def _overlay(width: int, height: int, corner: str, text: str) -> tuple[int, int, np.ndarray, np.ndarray]:
     """(x, y, colour patch, alpha patch) for a frame size: rendered once, then only blended."""
     short = min(width, height)
-    scale = max(0.4, short / 600.0)        # text about 3.5% of the short side, never under ~9 px
+    scale = max(0.5, short / 550.0)        # text about 4% of the short side, never under ~11 px
     thickness = max(1, round(scale * 1.6))
     (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
     pad = max(3, round(th * 0.45))
