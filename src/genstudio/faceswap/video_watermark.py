@@ -28,6 +28,9 @@ SCALE = 72.0       # quantisation step: twice the image mark's 36, which x264 at
 _BLOCK = 4
 # OpenCV's YUV -> BGR: B = Y + 2.032 (U - 128), G = Y - 0.395 (U - 128) - 0.581 (V - 128).
 _B_PER_U, _G_PER_U = 2.032, -0.395
+_DCT32 = _DCT.astype(np.float32)
+# BGR -> U as cv2.transform's 1x4 matrix (with the +128 offset): U = 0.492 (B - Y) + 128.
+_TO_U = np.array([[0.492 * (1 - 0.114), -0.492 * 0.587, -0.492 * 0.299, 128.0]], np.float32)
 
 
 def is_marked(index: int) -> bool:
@@ -35,30 +38,35 @@ def is_marked(index: int) -> bool:
 
 
 def _blocks(frame_bgr: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """DCT of each 4x4 block of the U plane's Haar approximation: (N, 4, 4) float32, block rows, block cols."""
+    """DCT of each 4x4 block of the U plane's Haar approximation, as a (4, 4, N) float32 stack (one vector op
+    per matrix entry beats numpy's per-matrix loop on 4800 tiny matrices), block rows, block cols."""
     r, c = frame_bgr.shape[0] // 8, frame_bgr.shape[1] // 8
-    u = cv2.cvtColor(frame_bgr[: r * 8, : c * 8], cv2.COLOR_BGR2YUV)[:, :, 1]
-    # Haar approximation = sum of each 2x2 pixel block / 2 = twice its mean.
-    ca = cv2.resize(u, (c * 4, r * 4), interpolation=cv2.INTER_AREA).astype(np.float32) * 2.0
-    blocks = ca.reshape(r, 4, c, 4).swapaxes(1, 2).reshape(-1, 4, 4)
-    dct = _DCT.astype(np.float32)
-    return dct @ blocks @ dct.T, r, c
+    # Haar approximation = twice the mean of each 2x2 pixel block; U is linear in B, G, R, so average first.
+    half = cv2.resize(frame_bgr[: r * 8, : c * 8], (c * 4, r * 4), interpolation=cv2.INTER_AREA)
+    ca = cv2.transform(half.astype(np.float32), _TO_U).reshape(r * 4, c * 4) * 2.0
+    blocks = ca.reshape(r, 4, c, 4).transpose(1, 3, 0, 2).reshape(4, 4, -1)
+    return _mm(_mm(_DCT32[:, :, None], blocks), _DCT32.T[:, :, None]), r, c
+
+
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Matrix product over the first two axes of (4, 4, N) stacks (either may be (4, 4, 1))."""
+    return (a[:, :, None, :] * b[None, :, :, :]).sum(axis=1)
 
 
 def _top_singular(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(s0, u0, v0) of each 4x4 matrix by repeated squaring of D^T D: about 10x faster than batched
-    np.linalg.svd here, and exact to float32 rounding wherever s0 stands clear of s1 (the DC term dominates
-    natural-image blocks; where it does not, the decoder's soft vote gives the block little weight)."""
-    m = np.swapaxes(d, 1, 2) @ d
+    """(s0, u0, v0) of each 4x4 matrix of a (4, 4, N) stack by repeated squaring of D^T D: about 10x faster
+    than batched np.linalg.svd, and exact to float32 rounding wherever s0 stands clear of s1 (the DC term
+    dominates natural-image blocks; where it does not, the decoder's soft vote gives the block little weight)."""
+    m = _mm(d.transpose(1, 0, 2), d)
     for _ in range(3):
-        m = m / np.maximum(np.trace(m, axis1=1, axis2=2), 1e-12)[:, None, None]
-        m = m @ m
-    col = np.argmax((m * m).sum(axis=1), axis=1)
-    v = np.take_along_axis(m, col[:, None, None], axis=2)[:, :, 0]
-    v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    dv = (d @ v[:, :, None])[:, :, 0]
-    s0 = np.linalg.norm(dv, axis=1)
-    u = dv / np.maximum(s0[:, None], 1e-12)
+        m = m / np.maximum(m[0, 0] + m[1, 1] + m[2, 2] + m[3, 3], 1e-12)
+        m = _mm(m, m)
+    col = np.argmax((m * m).sum(axis=0), axis=0)
+    v = np.take_along_axis(m, col[None, None, :], axis=1)[:, 0, :]       # (4, N)
+    v /= np.maximum(np.sqrt((v * v).sum(axis=0)), 1e-12)
+    dv = (d * v[None, :, :]).sum(axis=1)                                  # (4, N)
+    s0 = np.sqrt((dv * dv).sum(axis=0))
+    u = dv / np.maximum(s0, 1e-12)
     return s0, u, v
 
 
@@ -72,12 +80,17 @@ def embed_frame(frame_bgr: np.ndarray, index: int) -> np.ndarray:
     s0, u, v = _top_singular(d)
     bits = _TAG_BITS[np.arange(s0.size) % WATERMARK_BITS].astype(np.float32)
     target = (np.floor(s0 / SCALE) + 0.25 + 0.5 * bits) * SCALE
-    delta_d = (target - s0)[:, None, None] * u[:, :, None] * v[:, None, :]
-    dct = _DCT.astype(np.float32)
-    delta_ca = (dct.T @ delta_d @ dct).reshape(r, c, 4, 4).swapaxes(1, 2).reshape(r * 4, c * 4)
-    half = np.ascontiguousarray(delta_ca) * 0.5
-    small = cv2.merge([half * _B_PER_U, half * _G_PER_U, np.zeros_like(half)])
+    delta_d = (target - s0)[None, None, :] * u[:, None, :] * v[None, :, :]
+    delta_ca = _mm(_mm(_DCT32.T[:, :, None], delta_d), _DCT32[:, :, None])
+    delta_ca = delta_ca.reshape(4, 4, r, c).transpose(2, 0, 3, 1).reshape(r * 4, c * 4)
+    half = delta_ca * 0.5  # one approximation coefficient spreads over 2x2 pixels at half its size
+    small = np.empty((r * 4, c * 4, 3), np.int16)
+    small[:, :, 0] = np.rint(half * _B_PER_U)
+    small[:, :, 1] = np.rint(half * _G_PER_U)
+    small[:, :, 2] = 0
     delta = cv2.resize(small, (c * 8, r * 8), interpolation=cv2.INTER_NEAREST)
+    if (r * 8, c * 8) == (height, width):
+        return cv2.add(frame_bgr, delta, dtype=cv2.CV_8U)
     out = frame_bgr.copy()
     out[: r * 8, : c * 8] = cv2.add(frame_bgr[: r * 8, : c * 8], delta, dtype=cv2.CV_8U)
     return out
