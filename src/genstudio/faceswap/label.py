@@ -39,13 +39,20 @@ def draw_label(frame_bgr: np.ndarray, corner: str = "bottom-right", text: str = 
         raise ValueError(f"corner must be one of {', '.join(CORNERS)}, got {corner!r}")
     if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 BGR frame, got shape {frame_bgr.shape} dtype {frame_bgr.dtype}")
+    out = frame_bgr.copy()
+    stamp_label(out, corner, text)
+    return out
+
+
+def stamp_label(frame_bgr: np.ndarray, corner: str = "bottom-right", text: str = "AI-generated") -> None:
+    """draw_label in place, for a frame the caller owns (saves a full-frame copy per video frame)."""
+    if corner not in CORNERS:
+        raise ValueError(f"corner must be one of {', '.join(CORNERS)}, got {corner!r}")
     height, width = frame_bgr.shape[:2]
     x, y, colour, alpha = _overlay(width, height, corner, text)
-    out = frame_bgr.copy()
     h, w = alpha.shape[:2]
-    region = out[y:y + h, x:x + w].astype(np.float32)
-    out[y:y + h, x:x + w] = np.rint(region + alpha * (colour - region)).astype(np.uint8)
-    return out
+    region = frame_bgr[y:y + h, x:x + w].astype(np.float32)
+    frame_bgr[y:y + h, x:x + w] = np.rint(region + alpha * (colour - region)).astype(np.uint8)
 
 
 def label_box(width: int, height: int, corner: str = "bottom-right", text: str = "AI-generated"

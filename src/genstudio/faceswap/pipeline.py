@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from genstudio.faceswap.engine import FaceSwapper, SwapOptions
-from genstudio.faceswap.label import CORNERS, draw_label
+from genstudio.faceswap.label import CORNERS, draw_label, stamp_label
 from genstudio.faceswap.media import VideoWriter, probe, read_frames
 from genstudio.faceswap.video_watermark import embed_frame
 
@@ -51,7 +51,10 @@ def _swap_video(swapper: FaceSwapper, target: Path, out: Path, options: SwapOpti
                 frame, count = swapper.swap_frame(frame, track)
                 t2 = time.perf_counter()
                 if label:
-                    frame = draw_label(frame, label_corner)
+                    if count:  # the swap returned a fresh array: label it in place
+                        stamp_label(frame, label_corner)
+                    else:
+                        frame = draw_label(frame, label_corner)
                 t3 = time.perf_counter()
                 if watermark:
                     frame = embed_frame(frame, frames)

@@ -1,6 +1,6 @@
 """Invisible watermark for video frames: the provenance module's dwtDctSvd scheme (same blocks, tag, soft-vote
 decoder) with a coarser quantisation step so that it survives x264 at crf 23, embedded with a vectorised
-transform (about 7 ms per 640x480 frame instead of 200) and only on every EVERY-th frame.
+transform (2-5 ms per 640x480 frame instead of ~200) and only on every EVERY-th frame.
 
 The mark lives in the Haar approximation of the U plane: each 4x4 block of it (8x8 pixels) quantises the largest
 singular value of its DCT. A change of d in one approximation coefficient is a change of d/2 in its four U
