@@ -13,7 +13,14 @@ from genstudio.faceswap.engine import FaceSwapper, SwapOptions
 from genstudio.faceswap.label import CORNERS, draw_label, label_box
 from genstudio.faceswap.media import VideoWriter, probe, read_frames
 from genstudio.faceswap.pipeline import swap_video
-from genstudio.faceswap.video_watermark import EVERY, detect_frames, detect_video, embed_frame, frame_votes
+from genstudio.faceswap.video_watermark import (
+    EVERY,
+    detect_frame,
+    detect_frames,
+    detect_video,
+    embed_frame,
+    frame_votes,
+)
 from genstudio.provenance.watermark import tag_bit_errors
 
 N = 48  # frames per clip: 1.6 s at 30 fps
@@ -149,8 +156,10 @@ def test_embed_frame_marks_every_kth_frame_only() -> None:
     marked = embed_frame(frame, 0)
     assert cv2.PSNR(frame, marked) > 30
     assert tag_bit_errors(frame_votes(marked) > 0) == 0
+    assert detect_frame(marked) == (True, 0) and detect_frame(frame)[0] is False
     small = np.zeros((100, 120, 3), np.uint8)
     assert embed_frame(small, 0) is small
+    assert detect_frame(small) == (False, None)
     assert detect_frames([small])["frames_checked"] == 0
 
 

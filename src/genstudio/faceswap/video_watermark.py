@@ -104,6 +104,16 @@ def frame_votes(frame_bgr: np.ndarray) -> np.ndarray:
     return np.bincount(np.arange(s0.size) % WATERMARK_BITS, weights=votes, minlength=WATERMARK_BITS)
 
 
+def detect_frame(frame_bgr: np.ndarray) -> tuple[bool, int | None]:
+    """(found, bit_errors) for one frame (a still taken from a video, a live-mode frame); (False, None) when the
+    frame is too small. Only marked frames carry the tag: use detect_frames/detect_video for a sequence."""
+    height, width = frame_bgr.shape[:2]
+    if not can_watermark(width, height):
+        return False, None
+    errors = tag_bit_errors(frame_votes(frame_bgr) > 0)
+    return errors <= MAX_BIT_ERRORS, errors
+
+
 def detect_frames(frames: list[np.ndarray]) -> dict:
     """Watermark verdict over consecutive frames; the first may be any frame of the cycle, so every phase is
     tried and the best kept (EVERY hypotheses: chance of a false mark stays far below 1e-6)."""
