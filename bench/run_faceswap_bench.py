@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -183,6 +184,12 @@ def static_flicker(swapper: FaceSwapper) -> dict:
     return out
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the ffmpeg decoder and encoder)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -190,6 +197,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "faceswap.json")
     parser.add_argument("--images", type=Path, default=ROOT / "docs" / "images")
     args = parser.parse_args()
+    load_start = os.getloadavg()
 
     swapper = FaceSwapper()
     swapper.set_source(grace_hopper())
@@ -201,21 +209,28 @@ def main() -> None:
         runs: dict[str, list[dict]] = {"without_safeguards": [], "with_safeguards": []}
         for _ in range(args.repeats):
             for name, safe in (("without_safeguards", False), ("with_safeguards", True)):
+                cpu0 = cpu_seconds()
                 stats = _swap_video(swapper, clip, tmp / f"{name}.mp4", SwapOptions(), label_corner="bottom-right",
                                     label=safe, watermark=safe, crf=20, progress=None)
+                stats["cpu_s"] = cpu_seconds() - cpu0
+                stats["bytes"] = (tmp / f"{name}.mp4").stat().st_size
                 runs[name].append(stats)
-                print(f"{name}: {stats['fps']:.1f} fps", flush=True)
+                print(f"{name}: {stats['fps']:.1f} fps, {stats['cpu_s']:.2f} CPU s", flush=True)
         speed = {}
         for name, stats in runs.items():
             speed[name] = {
                 "fps_median": round(statistics.median(s["fps"] for s in stats), 1),
                 "fps_runs": [round(s["fps"], 1) for s in stats],
+                "cpu_ms_per_frame": round(1000 * statistics.median(s["cpu_s"] for s in stats) / args.frames, 2),
+                "output_bytes": stats[-1]["bytes"],
                 "ms_per_frame": {stage: round(1000 * statistics.median(s["seconds"][stage] for s in stats)
                                               / args.frames, 2)
                                  for stage in ("decode", "swap", "label", "watermark", "encode", "total")},
             }
         ratio = (statistics.median(s["seconds"]["total"] for s in runs["with_safeguards"])
                  / statistics.median(s["seconds"]["total"] for s in runs["without_safeguards"]))
+        cpu_ratio = (statistics.median(s["cpu_s"] for s in runs["with_safeguards"])
+                     / statistics.median(s["cpu_s"] for s in runs["without_safeguards"]))
 
         inputs = list(read_frames(clip))
         outputs = list(read_frames(tmp / "with_safeguards.mp4"))
@@ -237,13 +252,15 @@ def main() -> None:
 
         result = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                        "note": "2 cores, one busy with a model training run during the measurement",
-                        "loadavg_at_start": os.getloadavg()},
+                        "note": "2 cores shared with a model training run (and other sessions' jobs): wall-clock "
+                                "ratios are noisy, the CPU-time ratio is the steadier measure",
+                        "loadavg_at_start": load_start, "loadavg_at_end": os.getloadavg()},
             "clip": {"width": info.width, "height": info.height, "frames": info.frames, "fps": info.fps,
                      "audio": info.has_audio, "repeats": args.repeats, "x264": "veryfast crf 20"},
             "watermark": {"every": video_watermark.EVERY, "scale": video_watermark.SCALE, "detect": watermark},
             "speed": speed,
             "safeguard_cost_ratio": round(ratio, 3),
+            "safeguard_cpu_ratio": round(cpu_ratio, 3),
             "quality_smoothed": quality(landmarker, inputs, outputs),
             "quality_smoothed_no_safeguards": quality(landmarker, inputs, plain),
             "quality_unsmoothed": quality(landmarker, inputs, unsmoothed),
