@@ -55,3 +55,11 @@ def broken_mp4() -> bytes:
     ftyp = (16).to_bytes(4, "big") + b"ftypisom" + b"\x00\x00\x02\x00"
     moov = (24).to_bytes(4, "big") + b"moov" + b"\x00" * 16
     return ftyp + moov
+
+
+def grace_hopper_jpeg() -> bytes:
+    """matplotlib's sample photo of Grace Hopper (US Navy, public domain), as shipped."""
+    import matplotlib.cbook as cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        return fh.read()

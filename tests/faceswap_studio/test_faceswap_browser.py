@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from fs_media import astronaut_bgr, png_bytes
+from fs_media import astronaut_bgr, grace_hopper_jpeg
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -119,8 +119,8 @@ def _fill_consent(page: Any, face: Path) -> None:
 
 def test_live_mode_with_a_fake_camera(server: str, page_factory: Any, tmp_path: Path) -> None:
     expect = sync_api.expect
-    face = tmp_path / "face.png"
-    face.write_bytes(png_bytes(astronaut_bgr(384)))
+    face = tmp_path / "grace_hopper.jpg"
+    face.write_bytes(grace_hopper_jpeg())
     page = page_factory(f"{server}/faceswap")
     expect(page.get_by_role("link", name="Face swap")).to_have_attribute("aria-current", "page")
     expect(page.get_by_role("link", name="Music")).to_have_attribute("href", "/music")
@@ -144,6 +144,7 @@ def test_live_mode_with_a_fake_camera(server: str, page_factory: Any, tmp_path: 
     assert size == [640, 480]
     page.get_by_role("button", name="Stop live").click()
     expect(page.get_by_role("button", name="Start live camera")).to_be_visible()
+    expect(page.locator("#live-status")).to_contain_text("Stopped after")
     row = page.locator("#audit-rows tr").first
     expect(row).to_have_attribute("data-outcome", "succeeded")
     expect(row).to_contain_text("live")
@@ -152,8 +153,8 @@ def test_live_mode_with_a_fake_camera(server: str, page_factory: Any, tmp_path: 
 
 def test_swap_a_clip_and_verify(server: str, page_factory: Any, clip: Path, tmp_path: Path) -> None:
     expect = sync_api.expect
-    face = tmp_path / "face.png"
-    face.write_bytes(png_bytes(astronaut_bgr(384)))
+    face = tmp_path / "grace_hopper.jpg"
+    face.write_bytes(grace_hopper_jpeg())
     page = page_factory(f"{server}/faceswap")
     page.get_by_label("Target video or image (the person to change)").set_input_files(str(clip))
     page.get_by_label("Face photo (the face to use)").set_input_files(str(face))
@@ -174,3 +175,5 @@ def test_swap_a_clip_and_verify(server: str, page_factory: Any, clip: Path, tmp_
     row = page.locator("#audit-rows tr").first
     expect(row).to_have_attribute("data-outcome", "succeeded")
     expect(row).to_contain_text("Test Subject")
+    (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(REPO / "docs" / "images" / "ui-faceswap.png"), full_page=True)

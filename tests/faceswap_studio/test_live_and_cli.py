@@ -47,6 +47,12 @@ def test_live_mode_needs_consent_and_swaps_frames(settings: Any, face_png: bytes
 
         with c.websocket_connect("/api/faceswap/live") as ws:
             stats = _live_session(ws, {"source": source, "consent": CONSENT, "label_corner": "top-right"})
+            ws.send_text(json.dumps({"type": "stop"}))
+            assert ws.receive_json() == {"type": "ended", "frames": 3}  # sent once the audit row is written
+            assert audit_items(c)[0]["outcome"] == "succeeded"
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == 1000
         assert [s["frames"] for s in stats] == [1, 2, 3] and all(s["fps"] >= 0 for s in stats)
         assert stats[-1]["faces"] == 1
         (row,) = audit_items(c)

@@ -165,7 +165,7 @@ class LiveSession:
         import cv2
         import numpy as np
 
-        from genstudio.faceswap.label import draw_label
+        from genstudio.faceswap.label import stamp_label
         from genstudio.faceswap.video_watermark import embed_frame
 
         frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -177,7 +177,8 @@ class LiveSession:
             scale = side / max(h, w)
             frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         out, n = self.swapper.swap_frame(frame, self.track)
-        out = draw_label(out, corner=self.label_corner)
+        out = np.ascontiguousarray(out)
+        stamp_label(out, corner=self.label_corner)
         out = embed_frame(out, self.index)
         self.index += 1
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 80])
@@ -277,7 +278,7 @@ async def _run_live(ws: WebSocket, state: Any, session: LiveSession, audit_id: s
     await ws.send_json({"type": "ready", "consent_id": consent_id, "audit_id": audit_id})
     frames, faces, started = 0, 0, time.monotonic()
     recent: list[float] = []
-    outcome, error = "succeeded", None
+    outcome, error, stopping = "succeeded", None, False
     try:
         while True:
             message = await ws.receive()
@@ -285,7 +286,10 @@ async def _run_live(ws: WebSocket, state: Any, session: LiveSession, audit_id: s
                 break
             data = message.get("bytes")
             if data is None:
-                continue  # text after the first message: ignored (a client may send pings)
+                if '"stop"' in (message.get("text") or ""):
+                    stopping = True  # {"type": "stop"}: end cleanly, answer "ended" once the log is written
+                    break
+                continue  # other text after the first message is ignored (a client may send pings)
             if len(data) > state.settings.max_upload_bytes:
                 await _live_error(ws, "frame: larger than the upload limit (GENSTUDIO_MAX_UPLOAD_BYTES)", 4413)
                 break
@@ -319,3 +323,6 @@ async def _run_live(ws: WebSocket, state: Any, session: LiveSession, audit_id: s
                 "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
             },
         )
+    if stopping:
+        await ws.send_json({"type": "ended", "frames": frames})
+        await ws.close(1000)

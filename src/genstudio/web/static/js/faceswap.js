@@ -243,6 +243,9 @@ async function startLive() {
         sendFrame();
       } else if (msg.type === "error") {
         showError({ detail: [msg.detail] });
+      } else if (msg.type === "ended") {
+        el.liveStatus.textContent = `Stopped after ${msg.frames} frames`;
+        loadAudit();
       }
       return;
     }
@@ -275,13 +278,16 @@ function stopLive(closeSocket = true) {
   const state = live;
   live = null;
   state.stopped = true;
-  if (closeSocket && state.ws.readyState <= WebSocket.OPEN) state.ws.close(1000);
+  if (closeSocket && state.ws.readyState === WebSocket.OPEN) {
+    // Ask the server to end: it writes the audit row, answers "ended" and closes.
+    state.ws.send(JSON.stringify({ type: "stop" }));
+    setTimeout(() => state.ws.readyState <= WebSocket.OPEN && state.ws.close(1000), 3000);
+  }
   for (const track of state.stream.getTracks()) track.stop();
   el.camera.srcObject = null;
   show(el.liveStart);
   show(el.liveStop, false);
-  if (closeSocket) el.liveStatus.textContent = `Stopped after ${state.frames} frames`;
-  loadAudit();
+  if (!closeSocket) loadAudit();
 }
 
 // ---------------------------------------------------------------- audit log
