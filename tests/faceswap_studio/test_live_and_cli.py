@@ -193,3 +193,14 @@ def test_cli_swaps_a_video_and_verify_reports_it(tmp_path: Path, clip: Path, cap
     assert report["label"]["found"] and report["label"]["corner"] == "bottom-right"
     assert report["manifest"]["valid"] and report["ai_generated"]
     assert list((tmp_path / "data" / "tmp").iterdir()) == []  # no temporary video left behind
+
+
+def test_live_socket_refuses_other_origins(settings: Any, face_png: bytes) -> None:
+    with make_client(settings) as c:
+        source = upload(c, face_png, "face.png")
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with c.websocket_connect("/api/faceswap/live", headers={"Origin": "https://evil.example"}) as ws:
+                ws.receive_json()
+        assert refused.value.code == 4403
+        with c.websocket_connect("/api/faceswap/live", headers={"Origin": "http://testserver"}) as ws:
+            _live_session(ws, {"source": source, "consent": CONSENT}, frames=1)

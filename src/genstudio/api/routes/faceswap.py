@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
@@ -199,6 +200,11 @@ async def live(ws: WebSocket) -> None:
     Then each binary message is a JPEG frame, answered by the swapped, labelled JPEG (binary) and a
     {"type": "stats", "fps", "faces", "frames"} message."""
     state = ws.app.state.genstudio
+    origin = ws.headers.get("origin")
+    if origin and urlsplit(origin).netloc != ws.headers.get("host", ""):
+        # Browsers let any page open a WebSocket anywhere; only this studio's own pages may use the camera link.
+        await ws.close(code=4403)
+        return
     offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     await ws.accept(subprotocol=LIVE_SUBPROTOCOL if LIVE_SUBPROTOCOL in offered else None)
     try:
