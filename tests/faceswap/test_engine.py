@@ -56,6 +56,15 @@ def test_detector_follows_a_moved_face(landmarker: FaceLandmarker, astronaut: np
     assert np.linalg.norm(centre - expected) < 12
 
 
+def test_small_face_found_by_the_tiled_pass(landmarker: FaceLandmarker, astronaut: np.ndarray) -> None:
+    frame = place(background(), astronaut, 160, 300, 270)  # face about 50 px wide in 640x480
+    assert landmarker.detect(frame, tiles=False) == []
+    faces = [d for d in landmarker.detect(frame) if landmarker.landmarks_from_detection(frame, d).presence > 0.5]
+    assert len(faces) == 1
+    expected = (np.array([225, 128]) - 256) * (270 / 512) + [160, 300]
+    assert np.linalg.norm((faces[0].box[:2] + faces[0].box[2:]) / 2 - expected) < 8
+
+
 def test_no_face_in_source_is_a_clear_error(swapper: FaceSwapper) -> None:
     fresh = FaceSwapper()
     with pytest.raises(NoFaceError, match="no face found in the source photo"):
