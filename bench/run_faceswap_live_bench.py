@@ -24,7 +24,6 @@ import urllib.request
 from pathlib import Path
 
 import cv2
-import numpy as np
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
