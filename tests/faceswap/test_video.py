@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -75,6 +76,21 @@ def test_probe_refuses_what_is_not_a_video(tmp_path: Path) -> None:
         probe(still)
     with pytest.raises(ValueError, match="no such file"):
         probe(tmp_path / "missing.mp4")
+
+
+def test_rotated_phone_video_is_read_upright(tmp_path: Path) -> None:
+    from genstudio.faceswap.media import ffmpeg_exe
+
+    plain = tmp_path / "plain.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=320x240:rate=10:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(plain)],
+                   check=True)
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-display_rotation", "90", "-i",
+                    str(plain), "-c", "copy", str(rotated)], check=True)
+    info = probe(rotated)
+    frames = list(read_frames(rotated))
+    assert (info.width, info.height) == (240, 320) and frames[0].shape == (320, 240, 3) and len(frames) == 10
 
 
 def test_writer_removes_partial_output_on_error(tmp_path: Path) -> None:

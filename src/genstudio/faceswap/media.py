@@ -65,7 +65,12 @@ def probe(path: Path) -> VideoInfo:
     count = int(frames[-1]) if frames else round(seconds * fps)
     if count < 1:
         raise ValueError(f"{path.name}: video has no frames")
-    return VideoInfo(width=int(size.group(1)), height=int(size.group(2)), fps=fps, frames=count,
+    width, height = int(size.group(1)), int(size.group(2))
+    # ffmpeg (and so read_frames) applies a display-matrix rotation: report the size frames come out at.
+    rotation = re.search(r"rotation of (-?[\d.]+) degrees", log)
+    if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
+        width, height = height, width
+    return VideoInfo(width=width, height=height, fps=fps, frames=count,
                      duration_s=seconds or count / fps, has_audio=audio is not None, codec=video.group(1),
                      audio_codec=audio.group(1) if audio else None)
 
