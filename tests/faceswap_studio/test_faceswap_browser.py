@@ -177,3 +177,13 @@ def test_swap_a_clip_and_verify(server: str, page_factory: Any, clip: Path, tmp_
     expect(row).to_contain_text("Test Subject")
     (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(REPO / "docs" / "images" / "ui-faceswap.png"), full_page=True)
+
+    # After a reload the audit log brings the result back.
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    expect(page.locator("#fs-result")).to_be_hidden()
+    page.locator("#audit-rows tr[data-outcome='succeeded']").filter(has_text="job").first.get_by_role(
+        "button", name="Show the result"
+    ).click()
+    expect(page.locator("#fs-result-video")).to_be_visible()
+    expect(page.locator("#fs-verify [data-field='label'] dd")).to_have_text("found (top-left)", timeout=60_000)

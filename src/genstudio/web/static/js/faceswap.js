@@ -302,10 +302,17 @@ async function loadAudit(more = false) {
       tr.dataset.auditId = item.id;
       tr.dataset.outcome = item.outcome;
       const when = new Date(item.created_at);
-      const output = item.output && item.output.sha256 ? item.output.sha256.slice(0, 12) : "—";
+      const output = make("td", item.output && item.output.sha256 ? item.output.sha256.slice(0, 12) : "—", "hash");
+      if (item.output && item.output.asset_id) {
+        const open = make("button", "Show", "link");
+        open.type = "button";
+        open.setAttribute("aria-label", `Show the result of the swap at ${when.toLocaleString()}`);
+        open.addEventListener("click", () => showResult(item.output.asset_id).catch((err) => showError(err)));
+        output.append(" ", open);
+      }
       const outcome = make("td", item.error ? `${item.outcome}: ${item.error}` : item.outcome, `outcome-${item.outcome}`);
       tr.append(make("td", when.toLocaleString()), make("td", item.actor), make("td", item.mode),
-        make("td", item.consent.subject || item.consent.id), outcome, make("td", output, "hash"));
+        make("td", item.consent.subject || item.consent.id), outcome, output);
       return tr;
     });
     if (more) el.auditRows.append(...rows);
