@@ -43,6 +43,10 @@ def test_live_mode_needs_consent_and_swaps_frames(settings: Any, face_png: bytes
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_json()
             assert closed.value.code == 4422
+        for first in (b"\xff\xd8\xff", "not json", "[1]"):
+            with c.websocket_connect("/api/faceswap/live") as ws:
+                ws.send_bytes(first) if isinstance(first, bytes) else ws.send_text(first)
+                assert ws.receive_json()["type"] == "error"
         assert audit_items(c) == []
 
         with c.websocket_connect("/api/faceswap/live") as ws:

@@ -208,8 +208,12 @@ async def live(ws: WebSocket) -> None:
     offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     await ws.accept(subprotocol=LIVE_SUBPROTOCOL if LIVE_SUBPROTOCOL in offered else None)
     try:
-        first = await asyncio.wait_for(ws.receive_text(), timeout=30)
-        hello = json.loads(first)
+        first = await asyncio.wait_for(ws.receive(), timeout=30)
+        if first["type"] == "websocket.disconnect":
+            return
+        if first.get("text") is None:
+            raise ValueError("the first message must be JSON text: {source, consent, ...}")
+        hello = json.loads(first["text"])
         if not isinstance(hello, dict):
             raise ValueError("the first message must be a JSON object")
         req = FaceSwapRequest.model_validate({"target": "live", **hello})
