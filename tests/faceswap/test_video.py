@@ -148,17 +148,23 @@ def test_label_and_watermark_in_output(swapped: tuple[Path, dict, list]) -> None
 @requires_models
 def test_watermark_survives_reencoding_and_jpeg(swapped: tuple[Path, dict, list], tmp_path: Path) -> None:
     out, _, _ = swapped
+
+    def jpeg75(frame: np.ndarray) -> np.ndarray:
+        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+    # JPEG q75 of our output's marked frames: <= 5% of the 64 bits wrong on every one.
+    assert max(tag_bit_errors(frame_votes(jpeg75(f)) > 0) for f in list(read_frames(out))[::EVERY]) <= 3
     again = tmp_path / "crf23.mp4"
     with VideoWriter(again, 640, 480, 25.0, crf=23, preset="medium") as writer:
         for frame in read_frames(out):
             writer.write(frame)
     result = detect_video(again)
-    assert result["present"] and result["bit_errors"] <= 3  # <= 5% of 64
-    frames = list(read_frames(again))
-    marked_errors = [tag_bit_errors(frame_votes(f) > 0) for f in frames[::EVERY]]
-    assert np.median(marked_errors) <= 3
-    ok, jpeg = cv2.imencode(".jpg", frames[8], [cv2.IMWRITE_JPEG_QUALITY, 75])
-    assert tag_bit_errors(frame_votes(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)) > 0) <= 3
+    assert result["present"] and result["bit_errors"] <= 3
+    marked = list(read_frames(again))[::EVERY]
+    assert max(tag_bit_errors(frame_votes(f) > 0) for f in marked) <= 3
+    # Both in a row (x264 crf 23, then a JPEG q75 of a frame) is more than the goal asks; still mostly under 5%.
+    assert np.median([tag_bit_errors(frame_votes(jpeg75(f)) > 0) for f in marked]) <= 3
 
 
 def test_unmarked_video_has_no_watermark(clip: Path) -> None:

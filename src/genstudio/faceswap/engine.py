@@ -31,7 +31,9 @@ ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 7
 _SOURCE_FACE_SIZE = 256   # the source face is kept at about this many pixels across
 _MAP_GRID = 96            # warp maps are computed on a grid this size and upsampled (they are piecewise linear)
 _DETECT_EVERY = 5         # look for new faces every n frames while others are tracked
-_EYE_KEEP_DIFF = 0.08     # eye-aspect-ratio difference above which the target keeps its own eye
+# Eye-aspect-ratio difference between source and target over which the target's own eye fades in (a blink, a
+# squint); a ramp rather than a threshold, so an eye near the limit does not flicker between the two.
+_EYE_KEEP_RAMP = (0.05, 0.12)
 _MATCH_IOU = 0.3
 REID_SIMILARITY = 0.85   # face_similarity above which a returning face is taken for the indexed target
 
@@ -259,7 +261,14 @@ def _poly(mask: np.ndarray, pts: np.ndarray, value: int, grow: float = 1.0) -> N
     cv2.fillPoly(mask, [np.round(pts * 16).astype(np.int32)], value, lineType=cv2.LINE_AA, shift=4)
 
 
-def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tuple[bool, bool]
+def eye_keep_weights(target_pts: np.ndarray, source_eyes: tuple[float, float]) -> tuple[float, float]:
+    """How much of each of the target's own eyes to keep (0..1), from the difference in eye openness."""
+    lo, hi = _EYE_KEEP_RAMP
+    return tuple(float(np.clip((abs(t - s) - lo) / (hi - lo), 0.0, 1.0))
+                 for t, s in zip(eye_openness(target_pts), source_eyes, strict=True))
+
+
+def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tuple[float, float]
               ) -> tuple[np.ndarray, np.ndarray]:
     """(alpha, core): a feathered float32 blend weight over the box, and the hard uint8 mask the colour
     statistics use. Zero over the target's mouth interior, and over an eye the target keeps."""
@@ -273,9 +282,9 @@ def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tupl
     holes = np.zeros((h, w), np.uint8)
     _poly(holes, local[INNER_LIPS], 255)
     for keep, eye in zip(keep_eyes, (RIGHT_EYE, LEFT_EYE), strict=True):
-        if keep:
-            _poly(holes, local[eye], 255, grow=1.35)
-    core = cv2.subtract(outer, holes)
+        if keep > 0:
+            _poly(holes, local[eye], int(round(255 * keep)), grow=1.35)
+    core = np.where(holes >= 128, 0, outer).astype(np.uint8)
     outer_f = cv2.GaussianBlur(outer, (0, 0), max(1.0, size * 0.035)).astype(np.float32) / 255.0
     holes_f = cv2.GaussianBlur(holes, (0, 0), max(0.7, size * 0.008)).astype(np.float32) / 255.0
     return outer_f * (1.0 - holes_f), core
@@ -431,9 +440,7 @@ class FaceSwapper:
         x0, y0, w, h = box
         map_x, map_y = warp_maps(pts, src.pts, src.triangles, x0, y0, w, h)
         warped = cv2.remap(src.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        target_eyes = eye_openness(pts)
-        keep_eyes = tuple(abs(t - s) > _EYE_KEEP_DIFF for t, s in zip(target_eyes, src.eyes, strict=True))
-        alpha, core = face_mask(pts, x0, y0, w, h, keep_eyes)
+        alpha, core = face_mask(pts, x0, y0, w, h, eye_keep_weights(pts, src.eyes))
         region = frame[y0:y0 + h, x0:x0 + w]
         warped = colour_transfer(warped, region, core)
         blend_into(frame, warped, alpha, x0, y0)

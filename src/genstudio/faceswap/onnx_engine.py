@@ -18,7 +18,7 @@ from genstudio.faceswap.engine import (
     FaceSwapper,
     blend_into,
     colour_transfer,
-    eye_openness,
+    eye_keep_weights,
     face_box,
     face_mask,
     five_points,
@@ -132,8 +132,7 @@ class OnnxFaceSwapper(FaceSwapper):
         inverse[:, 2] -= np.array([x0, y0], np.float32)
         warped = cv2.warpAffine(face, inverse, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         inside = cv2.warpAffine(np.full((size, size), 255, np.uint8), inverse, (w, h), flags=cv2.INTER_NEAREST)
-        keep_eyes = tuple(abs(t - s) > 0.08 for t, s in zip(eye_openness(pts), self.source.eyes, strict=True))
-        alpha, core = face_mask(pts, x0, y0, w, h, keep_eyes)
+        alpha, core = face_mask(pts, x0, y0, w, h, eye_keep_weights(pts, self.source.eyes))
         alpha *= cv2.erode(inside, np.ones((5, 5), np.uint8)).astype(np.float32) / 255.0
         region = frame[y0:y0 + h, x0:x0 + w]
         if self.colour_match:
