@@ -51,9 +51,13 @@ def fetch(dest: Path) -> None:
         print(f"face models present in {dest}")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "mediapipe==0.10.21", "--no-deps",
-                        "--python-version", "311", "--platform", "manylinux_2_28_x86_64", "--only-binary=:all:",
-                        "-d", tmp], check=True)
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "mediapipe==0.10.21", "--no-deps",
+                            "--python-version", "311", "--platform", "manylinux_2_28_x86_64", "--only-binary=:all:",
+                            "-d", tmp], check=True)
+        except subprocess.CalledProcessError as exc:
+            raise SystemExit(f"pip could not download mediapipe==0.10.21 (exit {exc.returncode}); the face models "
+                             f"come from that wheel on PyPI, so this needs network access once") from exc
         wheel = Path(tmp) / WHEEL_NAME
         if not wheel.is_file():
             raise SystemExit(f"pip did not produce {WHEEL_NAME} in {tmp}")
