@@ -12,7 +12,7 @@ from faceswap_clips import background, place, requires_models
 
 from genstudio.faceswap.engine import FaceSwapper, SwapOptions
 from genstudio.faceswap.label import CORNERS, draw_label, label_box
-from genstudio.faceswap.media import VideoWriter, probe, read_frames
+from genstudio.faceswap.media import VideoWriter, frame_rate, probe, read_frames
 from genstudio.faceswap.pipeline import swap_video
 from genstudio.faceswap.video_watermark import (
     EVERY,
@@ -91,6 +91,17 @@ def test_rotated_phone_video_is_read_upright(tmp_path: Path) -> None:
     info = probe(rotated)
     frames = list(read_frames(rotated))
     assert (info.width, info.height) == (240, 320) and frames[0].shape == (320, 240, 3) and len(frames) == 10
+
+
+def test_writer_keeps_ntsc_rates_exact(tmp_path: Path) -> None:
+    assert str(frame_rate(29.97)) == "30000/1001" and str(frame_rate(25.0)) == "25"
+    out = tmp_path / "ntsc.mp4"
+    with VideoWriter(out, 64, 48, 29.97) as writer:
+        for i in range(30):
+            writer.write(np.full((48, 64, 3), i * 8, np.uint8))
+    info = probe(out)
+    assert info.fps == pytest.approx(29.97) and info.frames == 30
+    assert info.duration_s == pytest.approx(30 * 1001 / 30000, abs=0.02)
 
 
 def test_writer_removes_partial_output_on_error(tmp_path: Path) -> None:

@@ -32,6 +32,14 @@ class VideoInfo:
     audio_codec: str | None = None
 
 
+def frame_rate(fps: float) -> Fraction:
+    """The exact rate behind a printed one: 29.97 -> 30000/1001 (NTSC rates), 25.0 -> 25."""
+    ntsc = round(fps * 1.001)
+    if abs(fps - ntsc / 1.001) < 0.006 and abs(fps - round(fps)) > 0.006:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -101,7 +109,7 @@ class VideoWriter:
         self.path, self.width, self.height = Path(path), width, height
         self.frames = 0
         self._tmp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.part.mp4")
-        rate = Fraction(fps).limit_denominator(1001)
+        rate = frame_rate(fps)
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", str(rate), "-i", "-"]
         audio_codec = None
