@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# invisible-watermark depends on the GUI build of OpenCV; keep only the headless one.
 	$(BIN)/pip uninstall --quiet -y opencv-python || true
 	$(BIN)/pip install --quiet --force-reinstall --no-deps opencv-python-headless
+	# Face detector + face mesh .tflite files from the mediapipe wheel (sha256-pinned, never installed).
+	$(BIN)/python scripts/fetch_face_models.py
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,4 @@
-"""The `genstudio` command: serve, image, verify, models. Errors are one line on stderr, exit 1."""
+"""The `genstudio` command: serve, image, faceswap, verify, models. Errors are one line on stderr, exit 1."""
 
 from __future__ import annotations
 
@@ -80,6 +80,128 @@ def cmd_image(args: argparse.Namespace) -> int:
         write_png_output(o, dest)
         paths.append(str(dest))
     print(json.dumps({"files": paths, "seed": params.seed, "params": params.model_dump()}, indent=2))
+    return 0
+
+
+def cmd_faceswap(args: argparse.Namespace) -> int:
+    import hashlib
+    import tempfile
+
+    from tqdm import tqdm
+
+    from genstudio.api.routes.uploads import sniff
+    from genstudio.faceswap.safeguards import (
+        ConsentIn,
+        actor_for,
+        check_consent,
+        open_audit,
+        record_consent,
+        sha256_file,
+        update_audit,
+    )
+    from genstudio.faceswap.studio import (
+        FaceSwapStudio,
+        check_choice,
+        check_side,
+        load_bgr,
+        make_options,
+        probe_target,
+        swap_to_bytes,
+    )
+    from genstudio.image.params import LimitError
+    from genstudio.storage.db import Store, make_engine
+
+    settings = _settings(args)
+    if args.consent is None:
+        raise ValueError("--consent: a consent statement is required for every face swap")
+    try:
+        consent = check_consent(ConsentIn(statement=args.consent, subject=args.subject or ""), settings)
+        check_choice(args.target_face, args.many_faces, args.reference)
+    except LimitError as exc:
+        flag = {"consent.subject": "subject", "consent.statement": "consent"}.get(exc.field, exc.field)
+        raise ValueError(f"--{flag.replace('_', '-')}: {exc.message}") from exc
+    source, target = Path(args.source), Path(args.target)
+    reference = Path(args.reference) if args.reference else None
+    for flag, path in (("--source", source), ("--target", target), ("--reference", reference)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{flag}: no such file {path}")
+    head = target.read_bytes()[:16]
+    sniffed = sniff(head)
+    if sniffed is None:
+        raise ValueError("--target: not a PNG, JPEG or WebP image or an MP4 video")
+    target_kind, target_mime = sniffed
+    if target_kind not in ("image", "video"):
+        raise ValueError("--target: not a PNG, JPEG or WebP image or an MP4 video")
+    out = Path(args.output)
+    want = {".mp4"} if target_kind == "video" else {".png", ".jpg", ".jpeg"}
+    if out.suffix.lower() not in want:
+        raise ValueError(f"-o: the output for this target must end in {' or '.join(sorted(want))}")
+    try:
+        source_bgr = load_bgr(source.read_bytes(), "source")
+        reference_bgr = load_bgr(reference.read_bytes(), "reference") if reference else None
+        if target_kind == "video":
+            probe_target(target, settings, "target")
+        else:
+            target_bgr = load_bgr(target.read_bytes(), "target")
+            check_side(target_bgr.shape[1], target_bgr.shape[0], settings, "target")
+    except LimitError as exc:
+        raise ValueError(f"--{exc.field}: {exc.message}") from exc
+    if target_kind == "image":
+        target_mime = "image/jpeg" if out.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+
+    settings.ensure_dirs()
+    store = Store(make_engine(settings.db_url))
+    source_sha, target_sha = sha256_file(source), sha256_file(target)
+    reference_sha = sha256_file(reference) if reference else None
+    actor = actor_for(None)
+    consent_row = record_consent(store, consent, recorded_by=actor, source_sha256=source_sha)
+    audit = open_audit(store, actor=actor, mode="cli", consent_id=consent_row.id, source_sha256=source_sha,
+                       target_sha256=target_sha, reference_sha256=reference_sha, outcome="running")
+    studio = FaceSwapStudio(settings, store=store)
+    provenance = {
+        "consent_id": consent_row.id,
+        "audit_id": audit.id,
+        "inputs": {"source_sha256": source_sha, "target_sha256": target_sha, "reference_sha256": reference_sha},
+        "options": {"target_face": args.target_face, "many_faces": args.many_faces},
+        "software": f"genstudio {__version__}",
+    }
+    try:
+        with tqdm(total=100, unit="%", disable=args.quiet or not sys.stderr.isatty(), desc="faceswap") as bar:
+            data, _mime, stats = swap_to_bytes(
+                studio.swapper(),
+                source_bgr=source_bgr,
+                target_path=target,
+                target_kind=target_kind,
+                target_mime=target_mime,
+                options=make_options(args.target_face, args.many_faces, reference_bgr),
+                label_corner=args.label_corner,
+                identity=studio.identity(),
+                provenance=provenance,
+                tmp_dir=settings.data_dir / "tmp",
+                progress=lambda f: bar.update(round(f * 100) - bar.n),
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except BaseException as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if type(exc).__name__ == "NoFaceError" and not message.startswith(("source:", "target:")):
+            message = f"source: no face found in the source photo ({message})"
+        update_audit(store, audit.id, outcome="failed", error=message)
+        if type(exc).__name__ == "NoFaceError":
+            raise ValueError(message) from exc
+        raise
+    digest = hashlib.sha256(data).hexdigest()
+    update_audit(store, audit.id, outcome="succeeded", output_sha256=digest,
+                 stats={k: v for k, v in stats.items() if isinstance(v, int | float | str | bool)})
+    print(json.dumps({"file": str(out), "sha256": digest, "consent_id": consent_row.id, "audit_id": audit.id,
+                      "stats": stats}, indent=2, default=str))
     return 0
 
 
@@ -187,7 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_music_parser(sub)
 
-    v = sub.add_parser("verify", help="check a file's watermark and provenance manifest")
+    f = sub.add_parser("faceswap", help="put the face from a photo onto the person in a video or image")
+    f.add_argument("--source", required=True, help="the face photo (PNG, JPEG or WebP)")
+    f.add_argument("--target", required=True, help="the MP4 video or image to change")
+    f.add_argument("--consent", help="the consent statement of the person whose face is used (required)")
+    f.add_argument("--subject", help="who consented: the person whose face is used (required)")
+    choice = f.add_mutually_exclusive_group()
+    choice.add_argument("--target-face", type=int, help="replace only face N (0 = the largest)")
+    choice.add_argument("--many-faces", action="store_true", help="replace every face")
+    f.add_argument("--reference", help="replace the face most like this photo")
+    f.add_argument("--label-corner", default="bottom-right",
+                   choices=["top-left", "top-right", "bottom-left", "bottom-right"])
+    f.add_argument("-o", "--output", required=True, help="OUT.mp4 for a video, OUT.png or OUT.jpg for an image")
+    f.add_argument("--data-dir", help="where consent and audit records and the signing keys live")
+    f.add_argument("-q", "--quiet", action="store_true")
+    f.set_defaults(func=cmd_faceswap)
+
+    v = sub.add_parser("verify", help="check a file's watermark, label and provenance manifest")
     v.add_argument("file")
     v.set_defaults(func=cmd_verify)
 

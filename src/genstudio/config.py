@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
 
+    # Face swap (the safeguards themselves have no switch: label, watermark, manifest and consent always apply)
+    faceswap_max_video_seconds: float = Field(default=60.0, gt=0, description="longest target video")
+    faceswap_max_frames: int = Field(default=3600, ge=1, description="most frames in a target video")
+    faceswap_max_side: int = Field(default=1920, ge=64, description="largest width or height of a target")
+    faceswap_consent_min_chars: int = Field(default=20, ge=1, description="shortest consent statement")
+    faceswap_retention_hours: float = Field(
+        default=24.0, gt=0, description="uploads used by face swap are deleted this long after upload"
+    )
+    faceswap_sweep_interval_s: float = Field(default=600.0, gt=0, description="how often the retention sweep runs")
+    faceswap_threads: int = Field(default=0, ge=0, description="threads for the swap engine; 0 = its default")
+    faceswap_live_max_side: int = Field(default=960, ge=64, description="largest live (webcam) frame side")
+    faceswap_live_max_sessions: int = Field(default=2, ge=1, description="live (webcam) sessions at once")
+
     # Models
     default_image_model: str = "builtin:emoji-tiny"
     models_dir: Path | None = None

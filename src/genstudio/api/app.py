@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from genstudio import __version__
 from genstudio.api import errors
 from genstudio.api.deps import AppState
-from genstudio.api.routes import assets, images, jobs, music, music_onnx, system, uploads, verify
+from genstudio.api.routes import assets, faceswap, images, jobs, music, music_onnx, system, uploads, verify
 from genstudio.api.security import BodySizeLimit, TokenAuth
 from genstudio.config import Settings, get_settings
 from genstudio.image.models import ModelRegistry
@@ -44,10 +45,11 @@ def make_handlers(settings: Settings, studio: ImageStudio | None = None) -> dict
     """Job kind -> handler; also called inside the job-runner process, which builds its own studio."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    from genstudio.faceswap.studio import FaceSwapStudio
     from genstudio.music.service import MusicStudio
 
     studio = studio or ImageStudio(settings, ModelRegistry(settings))
-    return {"image": studio.handle, "music": MusicStudio(settings).handle}
+    return {"image": studio.handle, "music": MusicStudio(settings).handle, "faceswap": FaceSwapStudio(settings).handle}
 
 
 def build_state(settings: Settings) -> AppState:
@@ -75,6 +77,22 @@ def build_state(settings: Settings) -> AppState:
     return AppState(settings=settings, store=store, files=files, queue=queue, registry=registry, images=studio)
 
 
+async def _retention_loop(state: AppState) -> None:
+    """Delete face-swap inputs past GENSTUDIO_FACESWAP_RETENTION_HOURS: once on start, then periodically."""
+    from genstudio.faceswap.safeguards import sweep_retention
+
+    while True:
+        try:
+            removed = await asyncio.to_thread(
+                sweep_retention, state.store, state.files, state.settings.faceswap_retention_hours
+            )
+            if removed:
+                log.info("retention: deleted %d face-swap upload(s)", len(removed))
+        except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+            log.exception("face-swap retention sweep failed")
+        await asyncio.sleep(state.settings.faceswap_sweep_interval_s)
+
+
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
     settings = settings or get_settings()
     state = build_state(settings)
@@ -83,15 +101,17 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start_workers:
             state.queue.start()
+        sweeper = asyncio.create_task(_retention_loop(state))
         try:
             yield
         finally:
+            sweeper.cancel()
             state.queue.stop()
 
     app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan)
     app.state.genstudio = state
     errors.install(app)
-    for module in (jobs, assets, uploads, images, music, music_onnx, verify, system):
+    for module in (jobs, assets, uploads, images, music, music_onnx, faceswap, verify, system):
         app.include_router(module.router)
 
     if (STATIC_DIR / "index.html").is_file():
@@ -110,6 +130,17 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         @app.get("/music", include_in_schema=False)
         def music_page() -> FileResponse:
             return FileResponse(STATIC_DIR / "music.html", headers=page_headers)
+
+        @app.get("/faceswap", include_in_schema=False)
+        def faceswap_page() -> FileResponse:
+            return FileResponse(
+                STATIC_DIR / "faceswap.html",
+                headers={
+                    "Cache-Control": "no-cache",
+                    "Content-Security-Policy": CSP,
+                    "X-Content-Type-Options": "nosniff",
+                },
+            )
 
         @app.get("/manifest.webmanifest", include_in_schema=False)
         def manifest() -> FileResponse:

@@ -41,6 +41,12 @@ class TokenAuth:
         for k, v in scope.get("headers", []):
             if k == b"authorization" and v[:7].lower() == b"bearer ":
                 supplied = v[7:].strip()
+            elif k == b"sec-websocket-protocol" and scope["type"] == "websocket" and not supplied:
+                # A browser's WebSocket cannot send headers; it offers the token as a subprotocol
+                # "bearer.TOKEN" beside the real one (the server never echoes it back).
+                for offered in v.split(b","):
+                    if offered.strip().startswith(b"bearer."):
+                        supplied = offered.strip()[7:]
         if not hmac.compare_digest(supplied, self.token):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})

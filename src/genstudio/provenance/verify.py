@@ -84,19 +84,50 @@ def verify_bytes(data: bytes, *, filename: str | None = None, mime: str | None =
     data = bytes(data)
     fmt, media_type = sniff_format(data, filename=filename, mime=mime)
     looks_like_image = media_type is None or media_type.startswith("image/")
-    watermark = _watermark_report(data) if looks_like_image else {
-        "found": False, "payload": None, "bit_errors": None, "method": WATERMARK_METHOD,
-        "error": f"watermark detection needs an image, got {fmt}",
-    }
+    video = None
+    if fmt == "mp4":
+        from genstudio.faceswap.verify_media import video_report
+
+        found = video_report(data)
+        watermark, label, video = found["watermark"], found["label"], found["video"]
+    else:
+        watermark = _watermark_report(data) if looks_like_image else {
+            "found": False, "payload": None, "bit_errors": None, "method": WATERMARK_METHOD,
+            "error": f"watermark detection needs an image, got {fmt}",
+        }
+        label = _label_report(data) if looks_like_image else {
+            "found": False, "corner": None, "score": None, "error": f"label check needs an image or a video, got {fmt}",
+        }
     manifest = read_manifest(data, mime=media_type, trust_anchors_pem=trust_anchors_pem)
-    return {
+    report = {
         "format": fmt,
         "mime": media_type,
         "size_bytes": len(data),
         "watermark": watermark,
+        "label": label,
         "manifest": manifest,
         "ai_generated": bool(watermark["found"] or (manifest["found"] and manifest["ai_generated"])),
     }
+    if video is not None:
+        report["video"] = video
+    return report
+
+
+def _label_report(data: bytes) -> dict[str, Any]:
+    """The visible "AI-generated" label of face-swap outputs, looked for in every corner."""
+    report: dict[str, Any] = {"found": False, "corner": None, "score": None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_VERIFY_PIXELS:
+                    return report | {"error": "image too large for the label check"}
+                rgb = np.asarray(image.convert("RGB"))
+        from genstudio.faceswap.verify_media import image_label_report
+
+        return image_label_report(np.ascontiguousarray(rgb[:, :, ::-1]))
+    except Exception as exc:  # noqa: BLE001 -- a report, never an exception
+        return report | {"error": f"label check failed: {exc}"}
 
 
 def verify_file(path: Path, *, trust_anchors_pem: bytes | str | None = None) -> dict[str, Any]:

@@ -57,6 +57,43 @@ class Asset(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class Consent(SQLModel, table=True):
+    """A face-swap consent record: who consented (`subject`), what they agreed to, who recorded it."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subject: str
+    statement: str
+    recorded_by: str  # the API token's identity, or "local" (CLI, loopback without a token)
+    source_sha256: str = ""  # the face photo the consent covers
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class FaceSwapAudit(SQLModel, table=True):
+    """One row per face swap (job, CLI run or live session); kept when the inputs are deleted."""
+
+    __tablename__ = "faceswap_audit"  # type: ignore[assignment]
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    finished_at: datetime | None = None
+    actor: str
+    mode: str = "job"  # job | cli | live
+    consent_id: str = Field(index=True, foreign_key="consent.id")
+    job_id: str | None = Field(default=None, index=True)
+    # Input asset ids (uploads, deleted by the retention sweep) and their hashes (kept).
+    source_asset_id: str | None = None
+    target_asset_id: str | None = None
+    reference_asset_id: str | None = None
+    source_sha256: str = ""
+    target_sha256: str = ""
+    reference_sha256: str | None = None
+    output_sha256: str | None = None
+    output_asset_id: str | None = None
+    outcome: str = "queued"  # queued | running | succeeded | failed | cancelled
+    error: str | None = None
+    stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

@@ -336,6 +336,7 @@ async function loadGallery(more = false) {
   try {
     const page = await api(`/api/gallery?${query}`);
     for (const item of page.items) {
+      if (item.params && item.params.faceswap) continue; // face-swap results live on the Face swap page
       if (!gallery.ids.has(item.id)) el.gallery.append(makeCard(item));
     }
     gallery.next = page.next;

@@ -1,0 +1,338 @@
+"""Face-swap studio routes: swap jobs (consent required), the audit log, consent records, live mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from genstudio.api.deps import State
+from genstudio.faceswap.safeguards import (
+    actor_for,
+    audit_page,
+    check_consent,
+    consent_json,
+    get_consent,
+    open_audit,
+    record_consent,
+    update_audit,
+)
+from genstudio.faceswap.studio import FaceSwapRequest, check_choice, check_side, probe_target
+from genstudio.image.params import LimitError
+from genstudio.jobs.base import QueueFull
+from genstudio.storage.db import Asset
+
+router = APIRouter(prefix="/api/faceswap", tags=["faceswap"])
+LIVE_SUBPROTOCOL = "genstudio.live"
+
+
+def _asset(state: State, asset_id: str, field: str) -> tuple[Asset, Path]:
+    a = state.store.get_asset(asset_id) if asset_id.isalnum() else None
+    if a is None:
+        raise LimitError(field, f"no asset {asset_id!r}")
+    path = state.files.abspath(a.path)
+    if not path.is_file():
+        raise HTTPException(410, detail=f"{field}: the file of {asset_id} is gone (deleted or past retention)")
+    return a, path
+
+
+def _image_asset(state: State, asset_id: str, field: str) -> tuple[Asset, Path]:
+    a, path = _asset(state, asset_id, field)
+    if not a.mime.startswith("image/"):
+        raise LimitError(field, f"must be an image (PNG, JPEG or WebP); asset {asset_id} is {a.mime}")
+    return a, path
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def _request_token(request: Request | WebSocket) -> str | None:
+    """The token this request was let in with (TokenAuth checked it), for the audit's actor."""
+    token = request.app.state.genstudio.settings.api_token
+    return token or None
+
+
+@router.post("", status_code=202)
+async def create_faceswap(req: FaceSwapRequest, state: State, request: Request) -> dict[str, Any]:
+    s = state.settings
+    consent = check_consent(req.consent, s)
+    check_choice(req.target_face, req.many_faces, req.reference)
+    source, source_path = _image_asset(state, req.source, "source")
+    target, target_path = _asset(state, req.target, "target")
+    if target.mime == "video/mp4":
+        target_kind = "video"
+        info = await run_in_threadpool(probe_target, target_path, s, "target")
+        target_info = {"width": info.width, "height": info.height, "frames": info.frames, "duration_s": info.duration_s}
+    elif target.mime.startswith("image/"):
+        target_kind = "image"
+        width, height = await run_in_threadpool(_image_size, target_path)
+        check_side(width, height, s, "target")
+        target_info = {"width": width, "height": height, "frames": 1}
+    else:
+        raise LimitError("target", f"must be an image or an MP4 video; asset {req.target} is {target.mime}")
+    reference = None
+    if req.reference is not None:
+        reference, _ = _image_asset(state, req.reference, "reference")
+
+    actor = actor_for(_request_token(request))
+    consent_row = record_consent(state.store, consent, recorded_by=actor, source_sha256=source.sha256)
+    audit = open_audit(
+        state.store,
+        actor=actor,
+        mode="job",
+        consent_id=consent_row.id,
+        source_asset_id=source.id,
+        target_asset_id=target.id,
+        reference_asset_id=reference.id if reference else None,
+        source_sha256=source.sha256,
+        target_sha256=target.sha256,
+        reference_sha256=reference.sha256 if reference else None,
+    )
+    params = {
+        "source": source.id,
+        "target": target.id,
+        "reference": reference.id if reference else None,
+        "source_path": source.path,
+        "target_path": target.path,
+        "reference_path": reference.path if reference else None,
+        "source_sha256": source.sha256,
+        "target_sha256": target.sha256,
+        "reference_sha256": reference.sha256 if reference else None,
+        "target_kind": target_kind,
+        "target_mime": target.mime,
+        "target_info": target_info,
+        "target_face": req.target_face,
+        "many_faces": req.many_faces,
+        "label_corner": req.label_corner,
+        "consent_id": consent_row.id,
+        "audit_id": audit.id,
+    }
+    try:
+        job = state.queue.submit("faceswap", params)
+    except QueueFull:
+        update_audit(state.store, audit.id, outcome="refused", error="queue full")
+        raise
+    update_audit(state.store, audit.id, job_id=job.id)
+    return {"job_id": job.id, "consent_id": consent_row.id, "audit_id": audit.id}
+
+
+@router.get("/audit")
+def audit(
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Every face swap, newest first: who, when, consent, input and output hashes, outcome."""
+    items, nxt = audit_page(state.store, limit, before)
+    return {"items": items, "next": nxt}
+
+
+@router.get("/consents/{consent_id}")
+def consent(consent_id: str, state: State) -> dict[str, Any]:
+    row = get_consent(state.store, consent_id) if consent_id.isalnum() else None
+    if row is None:
+        raise HTTPException(404, detail=f"consent_id: no consent record {consent_id!r}")
+    return consent_json(row)
+
+
+# ---------------------------------------------------------------- live mode
+
+
+class LiveSession:
+    """One webcam session: its own engine and track, frames swapped in a worker thread."""
+
+    def __init__(self, settings: Any, source_bgr: Any, options: Any, label_corner: str) -> None:
+        from genstudio.faceswap.engine import FaceSwapper
+
+        self.settings = settings
+        self.swapper = FaceSwapper(threads=settings.faceswap_threads or 1)
+        self.swapper.set_source(source_bgr)
+        self.track = self.swapper.new_track(options)
+        self.label_corner = label_corner
+        self.index = 0
+
+    def process(self, jpeg: bytes) -> tuple[bytes, int]:
+        import cv2
+        import numpy as np
+
+        from genstudio.faceswap.label import stamp_label
+        from genstudio.faceswap.video_watermark import embed_frame
+
+        frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise ValueError("frame: not a decodable JPEG")
+        h, w = frame.shape[:2]
+        side = self.settings.faceswap_live_max_side
+        if max(h, w) > side:
+            scale = side / max(h, w)
+            frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        out, n = self.swapper.swap_frame(frame, self.track)
+        out = np.ascontiguousarray(out)
+        stamp_label(out, corner=self.label_corner)
+        out = embed_frame(out, self.index)
+        self.index += 1
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if not ok:
+            raise ValueError("frame: could not encode the result")
+        return buf.tobytes(), int(n)
+
+
+async def _live_error(ws: WebSocket, detail: str, code: int = 4422) -> None:
+    await ws.send_json({"type": "error", "detail": detail})
+    await ws.close(code=code)
+
+
+@router.websocket("/live")
+async def live(ws: WebSocket) -> None:
+    """Webcam mode. First message (JSON): {"source": asset_id, "consent": {...}, "target_face",
+    "many_faces", "label_corner"}; the server answers {"type": "ready", "consent_id", "audit_id"}.
+    Then each binary message is a JPEG frame, answered by the swapped, labelled JPEG (binary) and a
+    {"type": "stats", "fps", "faces", "frames"} message."""
+    state = ws.app.state.genstudio
+    origin = ws.headers.get("origin")
+    if origin and urlsplit(origin).netloc != ws.headers.get("host", ""):
+        # Browsers let any page open a WebSocket anywhere; only this studio's own pages may use the camera link.
+        await ws.close(code=4403)
+        return
+    offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    await ws.accept(subprotocol=LIVE_SUBPROTOCOL if LIVE_SUBPROTOCOL in offered else None)
+    try:
+        first = await asyncio.wait_for(ws.receive(), timeout=30)
+        if first["type"] == "websocket.disconnect":
+            return
+        if first.get("text") is None:
+            raise ValueError("the first message must be JSON text: {source, consent, ...}")
+        hello = json.loads(first["text"])
+        if not isinstance(hello, dict):
+            raise ValueError("the first message must be a JSON object")
+        req = FaceSwapRequest.model_validate({"target": "live", **hello})
+        consent = check_consent(req.consent, state.settings)
+        check_choice(req.target_face, req.many_faces, req.reference)
+        source, source_path = _image_asset(state, req.source, "source")
+    except (ValueError, ValidationError, LimitError, HTTPException) as exc:
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            detail = f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+        elif isinstance(exc, HTTPException):
+            detail = str(exc.detail)
+        else:
+            detail = str(exc)
+        await _live_error(ws, detail)
+        return
+    except (TimeoutError, WebSocketDisconnect):
+        return
+    limit = state.settings.faceswap_live_max_sessions
+    if _live_sessions.get(id(state), 0) >= limit:
+        await _live_error(
+            ws, f"live: at most {limit} live sessions at once (GENSTUDIO_FACESWAP_LIVE_MAX_SESSIONS)", 4429
+        )
+        return
+    _live_sessions[id(state)] = _live_sessions.get(id(state), 0) + 1
+    try:
+        await _live_session(ws, state, req, consent, source, source_path)
+    finally:
+        _live_sessions[id(state)] -= 1
+
+
+async def _live_session(
+    ws: WebSocket, state: Any, req: FaceSwapRequest, consent: Any, source: Asset, source_path: Path
+) -> None:
+    from genstudio.faceswap.engine import NoFaceError
+    from genstudio.faceswap.studio import load_bgr, make_options
+
+    actor = actor_for(_request_token(ws))
+    consent_row = record_consent(state.store, consent, recorded_by=actor, source_sha256=source.sha256)
+    audit_row = open_audit(
+        state.store,
+        actor=actor,
+        mode="live",
+        consent_id=consent_row.id,
+        source_asset_id=source.id,
+        source_sha256=source.sha256,
+        target_sha256="",
+        outcome="running",
+    )
+    try:
+        source_bgr = load_bgr(source_path.read_bytes(), "source")
+        session = await run_in_threadpool(
+            LiveSession,
+            state.settings,
+            source_bgr,
+            make_options(req.target_face, req.many_faces, None),
+            req.label_corner,
+        )
+    except (NoFaceError, LimitError) as exc:
+        message = str(exc) if str(exc).startswith("source:") else f"source: no face found in the source photo ({exc})"
+        update_audit(state.store, audit_row.id, outcome="failed", error=message)
+        await _live_error(ws, message)
+        return
+    await _run_live(ws, state, session, audit_row.id, consent_row.id)
+
+
+# Live sessions running per server (keyed by its state object): each one holds an engine and a core.
+_live_sessions: dict[int, int] = {}
+
+
+async def _run_live(ws: WebSocket, state: Any, session: LiveSession, audit_id: str, consent_id: str) -> None:
+    await ws.send_json({"type": "ready", "consent_id": consent_id, "audit_id": audit_id})
+    frames, faces, started = 0, 0, time.monotonic()
+    recent: list[float] = []
+    outcome, error, stopping = "succeeded", None, False
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data is None:
+                if '"stop"' in (message.get("text") or ""):
+                    stopping = True  # {"type": "stop"}: end cleanly, answer "ended" once the log is written
+                    break
+                continue  # other text after the first message is ignored (a client may send pings)
+            if len(data) > state.settings.max_upload_bytes:
+                await _live_error(ws, "frame: larger than the upload limit (GENSTUDIO_MAX_UPLOAD_BYTES)", 4413)
+                break
+            try:
+                jpeg, n = await run_in_threadpool(session.process, data)
+            except ValueError as exc:
+                await ws.send_json({"type": "error", "detail": str(exc)})
+                continue
+            now = time.monotonic()
+            recent = [t for t in recent if now - t < 2.0] + [now]
+            frames += 1
+            faces += n
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+            await ws.send_bytes(jpeg)
+            await ws.send_json({"type": "stats", "fps": round(fps, 2), "faces": n, "frames": frames})
+    except WebSocketDisconnect:
+        pass
+    except Exception as exc:  # noqa: BLE001 - recorded in the audit log, then the socket closes
+        outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        elapsed = time.monotonic() - started
+        update_audit(
+            state.store,
+            audit_id,
+            outcome=outcome,
+            error=error,
+            stats={
+                "frames": frames,
+                "faces_swapped": faces,
+                "seconds": round(elapsed, 2),
+                "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
+            },
+        )
+    if stopping:
+        await ws.send_json({"type": "ended", "frames": frames})
+        await ws.close(1000)

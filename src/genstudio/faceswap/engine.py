@@ -1,0 +1,467 @@
+"""Landmark face-swap engine: mesh-driven warp of one source photo onto every target face, with colour transfer,
+the target's own mouth interior (and eyes where the expressions differ), a feathered blend and temporal smoothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from genstudio.faceswap.landmarks import (
+    FACE_OVAL,
+    INNER_LIPS,
+    LEFT_EYE,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    NOSE_TIP,
+    RIGHT_EYE,
+    FaceLandmarker,
+    eye_openness,
+    present,
+    roi_from_landmarks,
+)
+
+# ArcFace's 112x112 five-point template (image-left eye, image-right eye, nose tip, mouth corners).
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+
+_SOURCE_FACE_SIZE = 256   # the source face is kept at about this many pixels across
+_MAP_GRID = 96            # warp maps are computed on a grid this size and upsampled (they are piecewise linear)
+_DETECT_EVERY = 5         # look for new faces every n frames while others are tracked
+# Eye-aspect-ratio difference between source and target over which the target's own eye fades in (a blink, a
+# squint); a ramp rather than a threshold, so an eye near the limit does not flicker between the two.
+_EYE_KEEP_RAMP = (0.05, 0.12)
+_MATCH_IOU = 0.3
+REID_SIMILARITY = 0.85   # face_similarity above which a returning face is taken for the indexed target
+
+
+class NoFaceError(ValueError):
+    """The source photo has no detectable face."""
+
+
+@dataclass
+class SwapOptions:
+    # Index of the face to replace, faces numbered left to right in the first frame each appears; None = the largest.
+    target_face: int | None = None
+    many_faces: bool = False         # replace every face
+    reference_bgr: np.ndarray | None = None  # pick the target face most similar to this photo's face
+    smoothing: bool = True           # temporal landmark smoothing (video); off for single images
+
+
+def five_points(pts: np.ndarray) -> np.ndarray:
+    """Eye centres, nose tip and mouth corners from the mesh, in ARCFACE_TEMPLATE's order."""
+    return np.array([pts[RIGHT_EYE].mean(0), pts[LEFT_EYE].mean(0), pts[NOSE_TIP],
+                     pts[MOUTH_RIGHT], pts[MOUTH_LEFT]], np.float32)
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares similarity transform taking points `src` to `dst` (Umeyama 1991)."""
+    src, dst = src.astype(np.float64), dst.astype(np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    norm = (a ** 2).sum()
+    c = (a * b).sum() / norm
+    s = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum() / norm
+    rot = np.array([[c, -s], [s, c]])
+    return np.hstack([rot, (md - rot @ ms)[:, None]]).astype(np.float32)
+
+
+def align_matrix(pts: np.ndarray, size: int) -> np.ndarray:
+    """2x3 similarity transform taking a face to the ArcFace template scaled to `size` pixels."""
+    return similarity_fit(five_points(pts), ARCFACE_TEMPLATE * (size / 112.0))
+
+
+_GEOMETRY_IDX = np.arange(0, 468, 6)
+
+
+def face_descriptor(frame_bgr: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(appearance, geometry): a 32x32 contrast-normalised luminance crop of the aligned face plus the mean
+    a/b chroma, and every sixth landmark in the aligned frame (face proportions)."""
+    matrix = align_matrix(pts, 64)
+    crop = cv2.warpAffine(frame_bgr, matrix, (64, 64), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    lab = cv2.cvtColor(crop[12:60, 8:56], cv2.COLOR_BGR2LAB).astype(np.float32)
+    lum = cv2.resize(lab[:, :, 0], (32, 32), interpolation=cv2.INTER_AREA).ravel()
+    lum = (lum - lum.mean()) / (lum.std() + 1e-6)
+    chroma = (lab[:, :, 1:].reshape(-1, 2).mean(0) - 128.0) / 16.0
+    appearance = np.concatenate([lum / np.sqrt(lum.size), chroma])
+    geometry = (pts[_GEOMETRY_IDX] @ matrix[:, :2].T + matrix[:, 2]) / 64.0
+    return appearance.astype(np.float32), geometry.astype(np.float32)
+
+
+def face_similarity(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """In [-1, 1]: cosine of the appearance vectors, less a penalty for differing proportions."""
+    app = float(a[0] @ b[0] / (np.linalg.norm(a[0]) * np.linalg.norm(b[0]) + 1e-9))
+    geom_rms = float(np.sqrt(((a[1] - a[1].mean(0)) - (b[1] - b[1].mean(0))).__pow__(2).sum(1).mean()))
+    return 0.7 * app + 0.3 * (1.0 - min(geom_rms / 0.05, 2.0))
+
+
+class OneEuro:
+    """One-Euro filter (Casiez et al. 2012) over an array: the cutoff rises with speed, so slow jitter is
+    smoothed hard and fast motion passes with little lag."""
+
+    def __init__(self, min_cutoff: float, beta: float, d_cutoff: float = 1.0) -> None:
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.value: np.ndarray | None = None
+        self.speed: np.ndarray | None = None
+
+    @staticmethod
+    def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, dt: float) -> np.ndarray:
+        if self.value is None:
+            self.value, self.speed = x.copy(), np.zeros_like(x)
+            return x.copy()
+        speed = (x - self.value) / dt
+        self.speed = self.speed + self._alpha(self.d_cutoff, dt) * (speed - self.speed)
+        alpha = self._alpha(self.min_cutoff + self.beta * np.abs(self.speed), dt)
+        self.value = self.value + alpha * (x - self.value)
+        return self.value.copy()
+
+
+class LandmarkSmoother:
+    """Smooths a landmark stream in a pose-normalised frame: the similarity pose (centre, scale, rotation) and
+    the pose-free shape get separate One-Euro filters, so head motion is followed closely while the
+    frame-to-frame wobble of individual points (the visible jitter) is filtered hard."""
+
+    def __init__(self, fps: float = 30.0, pose: tuple[float, float] = (1.0, 1.0),
+                 shape: tuple[float, float] = (0.5, 0.1)) -> None:
+        self.dt = 1.0 / max(fps, 1.0)
+        self.pose_filter = OneEuro(*pose)
+        self.shape_filter = OneEuro(*shape)
+        self.reference: np.ndarray | None = None
+        self.size = 1.0
+
+    def __call__(self, pts: np.ndarray) -> np.ndarray:
+        centre = pts.mean(0)
+        centred = (pts - centre).astype(np.float64)
+        if self.reference is None:
+            self.size = float(np.sqrt((centred ** 2).sum(1).mean()))
+            self.reference = centred / self.size
+        ref = self.reference
+        norm = (ref ** 2).sum()
+        a = (ref * centred).sum() / norm
+        b = (ref[:, 0] * centred[:, 1] - ref[:, 1] * centred[:, 0]).sum() / norm
+        scale, angle = float(np.hypot(a, b)), float(np.arctan2(b, a))
+        c, s = np.cos(-angle), np.sin(-angle)
+        shape = centred @ np.array([[c, s], [-s, c]]) / scale  # pose-free, in reference units
+        # Work in pixels so one set of cutoffs fits faces of any size.
+        pose = np.array([centre[0], centre[1], np.log(scale) * self.size, angle * self.size])
+        pose = self.pose_filter(pose, self.dt)
+        shape = self.shape_filter(shape * self.size, self.dt) / self.size
+        scale, angle = np.exp(pose[2] / self.size), pose[3] / self.size
+        c, s = np.cos(angle), np.sin(angle)
+        return (shape @ np.array([[c, s], [-s, c]]) * scale + pose[:2]).astype(np.float32)
+
+
+@dataclass
+class _Face:
+    ident: int
+    order: int
+    raw: np.ndarray
+    smoothed: np.ndarray
+    smoother: LandmarkSmoother | None
+    descriptor: tuple[np.ndarray, np.ndarray] | None = None
+
+    def box(self) -> np.ndarray:
+        return np.concatenate([self.raw.min(0), self.raw.max(0)])
+
+    def area(self) -> float:
+        x0, y0, x1, y1 = self.box()
+        return float((x1 - x0) * (y1 - y0))
+
+
+@dataclass
+class Track:
+    """Per-video state: tracked faces (landmarks, smoothing, identity) and which one is the target."""
+
+    options: SwapOptions
+    fps: float = 30.0
+    faces: list[_Face] = field(default_factory=list)
+    frame_index: int = 0
+    next_ident: int = 0
+    next_order: int = 0
+    reference: tuple[np.ndarray, np.ndarray] | None = None
+    target: tuple[np.ndarray, np.ndarray] | None = None  # descriptor of the indexed face, to know it again
+
+
+@dataclass
+class _Source:
+    image: np.ndarray
+    pts: np.ndarray
+    triangles: np.ndarray
+    eyes: tuple[float, float]
+
+
+def delaunay(pts: np.ndarray) -> np.ndarray:
+    """Triangles (Tx3 landmark indices) of the Delaunay triangulation of `pts`."""
+    lo, hi = pts.min(0) - 2, pts.max(0) + 2
+    subdiv = cv2.Subdiv2D((int(lo[0]), int(lo[1]), int(hi[0] - lo[0]) + 2, int(hi[1] - lo[1]) + 2))
+    for p in pts:
+        subdiv.insert((float(p[0]), float(p[1])))
+    tris = subdiv.getTriangleList().reshape(-1, 3, 2)
+    dist = np.linalg.norm(tris[:, :, None, :] - pts[None, None, :, :], axis=-1)
+    idx = dist.argmin(-1)
+    ok = (dist.min(-1) < 1e-3).all(1)
+    return idx[ok].astype(np.int32)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, triangles: np.ndarray,
+              x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps (h x w float32) that pull each pixel of the box at (x0, y0) from the source image,
+    piecewise affine over the triangles. Computed on a coarse grid and upsampled bilinearly, which is exact
+    inside each triangle and costs one small raster instead of a warp per triangle."""
+    gw, gh = min(w, _MAP_GRID), min(h, _MAP_GRID)
+    sx, sy = gw / w, gh / h
+    # Box pixel x sits at grid coordinate (x + 0.5) * sx - 0.5, cv2.resize's convention.
+    grid_pts = np.stack([(dst_pts[:, 0] - x0 + 0.5) * sx - 0.5, (dst_pts[:, 1] - y0 + 0.5) * sy - 0.5], axis=1)
+    ids = np.full((gh, gw), len(triangles), np.int32)
+    fixed = np.round(grid_pts * 16).astype(np.int32)
+    for t, tri in enumerate(triangles):
+        cv2.fillConvexPoly(ids, fixed[tri], t, lineType=cv2.LINE_8, shift=4)
+    # Affine per triangle from box pixel coordinates to source coordinates: A = S @ inv(D).
+    box_pts = dst_pts - np.array([x0, y0], np.float32)
+    d = np.concatenate([box_pts[triangles].transpose(0, 2, 1), np.ones((len(triangles), 1, 3), np.float32)], axis=1)
+    s = src_pts[triangles].transpose(0, 2, 1)
+    det = np.linalg.det(d.astype(np.float64))
+    good = np.abs(det) > 1e-3
+    affines = np.empty((len(triangles) + 1, 2, 3), np.float32)
+    global_affine, _ = cv2.estimateAffine2D(box_pts, src_pts, method=cv2.LMEDS)
+    if global_affine is None:
+        global_affine = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+    affines[:] = global_affine
+    affines[:-1][good] = s[good] @ np.linalg.inv(d[good])
+    gx = (np.arange(gw, dtype=np.float32) + 0.5) / sx - 0.5
+    gy = (np.arange(gh, dtype=np.float32) + 0.5) / sy - 0.5
+    a = affines[ids]
+    map_x = a[..., 0, 0] * gx[None, :] + a[..., 0, 1] * gy[:, None] + a[..., 0, 2]
+    map_y = a[..., 1, 0] * gx[None, :] + a[..., 1, 1] * gy[:, None] + a[..., 1, 2]
+    if (gw, gh) != (w, h):
+        map_x = cv2.resize(map_x, (w, h), interpolation=cv2.INTER_LINEAR)
+        map_y = cv2.resize(map_y, (w, h), interpolation=cv2.INTER_LINEAR)
+    return map_x, map_y
+
+
+def _poly(mask: np.ndarray, pts: np.ndarray, value: int, grow: float = 1.0) -> None:
+    if grow != 1.0:
+        centre = pts.mean(0)
+        pts = centre + (pts - centre) * grow
+    cv2.fillPoly(mask, [np.round(pts * 16).astype(np.int32)], value, lineType=cv2.LINE_AA, shift=4)
+
+
+def eye_keep_weights(target_pts: np.ndarray, source_eyes: tuple[float, float]) -> tuple[float, float]:
+    """How much of each of the target's own eyes to keep (0..1), from the difference in eye openness."""
+    lo, hi = _EYE_KEEP_RAMP
+    return tuple(float(np.clip((abs(t - s) - lo) / (hi - lo), 0.0, 1.0))
+                 for t, s in zip(eye_openness(target_pts), source_eyes, strict=True))
+
+
+def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tuple[float, float]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, core): a feathered float32 blend weight over the box, and the hard uint8 mask the colour
+    statistics use. Zero over the target's mouth interior, and over an eye the target keeps."""
+    local = pts - np.array([x0, y0], np.float32)
+    size = float(np.ptp(local[FACE_OVAL], axis=0).max())
+    outer = np.zeros((h, w), np.uint8)
+    hull = cv2.convexHull(local[FACE_OVAL]).reshape(-1, 2)
+    _poly(outer, hull, 255)
+    erode = max(1, int(size * 0.05))
+    outer = cv2.erode(outer, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1)))
+    holes = np.zeros((h, w), np.uint8)
+    _poly(holes, local[INNER_LIPS], 255)
+    for keep, eye in zip(keep_eyes, (RIGHT_EYE, LEFT_EYE), strict=True):
+        if keep > 0:
+            _poly(holes, local[eye], int(round(255 * keep)), grow=1.35)
+    core = np.where(holes >= 128, 0, outer).astype(np.uint8)
+    outer_f = cv2.GaussianBlur(outer, (0, 0), max(1.0, size * 0.035)).astype(np.float32) / 255.0
+    holes_f = cv2.GaussianBlur(holes, (0, 0), max(0.7, size * 0.008)).astype(np.float32) / 255.0
+    return outer_f * (1.0 - holes_f), core
+
+
+def colour_transfer(src_bgr: np.ndarray, dst_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Shift src's LAB mean and std inside `mask` to dst's (Reinhard et al. 2001)."""
+    if cv2.countNonZero(mask) < 16:
+        return src_bgr
+    src_lab = cv2.cvtColor(src_bgr, cv2.COLOR_BGR2LAB)
+    dst_lab = cv2.cvtColor(dst_bgr, cv2.COLOR_BGR2LAB)
+    s_mean, s_std = cv2.meanStdDev(src_lab, mask=mask)
+    d_mean, d_std = cv2.meanStdDev(dst_lab, mask=mask)
+    gain = np.clip(d_std.ravel() / np.maximum(s_std.ravel(), 1.0), 0.5, 2.0)
+    offset = d_mean.ravel() - s_mean.ravel() * gain
+    lab = src_lab.astype(np.float32) * gain.astype(np.float32) + offset.astype(np.float32)
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+
+def blend_into(frame: np.ndarray, face: np.ndarray, alpha: np.ndarray, x0: int, y0: int) -> None:
+    """frame[box] = face * alpha + frame[box] * (1 - alpha), in place."""
+    h, w = alpha.shape
+    region = frame[y0:y0 + h, x0:x0 + w]
+    a = alpha[:, :, None]
+    region[:] = np.clip(region + a * (face.astype(np.float32) - region), 0, 255).astype(np.uint8)
+
+
+def face_box(pts: np.ndarray, frame_shape: tuple[int, ...], margin: float = 0.08) -> tuple[int, int, int, int] | None:
+    """Integer box (x0, y0, w, h) around the face oval plus a margin, clipped to the frame; None if empty."""
+    lo, hi = pts[FACE_OVAL].min(0), pts[FACE_OVAL].max(0)
+    pad = (hi - lo).max() * margin
+    x0, y0 = int(max(0, np.floor(lo[0] - pad))), int(max(0, np.floor(lo[1] - pad)))
+    x1 = int(min(frame_shape[1], np.ceil(hi[0] + pad)))
+    y1 = int(min(frame_shape[0], np.ceil(hi[1] + pad)))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+class FaceSwapper:
+    """Puts the face of one source photo onto faces in target frames. Not thread-safe: one per worker."""
+
+    def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
+        self.landmarker = FaceLandmarker(models_dir, threads)
+        self.source: _Source | None = None
+
+    # -- source -----------------------------------------------------------------------------------------
+    def _largest_face(self, image_bgr: np.ndarray, what: str) -> np.ndarray:
+        if image_bgr is None or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+            raise ValueError(f"the {what} must be an HxWx3 uint8 BGR image")
+        detections = self.landmarker.detect(image_bgr)
+        meshes = [m for m in (self.landmarker.landmarks_from_detection(image_bgr, d) for d in detections) if present(m)]
+        if not meshes:
+            raise NoFaceError(f"no face found in the {what}")
+        return max(meshes, key=lambda m: float(np.ptp(m.landmarks, axis=0).prod())).landmarks
+
+    def set_source(self, source_bgr: np.ndarray) -> None:
+        """Detect and landmark the source face once; raises NoFaceError when the photo has none."""
+        pts = self._largest_face(source_bgr, "source photo")
+        lo, hi = pts.min(0), pts.max(0)
+        scale = _SOURCE_FACE_SIZE / float((hi - lo).max())
+        pad = (hi - lo).max() * 0.3
+        x0, y0 = int(max(0, lo[0] - pad)), int(max(0, lo[1] - pad))
+        x1 = int(min(source_bgr.shape[1], hi[0] + pad))
+        y1 = int(min(source_bgr.shape[0], hi[1] + pad))
+        crop = source_bgr[y0:y1, x0:x1]
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        image = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        local = ((pts - np.array([x0, y0], np.float32)) * scale).astype(np.float32)
+        self.source = _Source(image=np.ascontiguousarray(image), pts=local, triangles=delaunay(local),
+                              eyes=eye_openness(local))
+
+    # -- tracking -----------------------------------------------------------------------------------------
+    def new_track(self, options: SwapOptions) -> Track:
+        track = Track(options=options)
+        if options.reference_bgr is not None:
+            pts = self._largest_face(options.reference_bgr, "reference photo")
+            track.reference = face_descriptor(options.reference_bgr, pts)
+        return track
+
+    def _new_face(self, track: Track, frame: np.ndarray, pts: np.ndarray, order: int) -> _Face:
+        smoother = LandmarkSmoother(track.fps) if track.options.smoothing else None
+        face = _Face(ident=track.next_ident, order=order, raw=pts, smoothed=smoother(pts) if smoother else pts,
+                     smoother=smoother)
+        track.next_ident += 1
+        face.descriptor = face_descriptor(frame, pts)
+        return face
+
+    def update(self, frame_bgr: np.ndarray, track: Track) -> list[_Face]:
+        """Advance the track by one frame; the faces visible in it."""
+        kept: list[_Face] = []
+        for face in track.faces:
+            result = self.landmarker.mesh(frame_bgr, roi_from_landmarks(face.raw))
+            if not present(result):
+                continue
+            face.raw = result.landmarks
+            face.smoothed = face.smoother(face.raw) if face.smoother else face.raw
+            if any(_box_iou(face.box(), other.box()) > 0.5 for other in kept):
+                continue  # two tracks converged on one face: keep the older
+            kept.append(face)
+        if not kept or track.frame_index % _DETECT_EVERY == 0:
+            fresh = []
+            for det in self.landmarker.detect(frame_bgr):
+                if any(_box_iou(det.box, f.box()) > _MATCH_IOU for f in kept + fresh):
+                    continue
+                result = self.landmarker.landmarks_from_detection(frame_bgr, det)
+                if present(result) and not any(_box_iou(np.concatenate([result.landmarks.min(0),
+                                                                        result.landmarks.max(0)]), f.box()) > _MATCH_IOU
+                                               for f in kept + fresh):
+                    fresh.append(self._new_face(track, frame_bgr, result.landmarks, order=-1))
+            for face in sorted(fresh, key=lambda f: float(f.raw[:, 0].mean())):
+                face.order = track.next_order
+                track.next_order += 1
+            self._reidentify(track, kept, fresh)
+            kept.extend(fresh)
+        track.faces = kept
+        track.frame_index += 1
+        return kept
+
+    @staticmethod
+    def _reidentify(track: Track, kept: list[_Face], fresh: list[_Face]) -> None:
+        """A face that comes back after leaving gets a new track; when the indexed target is not in view and a
+        new face looks like it, that face takes the target's index."""
+        index = track.options.target_face
+        if index is None or track.target is None or not fresh or any(f.order == index for f in kept):
+            return
+        best = max(fresh, key=lambda f: face_similarity(f.descriptor, track.target))
+        if face_similarity(best.descriptor, track.target) >= REID_SIMILARITY:
+            best.order = index
+
+    def select(self, faces: list[_Face], track: Track) -> list[_Face]:
+        options = track.options
+        if not faces:
+            return []
+        if options.many_faces:
+            return faces
+        if track.reference is not None:
+            return [max(faces, key=lambda f: face_similarity(f.descriptor, track.reference))]
+        if options.target_face is not None:
+            chosen = [f for f in faces if f.order == options.target_face]
+            if chosen and track.target is None:
+                track.target = chosen[0].descriptor
+            return chosen
+        return [max(faces, key=lambda f: f.area())]
+
+    # -- rendering ----------------------------------------------------------------------------------------
+    def render_face(self, frame: np.ndarray, pts: np.ndarray) -> bool:
+        """Swap the source face onto the face with landmarks `pts`, in place. False when it is off-frame."""
+        src = self.source
+        box = face_box(pts, frame.shape)
+        if box is None:
+            return False
+        x0, y0, w, h = box
+        map_x, map_y = warp_maps(pts, src.pts, src.triangles, x0, y0, w, h)
+        warped = cv2.remap(src.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        alpha, core = face_mask(pts, x0, y0, w, h, eye_keep_weights(pts, src.eyes))
+        region = frame[y0:y0 + h, x0:x0 + w]
+        warped = colour_transfer(warped, region, core)
+        blend_into(frame, warped, alpha, x0, y0)
+        return True
+
+    def swap_frame(self, frame_bgr: np.ndarray, track: Track) -> tuple[np.ndarray, int]:
+        """(output frame, faces swapped). A frame with no face to swap is returned as is (the same array)."""
+        if self.source is None:
+            raise RuntimeError("call set_source() before swapping")
+        chosen = self.select(self.update(frame_bgr, track), track)
+        if not chosen:
+            return frame_bgr, 0
+        out = frame_bgr.copy()
+        swapped = sum(self.render_face(out, face.smoothed) for face in chosen)
+        return (out, swapped) if swapped else (frame_bgr, 0)
+
+
+def swap_image(swapper: FaceSwapper, target_bgr: np.ndarray, options: SwapOptions) -> tuple[np.ndarray, int]:
+    """Swap faces in one image (no temporal smoothing)."""
+    if target_bgr is None or target_bgr.ndim != 3 or target_bgr.shape[2] != 3 or target_bgr.dtype != np.uint8:
+        raise ValueError("the target must be an HxWx3 uint8 BGR image")
+    single = SwapOptions(target_face=options.target_face, many_faces=options.many_faces,
+                         reference_bgr=options.reference_bgr, smoothing=False)
+    return swapper.swap_frame(target_bgr, swapper.new_track(single))

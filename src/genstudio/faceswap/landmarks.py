@@ -1,0 +1,241 @@
+"""Face detection (BlazeFace short range) and the 468-point face mesh, run from MediaPipe's .tflite files with LiteRT.
+
+Re-implements the parts of MediaPipe's graph the models need: letterboxing, anchors, weighted NMS, the rotated
+mesh ROI (from a detection or from the previous frame's landmarks) and the back-projection to frame pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+DETECTOR_FILE = "face_detection_short_range.tflite"
+MESH_FILE = "face_landmark.tflite"
+FETCH_COMMAND = "python scripts/fetch_face_models.py"
+
+# Mesh indices (MediaPipe canonical face mesh topology).
+FACE_OVAL = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+                      152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109])
+INNER_LIPS = np.array([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95])
+RIGHT_EYE = np.array([33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7])  # image left
+LEFT_EYE = np.array([263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249])
+NOSE_TIP, MOUTH_RIGHT, MOUTH_LEFT = 4, 61, 291
+
+_DET_SIZE = 128
+_MESH_SIZE = 192
+_SCORE_THRESHOLD = 0.5
+_NMS_IOU = 0.3
+_PRESENCE_THRESHOLD = 0.5
+_ROI_SCALE = 1.5
+_TILE = 0.6
+
+
+def _anchors() -> np.ndarray:
+    """896 anchor centres (x, y) of BlazeFace short range: strides 8, 16, 16, 16 -> 16x16x2 + 8x8x6."""
+    centres = []
+    for grid, per_cell in ((16, 2), (8, 6)):
+        ys, xs = np.mgrid[0:grid, 0:grid]
+        cell = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], axis=-1).reshape(-1, 1, 2)
+        centres.append(np.repeat(cell, per_cell, axis=1).reshape(-1, 2))
+    return np.concatenate(centres).astype(np.float32)
+
+
+_ANCHORS = _anchors()
+
+
+@dataclass
+class Detection:
+    box: np.ndarray        # x0, y0, x1, y1 in frame pixels
+    keypoints: np.ndarray  # 6x2 frame pixels: right eye, left eye, nose tip, mouth, right ear, left ear
+    score: float
+
+
+@dataclass
+class MeshResult:
+    landmarks: np.ndarray  # 468x2 float32 frame pixels
+    presence: float        # face-presence probability of the crop
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+
+
+def _interpreter(path: Path, threads: int):
+    from ai_edge_litert.interpreter import Interpreter
+
+    # LiteRT announces its XNNPACK delegate on fd 2 from C++; keep the CLI's stderr clean.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return interpreter
+
+
+def check_models(models_dir: Path) -> None:
+    missing = [name for name in (DETECTOR_FILE, MESH_FILE) if not (models_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"face models missing in {models_dir}: {', '.join(missing)}; "
+                                f"run `{FETCH_COMMAND}` (or `make install`) to fetch them")
+
+
+class FaceLandmarker:
+    """Detector + mesh. Not thread-safe (one LiteRT interpreter per model)."""
+
+    def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
+        models_dir = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
+        check_models(models_dir)
+        self._det = _interpreter(models_dir / DETECTOR_FILE, threads)
+        self._mesh = _interpreter(models_dir / MESH_FILE, threads)
+        self._det_in = self._det.get_input_details()[0]["index"]
+        outs = {d["name"]: d["index"] for d in self._det.get_output_details()}
+        self._det_reg, self._det_cls = outs["regressors"], outs["classificators"]
+        self._mesh_in = self._mesh.get_input_details()[0]["index"]
+        outs = {tuple(d["shape"]): d["index"] for d in self._mesh.get_output_details()}
+        self._mesh_pts, self._mesh_flag = outs[(1, 1, 1, 1404)], outs[(1, 1, 1, 1)]
+
+    def detect(self, frame_bgr: np.ndarray, tiles: bool = True) -> list[Detection]:
+        """All faces in the frame, highest score first. The short-range model misses faces under about
+        1/8 of the frame's long side; when the whole frame gives nothing, four overlapping 60% tiles (1.7x
+        zoom) are searched too."""
+        boxes, kps, scores = self._detect_raw(frame_bgr)
+        h, w = frame_bgr.shape[:2]
+        if not len(scores) and tiles and min(h, w) >= 2 * _DET_SIZE:
+            tw, th = round(w * _TILE), round(h * _TILE)
+            found = [(boxes, kps, scores)]
+            for x0 in (0, w - tw):
+                for y0 in (0, h - th):
+                    b, k, sc = self._detect_raw(frame_bgr[y0:y0 + th, x0:x0 + tw])
+                    # A face cut by a tile edge inside the frame is whole in a neighbouring tile.
+                    inner = np.array([x0 > 0, y0 > 0, x0 + tw < w, y0 + th < h])
+                    margin = np.array([b[:, 0] > 2, b[:, 1] > 2, b[:, 2] < tw - 2, b[:, 3] < th - 2]).T
+                    whole = (margin | ~inner).all(axis=1)
+                    offset = np.array([x0, y0], np.float32)
+                    found.append((b[whole] + np.tile(offset, 2), k[whole] + offset, sc[whole]))
+            boxes, kps, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        return _weighted_nms(boxes, kps, scores) if len(scores) else []
+
+    def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes Nx4, keypoints Nx6x2, scores N) of the anchors over the threshold, in image pixels."""
+        h, w = image_bgr.shape[:2]
+        side = max(h, w)
+        scale = _DET_SIZE / side
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+        left, top = (_DET_SIZE - sw) // 2, (_DET_SIZE - sh) // 2
+        square = cv2.copyMakeBorder(small, top, _DET_SIZE - sh - top, left, _DET_SIZE - sw - left,
+                                    cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32) * (2.0 / 255.0) - 1.0
+        self._det.set_tensor(self._det_in, rgb[None])
+        self._det.invoke()
+        reg = self._det.get_tensor(self._det_reg)[0] / _DET_SIZE
+        scores = _sigmoid(self._det.get_tensor(self._det_cls)[0, :, 0])
+        keep = np.flatnonzero(scores >= _SCORE_THRESHOLD)
+        reg, scores, anchors = reg[keep], scores[keep], _ANCHORS[keep]
+        cx, cy = anchors[:, 0] + reg[:, 0], anchors[:, 1] + reg[:, 1]
+        boxes = np.stack([cx - reg[:, 2] / 2, cy - reg[:, 3] / 2, cx + reg[:, 2] / 2, cy + reg[:, 3] / 2], axis=1)
+        kps = anchors[:, None, :] + reg[:, 4:16].reshape(-1, 6, 2)
+        # From the letterboxed unit square back to image pixels.
+        offset = np.array([left, top], np.float32) / _DET_SIZE
+        boxes = (boxes - np.tile(offset, 2)) * side
+        kps = (kps - offset) * side
+        return boxes.astype(np.float32), kps.astype(np.float32), scores.astype(np.float32)
+
+    def mesh(self, frame_bgr: np.ndarray, roi: tuple[float, float, float, float]) -> MeshResult:
+        """Landmarks inside a rotated square ROI (centre x, centre y, side, angle in radians)."""
+        cx, cy, size, angle = roi
+        c, s = np.cos(angle), np.sin(angle)
+        ux, uy = np.array([c, s]) * size / 2, np.array([-s, c]) * size / 2
+        centre = np.array([cx, cy])
+        src = np.float32([centre - ux - uy, centre + ux - uy, centre - ux + uy])
+        dst = np.float32([[0, 0], [_MESH_SIZE, 0], [0, _MESH_SIZE]])
+        affine = cv2.getAffineTransform(src, dst)
+        crop = cv2.warpAffine(frame_bgr, affine, (_MESH_SIZE, _MESH_SIZE), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) * (1.0 / 255.0)
+        self._mesh.set_tensor(self._mesh_in, rgb[None])
+        self._mesh.invoke()
+        pts = self._mesh.get_tensor(self._mesh_pts).reshape(468, 3)[:, :2]
+        presence = float(_sigmoid(self._mesh.get_tensor(self._mesh_flag).reshape(())))
+        inverse = cv2.invertAffineTransform(affine)
+        landmarks = pts @ inverse[:, :2].T + inverse[:, 2]
+        return MeshResult(landmarks.astype(np.float32), presence)
+
+    def landmarks_from_detection(self, frame_bgr: np.ndarray, det: Detection) -> MeshResult:
+        """Mesh from a detection, refined once from its own landmarks (the detector's box is coarse)."""
+        first = self.mesh(frame_bgr, roi_from_detection(det))
+        if first.presence < _PRESENCE_THRESHOLD:
+            return first
+        return self.mesh(frame_bgr, roi_from_landmarks(first.landmarks))
+
+
+def present(result: MeshResult) -> bool:
+    return result.presence >= _PRESENCE_THRESHOLD
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def _weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> list[Detection]:
+    """MediaPipe's weighted NMS: each cluster of overlapping anchors becomes their score-weighted mean."""
+    order = np.argsort(-scores)
+    boxes, kps, scores = boxes[order], kps[order], scores[order]
+    remaining = np.ones(len(scores), bool)
+    out = []
+    for i in range(len(scores)):
+        if not remaining[i]:
+            continue
+        cluster = remaining & (_iou(boxes[i], boxes) > _NMS_IOU)
+        cluster[i] = True
+        weights = scores[cluster][:, None]
+        total = weights.sum()
+        out.append(Detection(box=(boxes[cluster] * weights).sum(0) / total,
+                             keypoints=(kps[cluster] * weights[:, :, None]).sum(0) / total,
+                             score=float(scores[i])))
+        remaining &= ~cluster
+    return out
+
+
+def roi_from_detection(det: Detection) -> tuple[float, float, float, float]:
+    (rx, ry), (lx, ly) = det.keypoints[0], det.keypoints[1]
+    angle = float(np.arctan2(ly - ry, lx - rx))
+    x0, y0, x1, y1 = det.box
+    return float((x0 + x1) / 2), float((y0 + y1) / 2), float(max(x1 - x0, y1 - y0) * _ROI_SCALE), angle
+
+
+def roi_from_landmarks(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """MediaPipe's landmarks-to-ROI: axis-aligned bounds, rotation from the outer eye corners, 1.5x square."""
+    (rx, ry), (lx, ly) = landmarks[33], landmarks[263]
+    angle = float(np.arctan2(ly - ry, lx - rx))
+    lo, hi = landmarks.min(0), landmarks.max(0)
+    centre = (lo + hi) / 2
+    return float(centre[0]), float(centre[1]), float((hi - lo).max() * _ROI_SCALE), angle
+
+
+def eye_openness(landmarks: np.ndarray) -> tuple[float, float]:
+    """Eye aspect ratios (lid gap / eye width) of the image-left and image-right eye."""
+    def ratio(top: int, bottom: int, a: int, b: int) -> float:
+        return float(np.linalg.norm(landmarks[top] - landmarks[bottom]) /
+                     max(np.linalg.norm(landmarks[a] - landmarks[b]), 1e-6))
+    return ratio(159, 145, 33, 133), ratio(386, 374, 263, 362)
+
+
+def mouth_openness(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[13] - landmarks[14]) /
+                 max(np.linalg.norm(landmarks[MOUTH_RIGHT] - landmarks[MOUTH_LEFT]), 1e-6))
+

@@ -1,0 +1,365 @@
+// The face-swap page: uploads, the consent form, a swap job with progress, the result with its
+// provenance check, live webcam mode over a WebSocket, and the audit log. Strings from users or the
+// server go into the page through textContent only.
+
+import { api, detailLines, fetchBlob, getToken, hasToken, onTokenChange, setToken, setTokenPrompt, uploadForm } from "./api.js";
+
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const $ = (id) => document.getElementById(id);
+const el = {};
+const uploaded = new WeakMap(); // File -> asset id, so a file is uploaded once
+const audit = { next: null };
+let resultUrl = null;
+let live = null;
+
+function make(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function show(node, visible = true) {
+  node.hidden = !visible;
+}
+
+function askForToken(wrong) {
+  const dialog = el.tokenDialog;
+  el.tokenError.textContent = wrong ? "That token was not accepted. Try again." : "";
+  show(el.tokenError, wrong);
+  el.tokenInput.value = "";
+  return new Promise((resolve) => {
+    const done = () => {
+      dialog.removeEventListener("close", done);
+      resolve(dialog.returnValue === "ok" ? el.tokenInput.value.trim() : "");
+    };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", done);
+    dialog.showModal();
+    el.tokenInput.focus();
+  });
+}
+
+function showError(err) {
+  const lines = err && err.detail !== undefined ? detailLines(err.detail) : [String(err.message || err)];
+  el.error.replaceChildren(...lines.map((line) => make("p", line)));
+  show(el.error);
+}
+
+function clearError() {
+  el.error.replaceChildren();
+  show(el.error, false);
+}
+
+async function uploadOnce(file) {
+  if (uploaded.has(file)) return uploaded.get(file);
+  const answer = await api("/api/uploads", { method: "POST", body: uploadForm(file) });
+  uploaded.set(file, answer.asset_id);
+  return answer.asset_id;
+}
+
+/** The consent and face choice as the API wants them; throws a readable error when incomplete. */
+function consentAndChoice() {
+  const subject = el.subject.value.trim();
+  const statement = el.statement.value.trim();
+  const missing = [];
+  if (!el.source.files[0]) missing.push("source: choose a face photo");
+  if (!subject) missing.push("consent.subject: name the person who consented");
+  if (!statement) missing.push("consent.statement: write the consent statement");
+  if (!el.confirm.checked) missing.push("consent: confirm that this person gave this consent");
+  if (missing.length) throw { detail: missing };
+  const mode = el.faces.value;
+  return {
+    consent: { subject, statement },
+    target_face: mode === "index" ? Number(el.faceIndex.value) : null,
+    many_faces: mode === "all",
+    label_corner: el.corner.value,
+  };
+}
+
+function setProgress(fraction) {
+  const pct = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
+  el.progress.setAttribute("aria-valuenow", String(pct));
+  el.progress.querySelector(".bar-fill").style.transform = `scaleX(${pct / 100})`;
+}
+
+async function submitSwap(event) {
+  event.preventDefault();
+  clearError();
+  let body;
+  try {
+    body = consentAndChoice();
+    if (!el.target.files[0]) throw { detail: ["target: choose a video or an image"] };
+    if (el.faces.value === "reference" && !el.reference.files[0]) throw { detail: ["reference: choose a reference photo"] };
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  el.submit.disabled = true;
+  show(el.result, false);
+  try {
+    el.status.textContent = "Uploading…";
+    body.source = await uploadOnce(el.source.files[0]);
+    body.target = await uploadOnce(el.target.files[0]);
+    body.reference = el.faces.value === "reference" ? await uploadOnce(el.reference.files[0]) : null;
+    const started = await api("/api/faceswap", { method: "POST", json: body });
+    el.status.textContent = "Queued";
+    setProgress(0);
+    show(el.progress);
+    const job = await followJob(started.job_id);
+    if (job.status === "succeeded") await showResult(job.assets[0]);
+    else el.status.textContent = job.status === "failed" ? `Failed: ${job.error}` : "Cancelled";
+  } catch (err) {
+    el.status.textContent = "";
+    showError(err);
+  } finally {
+    el.submit.disabled = false;
+    loadAudit();
+  }
+}
+
+async function followJob(jobId) {
+  for (;;) {
+    const job = await api(`/api/jobs/${jobId}`);
+    setProgress(job.progress || 0);
+    if (FINAL.has(job.status)) return job;
+    el.status.textContent = job.status === "running" ? `Swapping… ${Math.round((job.progress || 0) * 100)}%` : "Queued";
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+}
+
+async function showResult(assetId) {
+  const meta = await api(`/api/assets/${assetId}/meta`);
+  const blob = await fetchBlob(`/api/assets/${assetId}`);
+  if (resultUrl) URL.revokeObjectURL(resultUrl);
+  resultUrl = URL.createObjectURL(blob);
+  const isVideo = meta.mime === "video/mp4";
+  show(el.resultVideo, isVideo);
+  show(el.resultImg, !isVideo);
+  if (isVideo) el.resultVideo.src = resultUrl;
+  else el.resultImg.src = resultUrl;
+  el.download.href = resultUrl;
+  el.download.download = `genstudio-faceswap-${assetId.slice(0, 12)}${isVideo ? ".mp4" : meta.mime === "image/jpeg" ? ".jpg" : ".png"}`;
+  el.result.dataset.assetId = assetId;
+  el.status.textContent = `Done · consent ${meta.params.consent_id.slice(0, 8)}`;
+  show(el.result);
+  el.verify.replaceChildren(make("p", "Checking provenance…", "hint"));
+  show(el.verify);
+  const form = new FormData();
+  form.append("file", blob, el.download.download);
+  renderVerify(el.verify, await api("/api/verify", { method: "POST", body: form }));
+}
+
+function renderVerify(box, report, title) {
+  const wm = report.watermark || {};
+  const mf = report.manifest || {};
+  const lb = report.label || {};
+  const rows = [
+    ["Label", lb.found ? `found (${lb.corner})` : "not found", Boolean(lb.found)],
+    ["Watermark", wm.found ? "found" : "not found", Boolean(wm.found)],
+    ["Manifest", mf.found ? (mf.valid ? "valid" : "invalid") : "none", Boolean(mf.found && mf.valid)],
+    ["AI-generated", report.ai_generated ? "yes" : "no", report.ai_generated],
+    ["Signer", mf.signer || "none"],
+  ];
+  const gen = (mf.assertions || {})["org.genstudio.generation"];
+  if (gen && gen.consent_id) rows.push(["Consent", gen.consent_id]);
+  if (report.video) rows.push(["Video", `${report.video.width}x${report.video.height}, ${report.video.frames} frames`]);
+  const list = make("dl");
+  for (const [name, value, good] of rows) {
+    const row = make("div");
+    row.dataset.field = name.toLowerCase();
+    const dd = make("dd", value);
+    if (good !== undefined) dd.className = good ? "yes" : "no";
+    row.append(make("dt", name), dd);
+    list.append(row);
+  }
+  box.replaceChildren(...(title ? [make("p", title, "verify-title")] : []), list);
+  show(box);
+}
+
+async function verifyChosenFile() {
+  const file = el.verifyFile.files[0];
+  if (!file) return;
+  const box = el.verifyFileResult;
+  box.replaceChildren(make("p", `Checking ${file.name}…`, "hint"));
+  show(box);
+  try {
+    renderVerify(box, await api("/api/verify", { method: "POST", body: uploadForm(file) }), file.name);
+  } catch (err) {
+    box.replaceChildren(make("p", `${file.name}: ${err.message}`, "error"));
+  } finally {
+    el.verifyFile.value = "";
+  }
+}
+
+// ---------------------------------------------------------------- live mode
+
+async function startLive() {
+  clearError();
+  let hello;
+  try {
+    hello = consentAndChoice();
+    hello.source = await uploadOnce(el.source.files[0]);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (err) {
+    showError({ detail: [`camera: ${err.message || err.name}`] });
+    return;
+  }
+  el.camera.srcObject = stream;
+  await el.camera.play();
+  const protocols = ["genstudio.live"];
+  if (hasToken()) protocols.push(`bearer.${getToken()}`);
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/api/faceswap/live`, protocols);
+  ws.binaryType = "blob";
+  const canvas = document.createElement("canvas");
+  const state = { ws, stream, canvas, times: [], frames: 0, url: null, stopped: false };
+  live = state;
+  show(el.liveStart, false);
+  show(el.liveStop);
+  el.liveStatus.textContent = "Connecting…";
+
+  const sendFrame = () => {
+    if (state.stopped || ws.readyState !== WebSocket.OPEN) return;
+    const v = el.camera;
+    const scale = Math.min(1, 640 / (v.videoWidth || 640));
+    canvas.width = Math.round((v.videoWidth || 640) * scale);
+    canvas.height = Math.round((v.videoHeight || 480) * scale);
+    canvas.getContext("2d").drawImage(v, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob((blob) => blob && !state.stopped && ws.send(blob), "image/jpeg", 0.8);
+  };
+  ws.addEventListener("open", () => ws.send(JSON.stringify(hello)));
+  ws.addEventListener("message", (event) => {
+    if (typeof event.data === "string") {
+      const msg = JSON.parse(event.data);
+      if (msg.type === "ready") {
+        el.liveStatus.textContent = `Live · consent ${msg.consent_id.slice(0, 8)}`;
+        sendFrame();
+      } else if (msg.type === "error") {
+        showError({ detail: [msg.detail] });
+      } else if (msg.type === "ended") {
+        el.liveStatus.textContent = `Stopped after ${msg.frames} frames`;
+        loadAudit();
+      }
+      return;
+    }
+    // One frame in flight: the next goes out when this one is back, so latency stays bounded.
+    const now = performance.now();
+    state.times = state.times.filter((t) => now - t < 2000).concat(now);
+    state.frames += 1;
+    const fps = state.times.length > 1 ? ((state.times.length - 1) * 1000) / (now - state.times[0]) : 0;
+    el.fps.textContent = `${fps.toFixed(1)} fps`;
+    el.fps.dataset.fps = fps.toFixed(2);
+    el.frames.textContent = `${state.frames} frames`;
+    el.frames.dataset.frames = String(state.frames);
+    if (state.url) URL.revokeObjectURL(state.url);
+    state.url = URL.createObjectURL(event.data);
+    el.liveOutput.src = state.url;
+    show(el.liveOutput);
+    sendFrame();
+  });
+  ws.addEventListener("close", (event) => {
+    if (!state.stopped && event.code !== 1000) {
+      el.liveStatus.textContent = event.code === 4401 || event.code === 1006 && !state.frames
+        ? "The live connection was refused (API token?)" : `Live ended (${event.code})`;
+    }
+    stopLive(false);
+  });
+}
+
+function stopLive(closeSocket = true) {
+  if (!live) return;
+  const state = live;
+  live = null;
+  state.stopped = true;
+  if (closeSocket && state.ws.readyState === WebSocket.OPEN) {
+    // Ask the server to end: it writes the audit row, answers "ended" and closes.
+    state.ws.send(JSON.stringify({ type: "stop" }));
+    setTimeout(() => state.ws.readyState <= WebSocket.OPEN && state.ws.close(1000), 3000);
+  }
+  for (const track of state.stream.getTracks()) track.stop();
+  el.camera.srcObject = null;
+  show(el.liveStart);
+  show(el.liveStop, false);
+  if (!closeSocket) loadAudit();
+}
+
+// ---------------------------------------------------------------- audit log
+
+async function loadAudit(more = false) {
+  try {
+    const query = new URLSearchParams({ limit: "20" });
+    if (more && audit.next) query.set("before", audit.next);
+    const page = await api(`/api/faceswap/audit?${query}`);
+    const rows = page.items.map((item) => {
+      const tr = make("tr");
+      tr.dataset.auditId = item.id;
+      tr.dataset.outcome = item.outcome;
+      const when = new Date(item.created_at);
+      const output = make("td", item.output && item.output.sha256 ? item.output.sha256.slice(0, 12) : "—", "hash");
+      if (item.output && item.output.asset_id) {
+        const open = make("button", "Show", "link");
+        open.type = "button";
+        open.setAttribute("aria-label", `Show the result of the swap at ${when.toLocaleString()}`);
+        open.addEventListener("click", () => showResult(item.output.asset_id).catch((err) => showError(err)));
+        output.append(" ", open);
+      }
+      const outcome = make("td", item.error ? `${item.outcome}: ${item.error}` : item.outcome, `outcome-${item.outcome}`);
+      tr.append(make("td", when.toLocaleString()), make("td", item.actor), make("td", item.mode),
+        make("td", item.consent.subject || item.consent.id), outcome, output);
+      return tr;
+    });
+    if (more) el.auditRows.append(...rows);
+    else el.auditRows.replaceChildren(...rows);
+    audit.next = page.next;
+    show(el.auditMore, Boolean(page.next));
+    show(el.auditError, false);
+  } catch (err) {
+    el.auditError.textContent = `Audit log: ${err.message}`;
+    show(el.auditError);
+  }
+}
+
+function init() {
+  Object.assign(el, {
+    form: $("fs-form"), source: $("fs-source"), target: $("fs-target"), subject: $("fs-subject"),
+    statement: $("fs-statement"), confirm: $("fs-confirm"), faces: $("fs-faces"), faceIndex: $("fs-face-index"),
+    corner: $("fs-corner"), reference: $("fs-reference"), error: $("fs-error"), submit: $("fs-submit"),
+    status: $("fs-status"), progress: $("fs-progress"), result: $("fs-result"), resultVideo: $("fs-result-video"),
+    resultImg: $("fs-result-img"), download: $("fs-download"), verify: $("fs-verify"),
+    verifyFile: $("verify-file"), verifyFileResult: $("verify-file-result"),
+    liveStart: $("live-start"), liveStop: $("live-stop"), liveStatus: $("live-status"), camera: $("live-camera"),
+    liveOutput: $("live-output"), fps: $("live-fps"), frames: $("live-frames"),
+    auditRows: $("audit-rows"), auditMore: $("audit-more"), auditError: $("audit-error"),
+    tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
+    forgetToken: $("forget-token"),
+  });
+  setTokenPrompt(askForToken);
+  show(el.forgetToken, hasToken());
+  onTokenChange((token) => show(el.forgetToken, Boolean(token)));
+  el.forgetToken.addEventListener("click", () => {
+    setToken("");
+    window.location.reload();
+  });
+  el.form.addEventListener("submit", submitSwap);
+  el.faces.addEventListener("change", () => {
+    el.faceIndex.disabled = el.faces.value !== "index";
+    el.reference.disabled = el.faces.value !== "reference";
+  });
+  el.verifyFile.addEventListener("change", verifyChosenFile);
+  el.liveStart.addEventListener("click", startLive);
+  el.liveStop.addEventListener("click", () => stopLive(true));
+  el.auditMore.addEventListener("click", () => loadAudit(true));
+  loadAudit().finally(() => {
+    document.body.dataset.ready = "true";
+  });
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+else init();

@@ -1,0 +1,119 @@
+"""The ONNX engine path with tiny models of the inswapper / ArcFace shapes, built and exported here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faceswap_clips import background, place, requires_models, write_clip
+
+from genstudio.faceswap.engine import SwapOptions, swap_image
+from genstudio.faceswap.media import probe
+from genstudio.faceswap.onnx_engine import OnnxFaceSwapper
+from genstudio.faceswap.pipeline import swap_video
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytestmark = requires_models
+
+
+class TinyRecognition(torch.nn.Module):
+    """1x3x112x112 -> 1x512, like an ArcFace model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 4, stride=4)
+        self.fc = torch.nn.Linear(8 * 4 * 4, 512)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 4)
+        return self.fc(x.flatten(1))
+
+
+class TinySwap(torch.nn.Module):
+    """(1x3x128x128 face in [0, 1], 1x512 identity) -> 1x3x128x128 face: a residual tint set by the identity,
+    `identity_only=True` returns the face untouched (to check alignment and paste-back)."""
+
+    def __init__(self, identity_only: bool = False) -> None:
+        super().__init__()
+        self.tint = torch.nn.Linear(512, 3)
+        self.identity_only = identity_only
+
+    def forward(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        if self.identity_only:
+            return target + source.mean() * 0.0  # keeps the identity input in the graph
+        return torch.clamp(target * 0.5 + torch.sigmoid(self.tint(source))[:, :, None, None] * 0.5, 0, 1)
+
+
+def _export(model: torch.nn.Module, args: tuple, names: list[str], path: Path) -> Path:
+    torch.manual_seed(0)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, 0, 0.5)
+    model.eval()
+    torch.onnx.export(model, args, str(path), input_names=names, output_names=["output"], opset_version=17,
+                      dynamo=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("onnx")
+    face, identity = torch.rand(1, 3, 128, 128), torch.rand(1, 512)
+    return {
+        "recognition": _export(TinyRecognition(), (torch.rand(1, 3, 112, 112),), ["input.1"], d / "rec.onnx"),
+        "swap": _export(TinySwap(), (face, identity), ["target", "source"], d / "swap.onnx"),
+        "identity": _export(TinySwap(identity_only=True), (face, identity), ["target", "source"], d / "id.onnx"),
+    }
+
+
+def _face_diff(out: np.ndarray, frame: np.ndarray, swapper: OnnxFaceSwapper) -> tuple[float, float]:
+    (det,) = swapper.landmarker.detect(frame)
+    x0, y0, x1, y1 = det.box.astype(int)
+    diff = np.abs(out.astype(int) - frame.astype(int)).mean(axis=2)
+    inner = diff[y0 + 15:y1 - 15, x0 + 15:x1 - 15].mean()
+    diff[max(0, y0 - 60):y1 + 60, max(0, x0 - 60):x1 + 60] = 0
+    return float(inner), float(diff.max())
+
+
+def test_onnx_engine_swaps_with_tiny_models(models: dict[str, Path], astronaut: np.ndarray,
+                                            grace: np.ndarray) -> None:
+    swapper = OnnxFaceSwapper(models["swap"], models["recognition"])
+    swapper.set_source(grace)
+    assert swapper.identity.shape == (512,) and np.isclose(np.linalg.norm(swapper.identity), 1.0)
+    assert swapper.latent_map is None
+    other = swapper.embed(astronaut, swapper._largest_face(astronaut, "x"))
+    assert float(other @ swapper.identity) < 0.9999  # the identity depends on the face
+    out, count = swap_image(swapper, astronaut, SwapOptions())
+    assert count == 1
+    inner, outside = _face_diff(out, astronaut, swapper)
+    assert inner > 5 and outside == 0
+
+
+def test_identity_model_pastes_back_in_place(models: dict[str, Path], astronaut: np.ndarray,
+                                             grace: np.ndarray) -> None:
+    # A swap model that returns its input: align -> model -> inverse warp -> blend must give the frame back.
+    swapper = OnnxFaceSwapper(models["identity"], models["recognition"])
+    swapper.set_source(grace)
+    out, count = swap_image(swapper, astronaut, SwapOptions())
+    assert count == 1
+    inner, outside = _face_diff(out, astronaut, swapper)
+    assert inner < 4 and outside == 0
+
+
+def test_onnx_engine_runs_the_video_pipeline(models: dict[str, Path], astronaut: np.ndarray, grace: np.ndarray,
+                                             tmp_path: Path) -> None:
+    frames = [place(background(), astronaut, 300 + 5 * i, 240, 520) for i in range(12)]
+    clip = write_clip(tmp_path / "in.mp4", frames, 24.0)
+    swapper = OnnxFaceSwapper(models["swap"], models["recognition"])
+    swapper.set_source(grace)
+    stats = swap_video(swapper, clip, tmp_path / "out.mp4", SwapOptions())
+    assert stats["frames"] == 12 and stats["faces_swapped_frames"] == 12
+    assert probe(tmp_path / "out.mp4").frames == 12
+
+
+def test_onnx_engine_rejects_wrong_model_shapes(models: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="one image input"):
+        OnnxFaceSwapper(models["recognition"], models["recognition"])
+    with pytest.raises(FileNotFoundError, match="ONNX model not found"):
+        OnnxFaceSwapper(Path("/nonexistent/inswapper.onnx"), models["recognition"])

@@ -1,0 +1,286 @@
+"""The face-swap studio over the REST API: consent, limits, outputs with label, watermark and manifest,
+the audit log and input retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from fs_media import astronaut_bgr, broken_mp4, flat_png, jpeg_bytes
+
+from helpers import wait_job
+
+CONSENT = {"statement": "I agree that my face may be used in this school deepfake lab.", "subject": "Test Subject"}
+
+
+def upload(client: TestClient, data: bytes, name: str) -> str:
+    r = client.post("/api/uploads", files={"file": (name, data)})
+    assert r.status_code == 201, r.text
+    return r.json()["asset_id"]
+
+
+def make_client(settings: Any, **overrides: Any) -> TestClient:
+    from genstudio.api.app import create_app
+
+    return TestClient(create_app(settings.model_copy(update=overrides)))
+
+
+@pytest.fixture
+def fs_client(settings: Any) -> Iterator[TestClient]:
+    with make_client(settings) as c:
+        yield c
+
+
+def audit_items(client: TestClient) -> list[dict[str, Any]]:
+    return client.get("/api/faceswap/audit").json()["items"]
+
+
+def test_refuses_without_consent(fs_client: TestClient, face_png: bytes, clip: Path) -> None:
+    source = upload(fs_client, face_png, "face.png")
+    target = upload(fs_client, clip.read_bytes(), "clip.mp4")
+    base = {"source": source, "target": target}
+    cases = [
+        ({}, "consent", "required"),
+        ({"consent": {"subject": "Ann"}}, "consent.statement", "required"),
+        ({"consent": {"statement": "ok", "subject": "Ann"}}, "consent.statement", "at least 20"),
+        ({"consent": {"statement": CONSENT["statement"]}}, "consent.subject", "name the person"),
+        ({"consent": {"statement": CONSENT["statement"], "subject": "   "}}, "consent.subject", "name the person"),
+    ]
+    for extra, field, words in cases:
+        r = fs_client.post("/api/faceswap", json=base | extra)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"][0]
+        assert detail["loc"] == ["body", field] and words in detail["msg"], detail
+    assert audit_items(fs_client) == []
+    assert fs_client.get("/api/health").json()["queue"]["queued"] == 0
+
+
+def test_video_swap_end_to_end(fs_client: TestClient, face_png: bytes, clip: Path) -> None:
+    source = upload(fs_client, face_png, "face.png")
+    target = upload(fs_client, clip.read_bytes(), "clip.mp4")
+    r = fs_client.post(
+        "/api/faceswap", json={"source": source, "target": target, "consent": CONSENT, "label_corner": "top-left"}
+    )
+    assert r.status_code == 202, r.text
+    started = r.json()
+    job = wait_job(fs_client, started["job_id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    (asset_id,) = job["assets"]
+    meta = fs_client.get(f"/api/assets/{asset_id}/meta").json()
+    assert meta["mime"] == "video/mp4" and meta["kind"] == "video"
+    assert meta["params"]["consent_id"] == started["consent_id"]
+    assert fs_client.get(f"/api/faceswap/consents/{started['consent_id']}").json()["subject"] == "Test Subject"
+
+    (row,) = audit_items(fs_client)
+    assert row["outcome"] == "succeeded" and row["job_id"] == started["job_id"] and row["mode"] == "job"
+    assert row["consent"]["id"] == started["consent_id"] and row["actor"] == "local"
+    assert row["output"] == {"asset_id": asset_id, "sha256": meta["sha256"]}
+    assert row["source"]["sha256"] and row["target"]["sha256"] and row["finished_at"]
+
+    video = fs_client.get(f"/api/assets/{asset_id}").content
+    report = fs_client.post("/api/verify", files={"file": ("out.mp4", video)}).json()
+    assert report["format"] == "mp4" and report["video"]["frames"] == 8
+    assert report["watermark"]["found"], report["watermark"]
+    assert report["label"]["found"] and report["label"]["corner"] == "top-left", report["label"]
+    manifest = report["manifest"]
+    assert manifest["valid"] and manifest["ai_generated"], manifest
+    actions = manifest["assertions"]["c2pa.actions.v2"]["actions"] if "c2pa.actions.v2" in manifest["assertions"] else (
+        manifest["assertions"]["c2pa.actions"]["actions"]
+    )
+    assert actions[0]["digitalSourceType"].endswith("compositeWithTrainedAlgorithmicMedia")
+    generation = manifest["assertions"]["org.genstudio.generation"]
+    assert generation["consent_id"] == started["consent_id"]
+    assert generation["inputs"]["source_sha256"] == row["source"]["sha256"]
+    assert generation["inputs"]["target_sha256"] == row["target"]["sha256"]
+
+    # The clip as uploaded carries none of it.
+    plain = fs_client.post("/api/verify", files={"file": ("in.mp4", clip.read_bytes())}).json()
+    assert not plain["watermark"]["found"] and not plain["label"]["found"] and not plain["manifest"]["found"]
+
+
+def test_image_target(fs_client: TestClient, face_png: bytes) -> None:
+    source = upload(fs_client, face_png, "face.png")
+    target = upload(fs_client, jpeg_bytes(astronaut_bgr(400)), "target.jpg")
+    r = fs_client.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT})
+    job = wait_job(fs_client, r.json()["job_id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    (asset_id,) = job["assets"]
+    data = fs_client.get(f"/api/assets/{asset_id}").content
+    assert data.startswith(b"\xff\xd8\xff")
+    report = fs_client.post("/api/verify", files={"file": ("out.jpg", data)}).json()
+    assert report["watermark"]["found"] and report["manifest"]["valid"] and report["manifest"]["ai_generated"]
+    assert report["label"]["found"] and report["label"]["corner"] == "bottom-right", report["label"]
+
+
+def test_source_without_a_face_fails_the_job_with_a_reason(fs_client: TestClient, clip: Path) -> None:
+    source = upload(fs_client, flat_png(), "flat.png")
+    target = upload(fs_client, clip.read_bytes(), "clip.mp4")
+    r = fs_client.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT})
+    assert r.status_code == 202
+    job = wait_job(fs_client, r.json()["job_id"], timeout=120)
+    assert job["status"] == "failed" and job["assets"] == []
+    assert job["error"].startswith("source:") and "face" in job["error"], job["error"]
+    (row,) = audit_items(fs_client)
+    assert row["outcome"] == "failed" and row["error"] == job["error"] and row["output"]["sha256"] is None
+
+
+def test_bad_inputs_answer_4xx(settings: Any, face_png: bytes, clip: Path, tmp_path: Path) -> None:
+    with make_client(settings, faceswap_max_video_seconds=0.5, faceswap_max_side=600) as c:
+        source = upload(c, face_png, "face.png")
+        target = upload(c, clip.read_bytes(), "clip.mp4")
+        broken = upload(c, broken_mp4(), "broken.mp4")
+        midi = upload(c, b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60", "a.mid")
+        big = upload(c, jpeg_bytes(astronaut_bgr(700)), "big.jpg")
+
+        def post(**body: Any) -> dict[str, Any]:
+            r = c.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT} | body)
+            assert r.status_code == 422, r.text
+            return r.json()["detail"][0]
+
+        too_long = post()
+        assert too_long["loc"] == ["body", "target"] and "GENSTUDIO_FACESWAP_MAX_VIDEO_SECONDS" in too_long["msg"]
+        assert "0.5 s" in too_long["msg"]
+        assert "not a decodable video" in post(target=broken)["msg"]
+        assert post(target=midi)["loc"] == ["body", "target"]
+        assert "GENSTUDIO_FACESWAP_MAX_SIDE" in post(target=big)["msg"]
+        assert post(source=target)["loc"] == ["body", "source"]  # a video is no face photo
+        assert post(source="0" * 32)["loc"] == ["body", "source"]
+        assert post(target=big, many_faces=True, target_face=1)["loc"] == ["body", "many_faces"]
+        r = c.post("/api/faceswap", json={"source": source, "target": big, "consent": CONSENT, "target_face": -1})
+        assert r.status_code == 422
+        r = c.post("/api/faceswap", json={"source": source, "target": big, "consent": CONSENT, "label_corner": "none"})
+        assert r.status_code == 422  # the label cannot be turned off
+        assert audit_items(c) == []
+        assert c.get("/api/gallery").json()["items"] == []
+
+
+def test_retention_sweep(settings: Any, face_png: bytes, tmp_path: Path) -> None:
+    from genstudio.faceswap.safeguards import sweep_retention
+    from genstudio.storage.db import Asset, utcnow
+
+    with make_client(settings, faceswap_retention_hours=1.0) as c:
+        state = c.app.state.genstudio
+        source = upload(c, face_png, "face.png")
+        target = upload(c, jpeg_bytes(astronaut_bgr(300)), "target.jpg")
+        unrelated = upload(c, face_png, "other.png")
+        r = c.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT})
+        job = wait_job(c, r.json()["job_id"], timeout=120)
+        assert job["status"] == "succeeded", job
+        (output,) = job["assets"]
+        paths = {a: state.files.abspath(state.store.get_asset(a).path) for a in (source, target, unrelated, output)}
+
+        assert sweep_retention(state.store, state.files, 1.0) == []  # all fresh
+        later = utcnow() + timedelta(hours=1, minutes=1)
+        assert sorted(sweep_retention(state.store, state.files, 1.0, now=later)) == sorted([source, target])
+        assert not paths[source].exists() and not paths[target].exists()
+        assert paths[unrelated].exists() and paths[output].exists()  # not a face-swap input; an output
+        assert c.get(f"/api/assets/{source}").status_code == 404
+        (row,) = audit_items(c)
+        assert row["source"]["sha256"] and row["output"]["asset_id"] == output  # the log keeps the hashes
+
+        # The server sweeps on start: backdate an input, and a new server instance removes it.
+        source2 = upload(c, face_png, "face2.png")
+        c.post("/api/faceswap", json={"source": source2, "target": output, "consent": CONSENT})
+        wait_job(c, audit_items(c)[0]["job_id"], timeout=120)
+    with state.store.session() as s:
+        row = s.get(Asset, source2)
+        row.created_at = utcnow() - timedelta(hours=2)
+        s.add(row)
+        s.commit()
+    with make_client(settings, faceswap_retention_hours=1.0) as c2:
+        for _ in range(100):
+            if c2.get(f"/api/assets/{source2}/meta").status_code == 404:
+                break
+            import time
+
+            time.sleep(0.05)
+        assert c2.get(f"/api/assets/{source2}/meta").status_code == 404
+        assert c2.get(f"/api/assets/{output}/meta").status_code == 200
+
+
+def test_audit_pages_newest_first(fs_client: TestClient) -> None:
+    from genstudio.faceswap.safeguards import ConsentIn, open_audit, record_consent
+
+    store = fs_client.app.state.genstudio.store
+    consent = record_consent(store, ConsentIn(**CONSENT), recorded_by="local", source_sha256="ab")
+    ids = [open_audit(store, actor="local", consent_id=consent.id, source_sha256="ab", target_sha256=f"{i}").id
+           for i in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = fs_client.get("/api/faceswap/audit", params={"limit": 2} | ({"before": cursor} if cursor else {}))
+        assert page.status_code == 200
+        body = page.json()
+        seen += [item["id"] for item in body["items"]]
+        cursor = body["next"]
+        if cursor is None:
+            break
+    assert seen == ids[::-1]
+    assert fs_client.get("/api/faceswap/audit", params={"before": "nope"}).status_code == 422
+    assert fs_client.get("/api/faceswap/audit", params={"limit": 0}).status_code == 422
+
+
+def test_reference_photo_picks_the_face(fs_client: TestClient, face_png: bytes) -> None:
+    source = upload(fs_client, face_png, "face.png")
+    target = upload(fs_client, jpeg_bytes(astronaut_bgr(400)), "target.jpg")
+    reference = upload(fs_client, jpeg_bytes(astronaut_bgr(300)), "reference.jpg")
+    r = fs_client.post(
+        "/api/faceswap", json={"source": source, "target": target, "reference": reference, "consent": CONSENT}
+    )
+    job = wait_job(fs_client, r.json()["job_id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    (row,) = audit_items(fs_client)
+    assert row["reference"]["asset_id"] == reference and row["reference"]["sha256"]
+
+
+def test_cancelled_swap_is_audited_and_leaves_nothing(settings: Any, face_png: bytes, clip: Path) -> None:
+    """The handler as a job runner drives it: a cancel during the video ends the job with no file."""
+    from types import SimpleNamespace
+
+    from genstudio.faceswap.studio import FaceSwapStudio
+    from genstudio.jobs.base import JobCancelled
+
+    with make_client(settings) as c:
+        state = c.app.state.genstudio
+        source = upload(c, face_png, "face.png")
+        target = upload(c, clip.read_bytes(), "clip.mp4")
+        queue = state.queue
+        captured: dict[str, Any] = {}
+        queue.submit = lambda kind, params: captured.update(params) or SimpleNamespace(id="job1")  # type: ignore[method-assign]
+        r = c.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT})
+        assert r.status_code == 202, r.text
+
+        class Ctx:
+            job = SimpleNamespace(id="job1", kind="faceswap", params=captured)
+
+            def progress(self, fraction: float, message: str | None = None) -> None:
+                if fraction > 0.05:
+                    raise JobCancelled()
+
+            def check_cancelled(self) -> None:
+                pass
+
+        with pytest.raises(JobCancelled):
+            FaceSwapStudio(settings, store=state.store).handle(Ctx())
+        (row,) = audit_items(c)
+        assert row["outcome"] == "cancelled" and row["output"]["sha256"] is None and row["finished_at"]
+        assert list((settings.data_dir / "tmp").iterdir()) == []
+
+
+def test_audit_follows_a_job_that_died(fs_client: TestClient) -> None:
+    """A job whose worker process died never reports back; the log shows the job's final state."""
+    from genstudio.faceswap.safeguards import ConsentIn, open_audit, record_consent
+    from genstudio.storage.db import utcnow
+
+    store = fs_client.app.state.genstudio.store
+    consent = record_consent(store, ConsentIn(**CONSENT), recorded_by="local", source_sha256="ab")
+    job = store.add_job("faceswap", {})
+    store.update_job(job.id, status="failed", error="the worker process died", finished_at=utcnow())
+    open_audit(store, actor="local", consent_id=consent.id, job_id=job.id, source_sha256="ab", target_sha256="cd",
+               outcome="running")
+    (row,) = audit_items(fs_client)
+    assert row["outcome"] == "failed" and row["error"] == "the worker process died" and row["finished_at"]
