@@ -133,7 +133,9 @@ def test_bad_inputs_answer_4xx(settings: Any, face_png: bytes, clip: Path, tmp_p
         source = upload(c, face_png, "face.png")
         target = upload(c, clip.read_bytes(), "clip.mp4")
         broken = upload(c, broken_mp4(), "broken.mp4")
-        midi = upload(c, b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60", "a.mid")
+        one_note = b"\x00\x90\x3c\x40\x60\x80\x3c\x00\x00\xff\x2f\x00"  # a MIDI upload must hold a melody
+        midi_bytes = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60MTrk" + len(one_note).to_bytes(4, "big") + one_note
+        midi = upload(c, midi_bytes, "a.mid")
         big = upload(c, jpeg_bytes(astronaut_bgr(700)), "big.jpg")
 
         def post(**body: Any) -> dict[str, Any]:

@@ -216,7 +216,7 @@ def load_midi(data: bytes) -> Any:
     try:
         return pretty_midi.PrettyMIDI(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 -- mido/pretty_midi raise many types
-        raise ValueError(f"not a readable MIDI file: {exc}") from None
+        raise ValueError(f"not a readable MIDI file: {exc or type(exc).__name__}") from None
 
 
 def midi_tracks(pm: Any) -> list[TrackInfo]:
