@@ -138,7 +138,9 @@ def main() -> None:
     source = ckpts[-1] if ckpts else args.resume_from
     if source is not None:
         model.load_state_dict(load_file(source / "model.safetensors"))
-        state = json.loads((source / "state.json").read_text())
+        # A plain model folder (e.g. the shipped weights) has no state.json: start at step 0, Adam afresh.
+        state_file = source / "state.json"
+        state = json.loads(state_file.read_text()) if state_file.exists() else {"step": 0, "elapsed_s": 0.0}
         if (source / "optimizer.safetensors").exists():
             load_opt_state(opt, load_file(source / "optimizer.safetensors"), state["param_groups"])
         else:
