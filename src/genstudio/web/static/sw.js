@@ -1,18 +1,25 @@
-// Service worker: keeps the app shell available offline. It never touches /api: generations,
-// the gallery and provenance checks always go to the server.
+// Service worker: keeps the app shell available offline. Generations, the gallery and provenance checks
+// always go to the server; the one exception is the on-device melody model (/api/music/onnx/*) and the
+// libraries under /static/vendor/, kept after first use so the music page samples with no server.
 
-const CACHE = "genstudio-shell-v1";
+const CACHE = "genstudio-shell-v2";
 const SHELL = [
   "/",
   "/static/app.css",
   "/static/js/app.js",
   "/static/js/api.js",
+  "/music",
+  "/static/music.css",
+  "/static/js/music.js",
+  "/static/js/music-ondevice.js",
   "/manifest.webmanifest",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
   "/static/icons/apple-touch-icon.png",
 ];
 const SHELL_PATHS = new Set(SHELL);
+// Cached when first fetched (large: the onnxruntime-web wasm is 14 MB), not at install.
+const RUNTIME_PREFIXES = ["/static/vendor/", "/api/music/onnx/"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -32,9 +39,10 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
-  if (url.pathname.startsWith("/api/") || url.pathname === "/api") return;
   const path = url.pathname;
-  if (!SHELL_PATHS.has(path)) return;
+  const runtime = RUNTIME_PREFIXES.some((prefix) => path.startsWith(prefix));
+  if (!runtime && (path.startsWith("/api/") || path === "/api")) return;
+  if (!runtime && !SHELL_PATHS.has(path)) return;
   event.respondWith(
     fetch(request)
       .then((response) => {

@@ -999,6 +999,11 @@ function init() {
   el.loadMore.addEventListener("click", () => loadGallery(true));
   el.ondeviceButton.addEventListener("click", sampleOnDevice);
 
+  // Offline shell + on-device model cache (sw.js); the page keeps composing on this device without a server.
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("/sw.js").catch(() => {});
+  }
+
   // Instruments first: a 401 there asks for the token once, and the gallery then loads with it.
   loadInstruments().then(() => loadGallery()).finally(() => {
     document.body.dataset.ready = "true";
