@@ -261,8 +261,8 @@ def main() -> None:
 
         result = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                        "note": "2 cores shared with a model training run (and other sessions' jobs): wall-clock "
-                                "ratios are noisy, the CPU-time ratio is the steadier measure",
+                        "note": "2 cores, possibly shared with other work (see loadavg): wall-clock ratios are "
+                                "noisy, the CPU-time ratio is the steadier measure",
                         "loadavg_at_start": load_start, "loadavg_at_end": os.getloadavg()},
             "clip": {"width": info.width, "height": info.height, "frames": info.frames, "fps": info.fps,
                      "audio": info.has_audio, "repeats": args.repeats, "x264": "veryfast crf 20"},
