@@ -337,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--data-dir")
     m.set_defaults(func=cmd_models)
     w = sub.add_parser("worker", help="run jobs from the distributed queue (needs GENSTUDIO_BROKER_URL)")
-    w.add_argument("--queues", default="image", help="comma-separated studios to serve, e.g. image,music")
+    w.add_argument(
+        "--queues", default="image,music,faceswap", help="comma-separated studios to serve (default: all three)"
+    )
     w.add_argument("--data-dir", help="the data dir shared with the server (assets, keys)")
     w.add_argument("--log-level", default="info")
     w.set_defaults(func=cmd_worker)

@@ -56,7 +56,7 @@ def cluster(tmp_path: Path, tiny_sd_dir: Path) -> Iterator[dict]:
         server = genstudio("serve", "--port", str(port), "--log-level", "warning", env=env, log=tmp_path / "server.log")
         workers = {
             i: genstudio(
-                "worker", "--queues", "image", "--log-level", "warning", env=env, log=tmp_path / f"worker{i}.log"
+                "worker", "--queues", "image,music", "--log-level", "warning", env=env, log=tmp_path / f"worker{i}.log"
             )
             for i in range(2)
         }
@@ -165,3 +165,14 @@ def test_progress_cancel_and_both_workers_used(cluster: dict) -> None:
                 break
     assert len(progress) >= 2 and progress[-1] > 0 and progress == sorted(progress)
     assert wait_status(base, slow)["status"] == "cancelled"
+
+
+def test_music_jobs_run_on_the_music_queue(cluster: dict) -> None:
+    base = cluster["base"]
+    r = httpx.post(f"{base}/api/music/sample", json={"n": 3, "bars": 4, "seed": 5, "key": "G major"})
+    assert r.status_code == 202, r.text
+    job = wait_status(base, r.json()["job_id"], 120)
+    assert job["status"] == "succeeded" and len(job["assets"]) == 3 and job["worker"]
+    meta = httpx.get(f"{base}/api/assets/{job['assets'][0]}/meta").json()
+    assert meta["kind"] == "music" and meta["params"]["key"] == "G major"
+    assert httpx.get(f"{base}/api/assets/{job['assets'][0]}").content.startswith(b"MThd")

@@ -247,6 +247,11 @@ def test_musicxml_and_wav_formats_with_provenance(mclient) -> None:  # noqa: ANN
     assert report["manifest"]["found"] and report["manifest"]["valid"] and report["ai_generated"]
     assert mclient.get(m["url"] + "?format=wav").content == wav.content  # cached, not re-rendered
 
+    midi = mclient.get(m["url"]).content
+    report = mclient.post("/api/verify", files={"file": ("m.mid", midi, "audio/midi")}).json()
+    assert report["format"] == "midi" and report["midi"]["declared_ai_generated"] and not report["midi"]["signed"]
+    assert report["midi"]["generation"]["key"] == "G major" and report["midi"]["generation"]["seed"] == 8
+
     png = mclient.post("/api/uploads", files={"file": ("a.png", _png(), "image/png")}).json()["asset_id"]
     assert mclient.get(f"/api/assets/{png}?format=wav").status_code == 422
     assert mclient.get(m["url"] + "?format=mp3").status_code == 422

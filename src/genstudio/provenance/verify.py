@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import mimetypes
 import warnings
 from pathlib import Path
@@ -110,6 +111,35 @@ def verify_bytes(data: bytes, *, filename: str | None = None, mime: str | None =
     }
     if video is not None:
         report["video"] = video
+    if fmt == "midi":
+        report["midi"] = _midi_report(data)
+    return report
+
+
+def _midi_report(data: bytes) -> dict[str, Any]:
+    """What a MIDI file says about itself. MIDI holds no watermark or C2PA manifest: these are
+    unsigned claims (anyone can write them), reported as such; `ai_generated` stays the signed signals'."""
+    import mido
+
+    report: dict[str, Any] = {"declared_ai_generated": False, "copyright": None, "generation": None, "signed": False}
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 -- mido raises many types for broken files
+        return report | {"error": f"not a readable MIDI file: {exc or type(exc).__name__}"}
+    from genstudio.music.render import META_PREFIX
+
+    for track in mid.tracks:
+        for msg in track:
+            if msg.type == "copyright" and report["copyright"] is None:
+                report["copyright"] = msg.text
+                report["declared_ai_generated"] = "ai-generated" in msg.text.lower()
+            elif msg.type == "text" and msg.text.startswith(META_PREFIX) and report["generation"] is None:
+                try:
+                    params = json.loads(msg.text[len(META_PREFIX):])
+                except ValueError:
+                    continue
+                if isinstance(params, dict):
+                    report["generation"] = {k: v for k, v in params.items() if k != "notes"}
     return report
 
 
