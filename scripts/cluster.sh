@@ -42,7 +42,7 @@ $BIN/genstudio db upgrade
 $BIN/genstudio serve --port "$HTTP_PORT" >"$ROOT/logs/server.log" 2>&1 &
 pids+=($!)
 for i in $(seq 1 "$WORKERS"); do
-  $BIN/genstudio worker --queues image >"$ROOT/logs/worker$i.log" 2>&1 &
+  $BIN/genstudio worker --queues image,music,faceswap >"$ROOT/logs/worker$i.log" 2>&1 &
   pids+=($!)
 done
 echo "genstudio cluster: http://127.0.0.1:$HTTP_PORT  ($WORKERS workers; logs in $ROOT/logs)"
