@@ -390,6 +390,18 @@ def test_sample_on_this_device(server: str, open_page: Any) -> None:
     first.get_by_role("button", name="Play On-device melody 1").click()
     expect(first.get_by_role("button", name="Play On-device melody 1")).to_have_attribute("aria-pressed", "false")
     expect(first.locator(".playhead")).to_have_attribute("visibility", "hidden")
+    # A path between two of them, in the browser too (the cards keep their model tokens).
+    path_button = page.get_by_role("button", name="Interpolate on this device")
+    expect(path_button).to_be_disabled()
+    page.get_by_role("button", name="Use On-device melody 1 · seed 42 as the start of an on-device path").click()
+    page.get_by_role("button", name="Use On-device melody 3 · seed 42 as the end of an on-device path").click()
+    page.locator("#od-steps").fill("4")
+    path_button.click()
+    expect(page.locator("#ondevice-status")).to_contain_text("Interpolated 4 melodies in this browser", timeout=60_000)
+    expect(cards).to_have_count(7)
+    path = page.locator("#ondevice-results .card", has_text="On-device path")
+    expect(path).to_have_count(4)
+    assert all(path.nth(i).locator("svg.roll rect.note").count() > 0 for i in range(4))
     assert posts == []
     assert len(_get_json(f"{server}/api/gallery?kind=music&limit=200")["items"]) == before
 

@@ -852,7 +852,17 @@ function synthPlay(notes, tempo, roll, done) {
   return stop;
 }
 
-function onDeviceCard(rows, bars, label, details, tempo) {
+// Melodies made on this device keep their model tokens, so a path between two of them needs no server.
+const devicePath = { start: null, end: null };
+
+function updateDevicePath() {
+  const ready = devicePath.start && devicePath.end;
+  el.ondeviceInterpolate.disabled = !ready;
+  const name = (x) => (x ? x.label : "none");
+  el.ondevicePick.textContent = `Start: ${name(devicePath.start)} · End: ${name(devicePath.end)}`;
+}
+
+function onDeviceCard(rows, bars, label, details, tempo, tokens) {
   const li = make("li", undefined, "card melody ondevice");
   const roll = pianoRoll(rows, bars, label);
   const box = make("div", undefined, "roll-box");
@@ -883,8 +893,48 @@ function onDeviceCard(rows, bars, label, details, tempo) {
     });
   });
   actions.append(play);
+  if (tokens) {
+    for (const end of ["start", "end"]) {
+      const pick = make("button", end === "start" ? "Start" : "End");
+      pick.type = "button";
+      pick.setAttribute("aria-label", `Use ${label} as the ${end} of an on-device path`);
+      pick.addEventListener("click", () => {
+        devicePath[end] = { tokens, label };
+        updateDevicePath();
+      });
+      actions.append(pick);
+    }
+  }
   li.append(box, info, actions);
   return li;
+}
+
+async function interpolateOnDevice() {
+  const status = el.ondeviceStatus;
+  const { start, end } = devicePath;
+  if (!start || !end || !onDevice) return;
+  el.ondeviceInterpolate.disabled = true;
+  show(status);
+  try {
+    const steps = Math.min(16, Math.max(2, Number(el.ondeviceSteps.value) || 5));
+    const t0 = performance.now();
+    const result = await onDevice.interpolate(start.tokens, end.tokens, steps, 0, 1);
+    const ms = performance.now() - t0;
+    const bars = Math.max(2, Math.round(onDevice.config().num_steps / STEPS_PER_BAR));
+    const tempo = Math.min(300, Math.max(20, Number(el.sTempo.value) || 120));
+    const made = result.notes.map((notes, i) => {
+      const rows = notes.map((x) => [x.pitch, x.start, x.end]);
+      const label = `On-device path ${i + 1}/${steps}`;
+      const details = `${rows.length} notes · from ${start.label} to ${end.label} · not saved`;
+      return onDeviceCard(rows, bars, label, details, tempo, result.tokens[i]);
+    });
+    el.ondeviceResults.prepend(...made);
+    status.textContent = `Interpolated ${steps} melodies in this browser in ${Math.round(ms)} ms.`;
+  } catch (err) {
+    status.textContent = `On-device interpolation failed: ${err.message || err}`;
+  } finally {
+    updateDevicePath();
+  }
 }
 
 async function sampleOnDevice() {
@@ -908,7 +958,7 @@ async function sampleOnDevice() {
     const made = result.notes.map((notes, i) => {
       const rows = notes.map((x) => [x.pitch, x.start, x.end]);
       const label = `On-device melody ${i + 1} · seed ${result.seed}`;
-      return onDeviceCard(rows, bars, label, `${rows.length} notes · mood ${temperature} · not saved`, tempo);
+      return onDeviceCard(rows, bars, label, `${rows.length} notes · mood ${temperature} · not saved`, tempo, result.tokens[i]);
     });
     el.ondeviceResults.prepend(...made);
     show(el.ondevicePanel);
@@ -958,7 +1008,8 @@ function init() {
     jobs: $("jobs"), jobsEmpty: $("jobs-empty"), gallery: $("gallery"), galleryEmpty: $("gallery-empty"),
     galleryError: $("gallery-error"), loadMore: $("load-more"),
     ondeviceButton: $("ondevice-sample"), ondeviceStatus: $("ondevice-status"), ondevicePanel: $("ondevice-panel"),
-    ondeviceResults: $("ondevice-results"),
+    ondeviceResults: $("ondevice-results"), ondeviceInterpolate: $("ondevice-interpolate"),
+    ondevicePick: $("ondevice-pick"), ondeviceSteps: $("od-steps"),
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"), forgetToken: $("forget-token"),
   });
 
@@ -998,6 +1049,7 @@ function init() {
   el.midiFile.addEventListener("change", uploadMidi);
   el.loadMore.addEventListener("click", () => loadGallery(true));
   el.ondeviceButton.addEventListener("click", sampleOnDevice);
+  el.ondeviceInterpolate.addEventListener("click", interpolateOnDevice);
 
   // Offline shell + on-device model cache (sw.js); the page keeps composing on this device without a server.
   if ("serviceWorker" in navigator && window.isSecureContext) {
