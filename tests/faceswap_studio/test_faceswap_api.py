@@ -286,3 +286,45 @@ def test_audit_follows_a_job_that_died(fs_client: TestClient) -> None:
                outcome="running")
     (row,) = audit_items(fs_client)
     assert row["outcome"] == "failed" and row["error"] == "the worker process died" and row["finished_at"]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codecs", "mime"),
+    [
+        (".webm", ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "40", "-c:a", "libopus"], "video/webm"),
+        (".avi", ["-c:v", "mjpeg", "-q:v", "4", "-c:a", "pcm_s16le"], "video/x-msvideo"),
+        (".mkv", ["-c:v", "libx264", "-c:a", "aac"], "video/x-matroska"),
+    ],
+)
+def test_other_containers_in_h264_mp4_out(
+    fs_client: TestClient, face_png: bytes, clip: Path, tmp_path: Path, suffix: str, codecs: list[str], mime: str
+) -> None:
+    """WebM (VP9 + Opus), AVI (MJPEG + PCM) and Matroska targets come out as H.264 MP4 with their audio."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    other = tmp_path / f"clip{suffix}"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-f", "lavfi", "-i",
+         "sine=frequency=440:sample_rate=48000", "-shortest", *codecs, str(other)],
+        check=True,
+    )
+    r = fs_client.post("/api/uploads", files={"file": (other.name, other.read_bytes())})
+    assert r.status_code == 201 and r.json()["mime"] == mime, r.text
+    source = upload(fs_client, face_png, "face.png")
+    r = fs_client.post("/api/faceswap", json={"source": source, "target": r.json()["asset_id"], "consent": CONSENT})
+    assert r.status_code == 202, r.text
+    job = wait_job(fs_client, r.json()["job_id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    out = fs_client.get(f"/api/assets/{job['assets'][0]}").content
+    report = fs_client.post("/api/verify", files={"file": ("out.mp4", out)}).json()
+    video = report["video"]
+    assert report["format"] == "mp4" and video["frames"] == 8 and video["has_audio"], video
+    assert report["manifest"]["valid"] and report["label"]["found"]
+
+
+def test_unreadable_webm_is_refused_at_upload(fs_client: TestClient) -> None:
+    junk = b"\x1a\x45\xdf\xa3" + b"\x00" * 60 + b"webm" + b"\x17" * 400
+    r = fs_client.post("/api/uploads", files={"file": ("x.webm", junk)})
+    assert r.status_code == 422 and "not a readable video" in r.text

@@ -14,6 +14,10 @@ EXTENSIONS = {
     "audio/midi": ".mid",
     "audio/wav": ".wav",
     "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+    "video/x-matroska": ".mkv",
+    "video/x-msvideo": ".avi",
     "application/octet-stream": ".bin",
 }
 

@@ -70,7 +70,7 @@ async def create_faceswap(req: FaceSwapRequest, state: State, request: Request) 
     check_choice(req.target_face, req.many_faces, req.reference)
     source, source_path = _image_asset(state, req.source, "source")
     target, target_path = _asset(state, req.target, "target")
-    if target.mime == "video/mp4":
+    if target.mime.startswith("video/"):
         target_kind = "video"
         info = await run_in_threadpool(probe_target, target_path, s, "target")
         target_info = {"width": info.width, "height": info.height, "frames": info.frames, "duration_s": info.duration_s}
@@ -80,7 +80,7 @@ async def create_faceswap(req: FaceSwapRequest, state: State, request: Request) 
         check_side(width, height, s, "target")
         target_info = {"width": width, "height": height, "frames": 1}
     else:
-        raise LimitError("target", f"must be an image or an MP4 video; asset {req.target} is {target.mime}")
+        raise LimitError("target", f"must be an image or a video; asset {req.target} is {target.mime}")
     reference = None
     if req.reference is not None:
         reference, _ = _image_asset(state, req.reference, "reference")

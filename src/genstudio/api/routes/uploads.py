@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
@@ -28,8 +29,29 @@ def sniff(data: bytes) -> tuple[str, str] | None:
     if data.startswith(b"MThd"):
         return "midi", "audio/midi"
     if data[4:8] == b"ftyp":
-        return "video", "video/mp4"
+        return "video", "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska or its WebM profile
+        return "video", "video/webm" if b"webm" in data[:64] else "video/x-matroska"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "video", "video/x-msvideo"
     return None
+
+
+def check_video(data: bytes, s: Settings, field: str = "file") -> None:
+    """A WebM, Matroska or AVI upload must be a video ffmpeg can read (it is probed from a temporary
+    file in the data dir, removed at once); MP4 and MOV get the box walk instead."""
+    import tempfile
+
+    from genstudio.faceswap.media import probe
+
+    s.data_dir.joinpath("tmp").mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=s.data_dir / "tmp", prefix="probe-", suffix=".video") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        try:
+            probe(Path(tmp.name))
+        except ValueError:
+            raise HTTPException(422, detail=f"{field}: not a readable video (ffmpeg found no video stream)") from None
 
 
 def check_image(data: bytes, s: Settings, field: str = "file") -> None:
@@ -121,12 +143,16 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str,
     data = await read_upload(file, s)
     sniffed = sniff(data)
     if sniffed is None:
-        raise HTTPException(415, detail="file: unsupported type; accepted: PNG, JPEG, WebP images, MIDI, MP4 video")
+        raise HTTPException(
+            415, detail="file: unsupported type; accepted: PNG, JPEG, WebP images, MIDI, MP4/MOV/WebM/MKV/AVI video"
+        )
     kind, mime = sniffed
     if kind == "image":
         check_image(data, s)
-    elif kind == "video":
+    elif mime in ("video/mp4", "video/quicktime"):
         check_mp4(data)
+    elif kind == "video":
+        check_video(data, s)
     melody: dict[str, Any] | None = None
     if kind == "midi":
         check_midi(data)
