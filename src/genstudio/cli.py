@@ -12,6 +12,22 @@ from typing import Any
 from genstudio import __version__
 
 
+def user_file_mode(path: str | Path) -> None:
+    """Files written into a user's folder get the mode a plain `open` would give (0666 minus the umask),
+    not mkstemp's 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr and exit 1, like every other error of the command."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"genstudio: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from genstudio.config import Settings
 
@@ -114,8 +130,15 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.consent is None:
         raise ValueError("--consent: a consent statement is required for every face swap")
+    subject = args.subject
+    if not subject:
+        # The contract's command names no subject; the record then says so, and who ran the command.
+        import getpass
+
+        subject = f"not named (consent recorded from the CLI by OS user {getpass.getuser()})"
+        print("genstudio: warning: --subject not given: the consent record does not name the person", file=sys.stderr)
     try:
-        consent = check_consent(ConsentIn(statement=args.consent, subject=args.subject or ""), settings)
+        consent = check_consent(ConsentIn(statement=args.consent, subject=subject), settings)
         check_choice(args.target_face, args.many_faces, args.reference)
     except LimitError as exc:
         flag = {"consent.subject": "subject", "consent.statement": "consent"}.get(exc.field, exc.field)
@@ -185,6 +208,7 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+            user_file_mode(tmp)
             os.replace(tmp, out)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -192,7 +216,9 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
     except BaseException as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if type(exc).__name__ == "NoFaceError" and not message.startswith(("source:", "target:")):
-            message = f"source: no face found in the source photo ({message})"
+            message = message if "no face" in message else f"source: no face found in the source photo ({message})"
+            if not message.startswith(("source:", "target:")):
+                message = f"source: {message}"
         update_audit(store, audit.id, outcome="failed", error=message)
         if type(exc).__name__ == "NoFaceError":
             raise ValueError(message) from exc
@@ -276,7 +302,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genstudio", description="Self-hosted generative studio.")
+    p = _Parser(prog="genstudio", description="Self-hosted generative studio.")
     p.add_argument("--version", action="version", version=f"genstudio {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -313,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--source", required=True, help="the face photo (PNG, JPEG or WebP)")
     f.add_argument("--target", required=True, help="the MP4 video or image to change")
     f.add_argument("--consent", help="the consent statement of the person whose face is used (required)")
-    f.add_argument("--subject", help="who consented: the person whose face is used (required)")
+    f.add_argument("--subject", help="who consented: the person whose face is used (recorded with the consent)")
     choice = f.add_mutually_exclusive_group()
     choice.add_argument("--target-face", type=int, help="replace only face N (0 = the largest)")
     choice.add_argument("--many-faces", action="store_true", help="replace every face")
@@ -358,7 +384,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_libraries() -> None:
+    """Library chatter (deprecation notices, 'install accelerate') is not the user's business on a terminal."""
+    import warnings
+
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "models" and args.action != "list" and not args.target:

@@ -128,9 +128,11 @@ def test_cli_refuses_without_consent_and_swaps_an_image(tmp_path: Path, capsys: 
     code, _, err = run_cli(capsys, "--source", str(face), "--target", str(target), "--consent", "ok",
                            "--subject", "Ann", "-o", str(out), data_dir=data)
     assert code == 1 and err.startswith("genstudio: error: --consent:") and "at least 20" in err, err
+    # The contract's form (no --subject) works; the consent record then says the person is not named.
+    unnamed = tmp_path / "unnamed.png"
     code, _, err = run_cli(capsys, "--source", str(face), "--target", str(target), "--consent", CONSENT["statement"],
-                           "-o", str(out), data_dir=data)
-    assert code == 1 and err.startswith("genstudio: error: --subject:"), err
+                           "-o", str(unnamed), data_dir=data)
+    assert code == 0 and unnamed.is_file() and "warning: --subject not given" in err, err
     code, _, err = run_cli(capsys, "--source", str(face), "--target", str(target), "--consent", CONSENT["statement"],
                            "--subject", "Ann", "-o", str(tmp_path / "out.mp4"), data_dir=data)
     assert code == 1 and "-o:" in err
@@ -159,8 +161,9 @@ def test_cli_refuses_without_consent_and_swaps_an_image(tmp_path: Path, capsys: 
     from genstudio.storage.db import Store, make_engine
 
     items, _ = audit_page(Store(make_engine(f"sqlite:///{data / 'genstudio.db'}")), 10, None)
-    assert [(i["mode"], i["outcome"]) for i in items] == [("cli", "failed"), ("cli", "succeeded")]
+    assert [(i["mode"], i["outcome"]) for i in items] == [("cli", "failed"), ("cli", "succeeded"), ("cli", "succeeded")]
     assert items[1]["output"]["sha256"] == answer["sha256"] and items[1]["consent"]["subject"] == "Ann"
+    assert items[2]["consent"]["subject"].startswith("not named")
 
 
 def test_live_sessions_are_capped(settings: Any, face_png: bytes) -> None:

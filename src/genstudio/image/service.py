@@ -127,7 +127,10 @@ def write_png_output(out: OutputFile, dest: Path) -> None:
     import os
     import tempfile
 
+    from genstudio.cli import user_file_mode
+
     fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
     with os.fdopen(fd, "wb") as f:
         f.write(out.data)
+    user_file_mode(tmp)
     os.replace(tmp, dest)
