@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from genstudio import __version__
@@ -108,7 +109,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             sweeper.cancel()
             state.queue.stop()
 
-    app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan)
+    # The interactive docs are served below from vendored files: FastAPI's default page loads them from a CDN.
+    app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.genstudio = state
     errors.install(app)
     for module in (jobs, assets, uploads, images, music, music_onnx, faceswap, verify, system):
@@ -116,6 +118,17 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.get("/docs", include_in_schema=False)
+        def api_docs() -> HTMLResponse:
+            vendor = "/static/vendor/swagger-ui"
+            return get_swagger_ui_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title="genstudio API",
+                swagger_js_url=f"{vendor}/swagger-ui-bundle.js",
+                swagger_css_url=f"{vendor}/swagger-ui.css",
+                swagger_favicon_url=f"{vendor}/favicon-32x32.png",
+            )
 
         page_headers = {
             "Cache-Control": "no-cache",
@@ -155,7 +168,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
         @app.get("/", include_in_schema=False)
         def index_docs() -> RedirectResponse:
-            return RedirectResponse("/docs")
+            return RedirectResponse("/openapi.json")
 
     # Outermost first: the size cap runs before auth reads nothing, auth before any route.
     app.add_middleware(TokenAuth, token=settings.api_token)
