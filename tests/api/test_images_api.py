@@ -132,7 +132,8 @@ def test_page_has_csp_and_models_mark_the_default(client) -> None:  # noqa: ANN0
     page = client.get("/")
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
     models = client.get("/api/models").json()
-    assert [m["id"] for m in models if m["default"]] == ["tiny-sd"]
+    assert [m["id"] for m in models if m["default"] and m["kind"] == "image"] == ["tiny-sd"]
+    assert [m["id"] for m in client.get("/api/models?kind=image").json() if m["default"]] == ["tiny-sd"]
 
 
 def test_gallery_pages_with_a_cursor(client) -> None:  # noqa: ANN001

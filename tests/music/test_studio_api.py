@@ -79,6 +79,18 @@ def test_sample_writes_midi_with_tempo_instrument_and_parameters(mclient) -> Non
     assert len(mclient.get("/api/gallery?kind=music").json()["items"]) == 3
 
 
+def test_the_202_answer_resolves_every_value(mclient) -> None:  # noqa: ANN001
+    r = mclient.post("/api/music/sample", json={"n": 1, "key": "f# MAJOR", "instrument": "violin"})
+    p = r.json()["params"]
+    assert r.status_code == 202 and isinstance(p["seed"], int) and p["tempo"] == 120.0
+    assert p["instrument"] == 40 and p["instrument_name"] == "Violin" and p["key"] == "F# major"
+    job = wait_job(mclient, r.json()["job_id"], 60)
+    meta = mclient.get(f"/api/assets/{job['assets'][0]}/meta").json()
+    assert meta["params"]["key"] == "F# major" and meta["params"]["seed"] == p["seed"]
+    assert any(m["kind"] == "music" and m["id"] == "builtin:melody-2bar" for m in mclient.get("/api/models").json())
+    assert [m["kind"] for m in mclient.get("/api/models?kind=music").json()] == ["music"]
+
+
 def test_same_seed_same_melodies_and_different_seed_differs(mclient) -> None:  # noqa: ANN001
     body = {"n": 2, "bars": 2, "seed": 5}
     a = [m["params"]["notes"] for m in run(mclient, "/api/music/sample", body)]
@@ -160,9 +172,10 @@ def test_uploaded_midi_melody_line_and_what_was_dropped(mclient) -> None:  # noq
     metas = run(mclient, "/api/music/vary", {"source": r.json()["asset_id"], "n": 2, "similarity": 0.9, "seed": 4})
     assert metas[0]["params"]["tempo"] == pytest.approx(100, abs=0.1)
     bad = mclient.post("/api/music/vary", json={"source": r.json()["asset_id"], "track": 2})
-    assert bad.status_code == 422 and "drum" in bad.text
+    assert bad.status_code == 422 and "drum" in bad.text and bad.json()["detail"][0]["loc"] == ["body", "track"]
     bad = mclient.post("/api/music/vary", json={"source": r.json()["asset_id"], "track": 9})
     assert bad.status_code == 422 and "track 9" in bad.text
+    assert mclient.get("/api/music/tracks/nope").status_code == 404
 
 
 @pytest.mark.parametrize(

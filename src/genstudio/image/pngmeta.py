@@ -61,17 +61,29 @@ def parse_a1111(text: str) -> dict[str, Any]:
             value = json.loads(value)
         if key:
             kv[key] = value
+    def number(key: str, kind: type) -> Any:
+        try:
+            return kind(kv[key])
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise ValueError(f"file: the PNG's parameters say {key}: {kv[key]!r}, which is not {what}") from None
+
     if "Steps" in kv:
-        out["steps"] = int(kv["Steps"])
-    if "Sampler" in kv and kv["Sampler"].lower() in _SAMPLER_FROM_A1111:
-        out["sampler"] = _SAMPLER_FROM_A1111[kv["Sampler"].lower()]
+        out["steps"] = number("Steps", int)
+    sampler = kv.get("Sampler", "").lower()
+    # A1111 writes the schedule into the sampler's name ("DPM++ 2M Karras"); the sampler is what we restore.
+    for suffix in (" karras", " exponential", " sgm uniform", " polyexponential"):
+        sampler = sampler.removesuffix(suffix)
+    if sampler in _SAMPLER_FROM_A1111:
+        out["sampler"] = _SAMPLER_FROM_A1111[sampler]
     if "CFG scale" in kv:
-        out["guidance"] = float(kv["CFG scale"])
+        out["guidance"] = number("CFG scale", float)
     if "Seed" in kv:
-        out["seed"] = int(kv["Seed"])
+        out["seed"] = number("Seed", int)
     if "Size" in kv and "x" in kv["Size"]:
         w, h = kv["Size"].split("x", 1)
-        out["width"], out["height"] = int(w), int(h)
+        kv["Size width"], kv["Size height"] = w, h
+        out["width"], out["height"] = number("Size width", int), number("Size height", int)
     if "Model" in kv:
         out["model"] = kv["Model"]
     if "Style" in kv:

@@ -88,7 +88,7 @@ def cmd_music(args: argparse.Namespace) -> int:
         for fmt in ("musicxml", "wav"):
             if fmt in formats:
                 dest = stem.with_suffix(f".{fmt}")
-                dest.write_bytes(render(fmt, o.data, o.params, settings, title=dest.name))
+                dest.write_bytes(render(fmt, o.data, o.params, settings, title=f"genstudio melody {stem.name}"))
                 files.append(str(dest))
     summary = [{k: o.params[k] for k in ("key", "bars", "tempo", "instrument_name", "stats")} for o in outputs]
     print(json.dumps({"files": files, "seed": params["seed"], "melodies": summary}, indent=2))

@@ -74,7 +74,7 @@ def derived_file(settings: Settings, asset: Asset, midi_path: Path, fmt: str) ->
     with _lock(str(dest)):
         if dest.is_file():
             return dest
-        data = render(fmt, midi_path.read_bytes(), asset.params, settings, title=f"genstudio-{asset.id[:12]}.{fmt}")
+        data = render(fmt, midi_path.read_bytes(), asset.params, settings, title=f"genstudio melody {asset.id[:12]}")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{dest.name}.{os.getpid()}.tmp"
         tmp.write_bytes(data)

@@ -109,5 +109,19 @@ REQUESTS: dict[str, type[_Common]] = {"sample": SampleRequest, "interpolate": In
 
 
 def job_params(op: str, req: _Common, **resolved: Any) -> dict[str, Any]:
-    """What a music job row stores: the operation, the request, and values resolved at submit time."""
-    return {"op": op, **req.model_dump(), **resolved}
+    """What a music job row stores: the operation, the request, and every value resolved at submit time
+    (seed, tempo, instrument program and name, key spelled out), so the 202 answer says what will be made."""
+    from .render import instrument_program
+
+    params = {"op": op, **req.model_dump(), **resolved}
+    source = params.get("_start") or params.get("_source") or {}
+    params["tempo"] = float(params.get("tempo") or source.get("tempo") or 120.0)
+    if params.get("instrument") is not None:
+        program = instrument_program(params["instrument"])[0]
+    else:
+        program = int(source.get("program") or 0)
+    params["instrument"] = program
+    params["instrument_name"] = instrument_program(program)[1]
+    if params.get("key"):
+        params["key"] = parse_key(params["key"]).name
+    return params

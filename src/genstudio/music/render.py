@@ -143,9 +143,14 @@ def musicxml_bytes(m: Melody, title: str = "genstudio melody") -> bytes:
 
 
 def soundfont() -> Path | None:
+    """GENSTUDIO_SOUNDFONT when set (it must exist), else the first General MIDI soundfont installed."""
     env = os.environ.get("GENSTUDIO_SOUNDFONT")
-    for p in ([env] if env else []) + list(SOUNDFONTS):
-        if p and Path(p).is_file():
+    if env:
+        if not Path(env).is_file():
+            raise RenderUnavailable(f"GENSTUDIO_SOUNDFONT={env} is not a file")
+        return Path(env)
+    for p in SOUNDFONTS:
+        if Path(p).is_file():
             return Path(p)
     return None
 
@@ -216,7 +221,8 @@ def load_midi(data: bytes) -> Any:
     try:
         return pretty_midi.PrettyMIDI(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 -- mido/pretty_midi raise many types
-        raise ValueError(f"not a readable MIDI file: {exc or type(exc).__name__}") from None
+        why = "it holds no events" if "empty sequence" in str(exc) else "its chunks or events are malformed"
+        raise ValueError(f"not a readable MIDI file ({why})") from None
 
 
 def midi_tracks(pm: Any) -> list[TrackInfo]:

@@ -70,6 +70,26 @@ def model_dir(name: str) -> Path:
     return folder
 
 
+def music_model_info(settings: Settings) -> dict[str, Any]:
+    """The melody model as GET /api/models lists it."""
+    name = settings.music_model
+    public_id = name if name.startswith("builtin:") else f"folder:{Path(name).name}"  # never a server path
+    info: dict[str, Any] = {"id": public_id, "name": public_id, "kind": "music", "default": True, "format": "musicvae"}
+    try:
+        folder = model_dir(name)
+        cfg = json.loads((folder / "config.json").read_text())
+        info.update(
+            builtin=name.startswith("builtin:"),
+            description=cfg.get("description"),
+            z_size=cfg.get("z_size"),
+            steps=cfg.get("max_seq_len"),
+            has_model_card=(folder / "MODEL_CARD.md").is_file(),
+        )
+    except (FileNotFoundError, ValueError):
+        info["error"] = "the music model folder has no config.json + model.safetensors (GENSTUDIO_MUSIC_MODEL)"
+    return info
+
+
 def melody_stats(notes: Sequence[Note]) -> dict[str, Any]:
     in_key, total = in_key_counts(notes)
     pitches = [n.pitch for n in notes]

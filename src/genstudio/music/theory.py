@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,11 +30,24 @@ MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor; the raised 7th is scored 
 class Key:
     tonic: int  # pitch class 0-11
     mode: str  # "major" | "minor"
+    spelling: str | None = field(default=None, compare=False)  # "sharp" / "flat": how the user wrote it
+
+    def _flats(self) -> bool:
+        default = self.tonic in (FLAT_MAJOR if self.mode == "major" else FLAT_MINOR)
+        if self.spelling is None:
+            return default
+        flats = self.spelling == "flat"
+        # Honour the user's spelling where it makes a real key signature (F# major yes, Db minor no).
+        return flats if abs(self._fifths(flats)) <= 7 else default
+
+    def _fifths(self, flats: bool) -> int:
+        major_tonic = self.tonic if self.mode == "major" else (self.tonic + 3) % 12
+        f = (major_tonic * 7) % 12
+        return f - 12 if flats else f
 
     @property
     def name(self) -> str:
-        flats = self.tonic in (FLAT_MAJOR if self.mode == "major" else FLAT_MINOR)
-        return f"{(NAMES_FLAT if flats else NAMES_SHARP)[self.tonic]} {self.mode}"
+        return f"{(NAMES_FLAT if self._flats() else NAMES_SHARP)[self.tonic]} {self.mode}"
 
     @property
     def scale(self) -> frozenset[int]:
@@ -44,9 +57,7 @@ class Key:
     @property
     def fifths(self) -> int:
         """Sharps (positive) or flats (negative) of the key signature."""
-        major_tonic = self.tonic if self.mode == "major" else (self.tonic + 3) % 12
-        f = (major_tonic * 7) % 12
-        return f - 12 if f > 6 or (f == 6 and major_tonic in FLAT_MAJOR) else f
+        return self._fifths(self._flats())
 
 
 def _pitch_class(text: str) -> tuple[int, str]:
@@ -67,11 +78,13 @@ def parse_key(text: str) -> Key:
     if not s:
         raise ValueError("empty key")
     tonic, rest = _pitch_class(s)
+    accidentals = s[1 : len(s) - len(rest)]
+    spelling = "sharp" if accidentals[:1] in ("#", "♯") else "flat" if accidentals[:1] in ("b", "♭") else None
     rest = rest.strip().lower()
     if rest in ("", "maj", "major", "ionian"):
-        return Key(tonic, "major")
+        return Key(tonic, "major", spelling)
     if rest in ("m", "min", "minor", "aeolian"):
-        return Key(tonic, "minor")
+        return Key(tonic, "minor", spelling)
     raise ValueError(f"unknown mode {rest!r} in key {text!r}: use major or minor, e.g. 'D minor'")
 
 

@@ -26,10 +26,15 @@ def styles() -> list[dict[str, Any]]:
 def models(
     state: State, kind: Annotated[str | None, Query(pattern="^(image|music|faceswap)$")] = None
 ) -> list[dict[str, Any]]:
-    if kind not in (None, "image"):
-        return []
-    default = state.settings.default_image_model
-    return [{**e.public(), "default": e.id == default} for e in state.registry.list()]
+    out: list[dict[str, Any]] = []
+    if kind in (None, "image"):
+        default = state.settings.default_image_model
+        out += [{**e.public(), "kind": "image", "default": e.id == default} for e in state.registry.list()]
+    if kind in (None, "music"):
+        from genstudio.music.service import music_model_info
+
+        out.append(music_model_info(state.settings))
+    return out
 
 
 @router.post("/images", status_code=202)

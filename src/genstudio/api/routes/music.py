@@ -27,12 +27,14 @@ def _midi_asset(state: State, asset_id: str, field: str) -> tuple[Asset, bytes]:
     return a, path.read_bytes()
 
 
-def _source(state: State, asset_id: str, field: str, track: int | None) -> dict[str, Any]:
+def _source(state: State, asset_id: str, field: str, track: int | None, track_field: str) -> dict[str, Any]:
     _, data = _midi_asset(state, asset_id, field)
     try:
         return source_from_midi(data, track=track, settings=state.settings, origin=asset_id)
     except ValueError as exc:
-        raise LimitError(field, str(exc)) from None
+        # A track that does not exist, is drums or has no notes is the track field's fault.
+        blame = track_field if track is not None and str(exc).startswith("track ") else field
+        raise LimitError(blame, str(exc)) from None
 
 
 def _submit(state: State, op: str, req: Any, **extra: Any) -> dict[str, Any]:
@@ -56,8 +58,8 @@ def sample(req: SampleRequest, state: State) -> dict[str, Any]:
 def interpolate(req: InterpolateRequest, state: State) -> dict[str, Any]:
     """Melodies along the latent path between two melodies (earlier results or uploaded MIDI)."""
     resolved = resolve_request(req, state.settings)
-    start = _source(state, req.start, "start", req.start_track)
-    end = _source(state, req.end, "end", req.end_track)
+    start = _source(state, req.start, "start", req.start_track, "start_track")
+    end = _source(state, req.end, "end", req.end_track, "end_track")
     return _submit(state, "interpolate", req, **resolved, _start=start, _end=end)
 
 
@@ -65,7 +67,7 @@ def interpolate(req: InterpolateRequest, state: State) -> dict[str, Any]:
 def vary(req: VaryRequest, state: State) -> dict[str, Any]:
     """Variations of a melody, `similarity` from 0 (unrelated) to 1 (the same)."""
     resolved = resolve_request(req, state.settings)
-    source = _source(state, req.source, "source", req.track)
+    source = _source(state, req.source, "source", req.track, "track")
     return _submit(state, "vary", req, **resolved, _source=source)
 
 
@@ -74,6 +76,8 @@ def tracks(asset_id: str, state: State) -> dict[str, Any]:
     """The tracks of a MIDI asset and what taking the melody line of the default track drops."""
     from genstudio.music.render import extract_melody, load_midi, midi_tracks
 
+    if not asset_id.isalnum() or state.store.get_asset(asset_id) is None:
+        raise HTTPException(404, detail=f"asset_id: no asset {asset_id!r}")
     _, data = _midi_asset(state, asset_id, "asset_id")
     try:
         info = midi_tracks(load_midi(data))
