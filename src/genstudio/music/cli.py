@@ -131,5 +131,5 @@ def add_music_parser(sub: Any) -> None:
     v.add_argument("source")
     v.add_argument("--n", type=int, default=4)
     v.add_argument("--similarity", type=float, default=0.7, help="1 = the same .. 0 = unrelated")
-    v.add_argument("--track", type=int)
+    v.add_argument("--track", type=int, help="the file's Nth track that holds notes, from 0 (default: the busiest)")
     common(v, 0.5)
