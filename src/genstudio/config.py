@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     faceswap_threads: int = Field(default=0, ge=0, description="threads for the swap engine; 0 = its default")
     faceswap_live_max_side: int = Field(default=960, ge=64, description="largest live (webcam) frame side")
     faceswap_live_max_sessions: int = Field(default=2, ge=1, description="live (webcam) sessions at once")
+    faceswap_engine: Literal["landmark", "onnx"] = Field(
+        default="landmark", description="landmark: built-in mesh warp; onnx: your inswapper-style model"
+    )
+    faceswap_swap_model: Path | None = Field(default=None, description="onnx engine: the swap model (.onnx)")
+    faceswap_recognition_model: Path | None = Field(
+        default=None, description="onnx engine: the face-recognition model (.onnx, 112x112 -> 512)"
+    )
+    faceswap_onnx_colour_match: bool = Field(default=False, description="onnx engine: LAB colour transfer too")
 
     # Models
     default_image_model: str = "builtin:emoji-tiny"
