@@ -18,53 +18,11 @@ pytest.importorskip("onnxruntime")
 pytestmark = requires_models
 
 
-class TinyRecognition(torch.nn.Module):
-    """1x3x112x112 -> 1x512, like an ArcFace model."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 8, 4, stride=4)
-        self.fc = torch.nn.Linear(8 * 4 * 4, 512)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 4)
-        return self.fc(x.flatten(1))
-
-
-class TinySwap(torch.nn.Module):
-    """(1x3x128x128 face in [0, 1], 1x512 identity) -> 1x3x128x128 face: a residual tint set by the identity,
-    `identity_only=True` returns the face untouched (to check alignment and paste-back)."""
-
-    def __init__(self, identity_only: bool = False) -> None:
-        super().__init__()
-        self.tint = torch.nn.Linear(512, 3)
-        self.identity_only = identity_only
-
-    def forward(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        if self.identity_only:
-            return target + source.mean() * 0.0  # keeps the identity input in the graph
-        return torch.clamp(target * 0.5 + torch.sigmoid(self.tint(source))[:, :, None, None] * 0.5, 0, 1)
-
-
-def _export(model: torch.nn.Module, args: tuple, names: list[str], path: Path) -> Path:
-    torch.manual_seed(0)
-    for p in model.parameters():
-        torch.nn.init.normal_(p, 0, 0.5)
-    model.eval()
-    torch.onnx.export(model, args, str(path), input_names=names, output_names=["output"], opset_version=17,
-                      dynamo=False)
-    return path
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("onnx")
-    face, identity = torch.rand(1, 3, 128, 128), torch.rand(1, 512)
-    return {
-        "recognition": _export(TinyRecognition(), (torch.rand(1, 3, 112, 112),), ["input.1"], d / "rec.onnx"),
-        "swap": _export(TinySwap(), (face, identity), ["target", "source"], d / "swap.onnx"),
-        "identity": _export(TinySwap(identity_only=True), (face, identity), ["target", "source"], d / "id.onnx"),
-    }
+    from tiny_onnx_faces import export_tiny_face_models
+
+    return export_tiny_face_models(tmp_path_factory.mktemp("onnx"))
 
 
 def _face_diff(out: np.ndarray, frame: np.ndarray, swapper: OnnxFaceSwapper) -> tuple[float, float]:
