@@ -123,7 +123,7 @@ def test_source_without_a_face_fails_the_job_with_a_reason(fs_client: TestClient
     assert r.status_code == 202
     job = wait_job(fs_client, r.json()["job_id"], timeout=120)
     assert job["status"] == "failed" and job["assets"] == []
-    assert job["error"].startswith("source:") and "face" in job["error"], job["error"]
+    assert job["error"] == "source: no face found in the source photo"  # said once, not wrapped around itself
     (row,) = audit_items(fs_client)
     assert row["outcome"] == "failed" and row["error"] == job["error"] and row["output"]["sha256"] is None
 
@@ -328,3 +328,88 @@ def test_unreadable_webm_is_refused_at_upload(fs_client: TestClient) -> None:
     junk = b"\x1a\x45\xdf\xa3" + b"\x00" * 60 + b"webm" + b"\x17" * 400
     r = fs_client.post("/api/uploads", files={"file": ("x.webm", junk)})
     assert r.status_code == 422 and "not a readable video" in r.text
+
+
+def test_a_face_that_is_not_there_fails_the_job(fs_client: TestClient, face_png: bytes, clip: Path) -> None:
+    """A swap that changes no face is no result: the job fails naming the field, nothing is written."""
+    source = upload(fs_client, face_png, "face.png")
+    video = upload(fs_client, clip.read_bytes(), "clip.mp4")
+    image = upload(fs_client, jpeg_bytes(astronaut_bgr(400)), "target.jpg")
+    flat = upload(fs_client, flat_png(), "flat.png")
+    cases = [
+        ({"target": video, "target_face": 5}, "target_face: no face 5 in the target (it shows 1 face(s))"),
+        ({"target": image, "target_face": 3}, "target_face: no face 3 in the target (it shows 1 face(s))"),
+        ({"target": flat}, "target: no face to replace was found in the target image"),
+        ({"target": video, "reference": flat}, "reference: no face found in the reference photo"),
+    ]
+    for body, error in cases:
+        r = fs_client.post("/api/faceswap", json={"source": source, "consent": CONSENT} | body)
+        assert r.status_code == 202, r.text
+        job = wait_job(fs_client, r.json()["job_id"], timeout=300)
+        assert job["status"] == "failed" and job["error"] == error and job["assets"] == [], job
+        row = audit_items(fs_client)[0]
+        assert row["job_id"] == job["id"] and row["outcome"] == "failed" and row["error"] == error, row
+        assert row["output"]["sha256"] is None
+    assert fs_client.get("/api/gallery").json()["items"] == []
+
+
+def test_job_params_show_no_storage_paths(fs_client: TestClient, face_png: bytes) -> None:
+    source = upload(fs_client, face_png, "face.png")
+    target = upload(fs_client, jpeg_bytes(astronaut_bgr(300)), "target.jpg")
+    r = fs_client.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT})
+    job = wait_job(fs_client, r.json()["job_id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    state = fs_client.app.state.genstudio
+    stored = {state.store.get_asset(a).path for a in (source, target)}
+    assert not any(path in str(job) for path in stored), job["params"]
+    assert not any(k.endswith("_path") or k.startswith("_") for k in job["params"]), job["params"]
+    assert job["params"]["source"] == source and job["params"]["target"] == target
+
+
+def test_a_refused_swap_stays_in_the_audit_log(fs_client: TestClient, face_png: bytes) -> None:
+    """Face swap, unlike the other studios, records a refused attempt (README: REST API): one audit row, no job."""
+    from genstudio.jobs.base import QueueFull
+    from genstudio.storage.db import Job
+
+    source = upload(fs_client, face_png, "face.png")
+    target = upload(fs_client, jpeg_bytes(astronaut_bgr(300)), "target.jpg")
+    state = fs_client.app.state.genstudio
+
+    def full(kind: str, params: dict[str, Any]) -> Any:
+        raise QueueFull(1)
+
+    state.queue.submit = full  # type: ignore[method-assign]
+    r = fs_client.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT})
+    assert r.status_code == 429, r.text
+    (row,) = audit_items(fs_client)
+    assert row["outcome"] == "refused" and row["error"] == "queue full" and row["job_id"] is None, row
+    with state.store.session() as s:
+        from sqlmodel import select
+
+        assert s.exec(select(Job)).all() == []
+
+
+def test_nothing_swapped_names_the_field_that_picked_the_face() -> None:
+    import numpy as np
+
+    from genstudio.faceswap.studio import make_options, nothing_swapped
+
+    photo = np.zeros((8, 8, 3), np.uint8)
+    cases = [
+        (make_options(2, False, None), 3, "video", "target_face: no face 2 in the target (it shows 3 face(s))"),
+        (make_options(None, False, photo), 2, "video", "reference: no face in the target matches the reference photo"),
+        (make_options(None, False, photo), 0, "video", "target: no face found in the target video"),
+        (make_options(None, False, photo), None, "video", "target: no face found in the target video"),
+        (make_options(None, False, None), None, "video", "target: no face found in the target video"),
+    ]
+    for options, seen, what, message in cases:
+        error = nothing_swapped(options, seen, what)
+        assert str(error) == message and error.field == message.split(":")[0]
+
+
+def test_job_json_hides_private_params(fs_client: TestClient) -> None:
+    """Keys starting with "_" are the worker's own (the music studio's decoded sources, for one)."""
+    store = fs_client.app.state.genstudio.store
+    job = store.add_job("music", {"_source": {"notes": [60]}, "_start": "x", "length": 8})
+    assert fs_client.get(f"/api/jobs/{job.id}").json()["params"] == {"length": 8}
+    assert store.get_job(job.id).params["_source"] == {"notes": [60]}

@@ -43,10 +43,15 @@ def test_live_mode_needs_consent_and_swaps_frames(settings: Any, face_png: bytes
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_json()
             assert closed.value.code == 4422
-        for first in (b"\xff\xd8\xff", "not json", "[1]"):
+        for first, why in ((b"\xff\xd8\xff", "binary"), ("not json", "not valid JSON"), ("[1]", "an array")):
             with c.websocket_connect("/api/faceswap/live") as ws:
                 ws.send_bytes(first) if isinstance(first, bytes) else ws.send_text(first)
-                assert ws.receive_json()["type"] == "error"
+                error = ws.receive_json()
+                assert error["type"] == "error", error
+                assert error["detail"].startswith("first message: must be a JSON object") and why in error["detail"]
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    ws.receive_json()
+                assert closed.value.code == 4422
         assert audit_items(c) == []
 
         with c.websocket_connect("/api/faceswap/live") as ws:
@@ -66,7 +71,7 @@ def test_live_mode_needs_consent_and_swaps_frames(settings: Any, face_png: bytes
         with c.websocket_connect("/api/faceswap/live") as ws:
             ws.send_text(json.dumps({"source": flat, "consent": CONSENT}))
             error = ws.receive_json()
-            assert error["type"] == "error" and error["detail"].startswith("source:") and "face" in error["detail"]
+            assert error == {"type": "error", "detail": "source: no face found in the source photo"}
 
 
 def test_live_frames_carry_the_label(settings: Any, face_png: bytes) -> None:
@@ -88,12 +93,20 @@ def test_live_socket_needs_the_token(settings: Any, face_png: bytes) -> None:
         auth = {"Authorization": f"Bearer {TOKEN}"}
         r = c.post("/api/uploads", files={"file": ("face.png", face_png)}, headers=auth)
         source = r.json()["asset_id"]
-        wrong = ({}, {"headers": {"Authorization": "Bearer wrong"}}, {"subprotocols": ["genstudio.live", "bearer.no"]})
+        wrong: list[dict[str, Any]] = [
+            {},
+            {"headers": {"Authorization": "Bearer wrong"}},
+            {"subprotocols": ["genstudio.live", "bearer.no"]},
+            {"subprotocols": ["genstudio.live"]},
+        ]
         for kwargs in wrong:
-            with pytest.raises(WebSocketDisconnect) as refused:
-                with c.websocket_connect("/api/faceswap/live", **kwargs) as ws:
+            # Accepted, then closed: a refusal at the handshake would reach a browser as a bare HTTP 403.
+            with c.websocket_connect("/api/faceswap/live", **kwargs) as ws:
+                assert ws.accepted_subprotocol == ("genstudio.live" if "subprotocols" in kwargs else None)
+                with pytest.raises(WebSocketDisconnect) as refused:
                     ws.receive_json()
-            assert refused.value.code == 4401
+            assert refused.value.code == 4401 and refused.value.reason.startswith("token:"), kwargs
+        assert c.get("/api/faceswap/audit", headers=auth).json()["items"] == []  # nothing ran for them
         with c.websocket_connect("/api/faceswap/live", headers=auth) as ws:
             _live_session(ws, {"source": source, "consent": CONSENT}, frames=1)
         # A browser cannot send headers: the token rides as a second subprotocol, never echoed back.
@@ -162,7 +175,13 @@ def test_cli_refuses_without_consent_and_swaps_an_image(tmp_path: Path, capsys: 
 
     items, _ = audit_page(Store(make_engine(f"sqlite:///{data / 'genstudio.db'}")), 10, None)
     assert [(i["mode"], i["outcome"]) for i in items] == [("cli", "failed"), ("cli", "succeeded"), ("cli", "succeeded")]
+    assert items[0]["error"] == "source: no face found in the source photo"
     assert items[1]["output"]["sha256"] == answer["sha256"] and items[1]["consent"]["subject"] == "Ann"
+
+    code, _, err = run_cli(capsys, "--source", str(face), "--target", str(target), "--consent", CONSENT["statement"],
+                           "--subject", "Ann", "--target-face", "3", "-o", str(tmp_path / "three.png"), data_dir=data)
+    assert code == 1 and not (tmp_path / "three.png").exists()
+    assert err == "genstudio: error: target_face: no face 3 in the target (it shows 1 face(s))\n", err
     assert items[2]["consent"]["subject"].startswith("not named")
 
 
@@ -201,13 +220,71 @@ def test_cli_swaps_a_video_and_verify_reports_it(tmp_path: Path, clip: Path, cap
     assert report["manifest"]["valid"] and report["ai_generated"]
     assert list((tmp_path / "data" / "tmp").iterdir()) == []  # no temporary video left behind
 
+    missing = tmp_path / "missing.mp4"
+    code, stdout, err = run_cli(capsys, "--source", str(face), "--target", str(clip), "--consent", CONSENT["statement"],
+                                "--subject", "Ann", "--target-face", "3", "-o", str(missing),
+                                data_dir=tmp_path / "data")
+    assert code == 1 and stdout == "" and not missing.exists()
+    assert err == "genstudio: error: target_face: no face 3 in the target (it shows 1 face(s))\n", err
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []
+
 
 def test_live_socket_refuses_other_origins(settings: Any, face_png: bytes) -> None:
     with make_client(settings) as c:
         source = upload(c, face_png, "face.png")
-        with pytest.raises(WebSocketDisconnect) as refused:
-            with c.websocket_connect("/api/faceswap/live", headers={"Origin": "https://evil.example"}) as ws:
+        with c.websocket_connect(
+            "/api/faceswap/live", headers={"Origin": "https://evil.example"}, subprotocols=["genstudio.live"]
+        ) as ws:
+            assert ws.accepted_subprotocol == "genstudio.live"  # accepted, so that the page sees the code
+            with pytest.raises(WebSocketDisconnect) as refused:
                 ws.receive_json()
-        assert refused.value.code == 4403
+        assert refused.value.code == 4403 and refused.value.reason.startswith("origin:")
+        assert audit_items(c) == []
         with c.websocket_connect("/api/faceswap/live", headers={"Origin": "http://testserver"}) as ws:
             _live_session(ws, {"source": source, "consent": CONSENT}, frames=1)
+
+
+def test_live_refusals_reach_a_real_client_as_close_codes(settings: Any) -> None:
+    """Over a real socket (uvicorn, the `websockets` client): a refused socket is opened and then closed with
+    its code and reason; a refusal in the handshake would be a bare HTTP 403 that a page cannot read."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from genstudio.api.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(settings.model_copy(update={"api_token": TOKEN}))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"ws://127.0.0.1:{port}/api/faceswap/live"
+        cases = [
+            ({"subprotocols": ["genstudio.live", "bearer.wrong"]}, 4401, "token:"),
+            ({"subprotocols": ["genstudio.live"]}, 4401, "token:"),
+            (
+                {"subprotocols": ["genstudio.live", f"bearer.{TOKEN}"], "origin": "https://evil.example"},
+                4403,
+                "origin:",
+            ),
+        ]
+        for kwargs, code, reason in cases:
+            with connect(url, open_timeout=10, **kwargs) as ws:
+                assert ws.subprotocol == "genstudio.live"  # the token is never echoed back
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=10)
+            assert closed.value.rcvd is not None, kwargs
+            assert closed.value.rcvd.code == code and closed.value.rcvd.reason.startswith(reason), closed.value
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

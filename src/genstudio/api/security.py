@@ -24,6 +24,20 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+async def _refuse_socket(scope: Scope, receive: Any, send: Any, code: int, reason: str) -> None:
+    """Accept, then close with `code`: a close before the accept reaches a browser as a bare HTTP 403, one
+    after it as a close event with the code and reason. The app never sees the connection."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    offered = [p.strip() for h, v in scope.get("headers", []) if h == b"sec-websocket-protocol" for p in v.split(b",")]
+    # A browser that offered subprotocols drops a connection that names none: echo one, never the token.
+    names = [p.decode("latin-1") for p in offered if p and not p.startswith(b"bearer.")]
+    echo = "genstudio.live" if "genstudio.live" in names else next(iter(names), None)
+    await send({"type": "websocket.accept", "subprotocol": echo})
+    await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
 class TokenAuth:
     """Every /api route needs `Authorization: Bearer TOKEN` when a token is configured."""
 
@@ -49,8 +63,7 @@ class TokenAuth:
                         supplied = offered.strip()[7:]
         if not hmac.compare_digest(supplied, self.token):
             if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4401})
-                return None
+                return await _refuse_socket(scope, receive, send, 4401, "token: missing or wrong API token")
             return await _send_json(
                 send,
                 401,

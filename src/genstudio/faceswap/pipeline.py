@@ -19,7 +19,8 @@ def swap_video(swapper: FaceSwapper, target: Path, out: Path, options: SwapOptio
                progress: Callable[[float], None] | None = None) -> dict:
     """Swap the swapper's source face into every frame of `target` and write an H.264 MP4 to `out` (same fps and
     frame count, audio kept). Every frame gets the "AI-generated" label. Returns stats: frames,
-    faces_swapped_frames, fps and seconds per stage. `progress(fraction)` runs every few frames; an exception it
+    faces_swapped_frames, faces_seen (faces numbered in the video: target_face indexes them), fps and seconds
+    per stage. `progress(fraction)` runs every few frames; an exception it
     raises stops the job, removes the partial output and propagates."""
     return _swap_video(swapper, target, out, options, label_corner=label_corner, label=True, watermark=watermark,
                        crf=crf, progress=progress)
@@ -76,7 +77,8 @@ def _swap_video(swapper: FaceSwapper, target: Path, out: Path, options: SwapOpti
     total = time.perf_counter() - started
     if progress is not None:
         progress(1.0)
-    return {"frames": frames, "faces_swapped_frames": swapped_frames, "fps": frames / total if total else 0.0,
+    return {"frames": frames, "faces_swapped_frames": swapped_frames, "faces_seen": track.next_order,
+            "fps": frames / total if total else 0.0,
             "seconds": {**{k: round(v, 4) for k, v in stages.items()}, "total": round(total, 4)},
             "width": info.width, "height": info.height, "input_fps": info.fps, "audio": info.has_audio,
             "watermark": watermark, "label_corner": label_corner}

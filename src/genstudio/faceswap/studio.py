@@ -45,6 +45,28 @@ class FaceSwapRequest(BaseModel):
     label_corner: Corner = "bottom-right"
 
 
+class NothingSwapped(LimitError):
+    """The target has no face to replace, or not the one the request picked; `field` names what picked it."""
+
+
+def no_face_message(exc: BaseException, field: str = "source") -> str:
+    """The engine's "no face" error as one `field: ...` message (the engine's own text says the same, once)."""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return message if message.startswith(f"{field}:") else f"{field}: no face found in the {field} photo"
+
+
+def nothing_swapped(options: Any, faces_seen: int | None, what: str) -> NothingSwapped:
+    """Why a swap changed no face, naming the request field that chose the face."""
+    if options.target_face is not None:
+        shows = f" (it shows {faces_seen} face(s))" if faces_seen is not None else ""
+        return NothingSwapped("target_face", f"no face {options.target_face} in the target{shows}")
+    if options.reference_bgr is not None and faces_seen:  # faces there, none taken for the reference's
+        return NothingSwapped("reference", "no face in the target matches the reference photo")
+    if what == "image":
+        return NothingSwapped("target", "no face to replace was found in the target image")
+    return NothingSwapped("target", f"no face found in the target {what}")
+
+
 def check_choice(target_face: int | None, many_faces: bool, reference: Any) -> None:
     if many_faces and (target_face is not None or reference is not None):
         raise LimitError("many_faces", "replace every face, or pick one with target_face or reference; not both")
@@ -126,26 +148,35 @@ def swap_to_bytes(
 ) -> tuple[bytes, str, dict[str, Any]]:
     """Swap, label, watermark and sign one target. Returns (file bytes, MIME type, stats).
 
-    Raises NoFaceError (a ValueError) when the source shows no face, JobCancelled when `progress` does."""
+    Raises NoFaceError (a ValueError, message "source: ...") when the source shows no face, NothingSwapped
+    (a LimitError) when no face of the target was replaced, JobCancelled when `progress` does."""
     from genstudio.faceswap.engine import NoFaceError
 
     report = progress or (lambda _f: None)
-    swapper.set_source(source_bgr)  # NoFaceError here: the source photo shows no usable face
+    try:
+        swapper.set_source(source_bgr)
+    except NoFaceError as exc:
+        raise NoFaceError(no_face_message(exc, "source")) from exc
     report(0.02)
     if target_kind == "video":
         from genstudio.faceswap.pipeline import swap_video
 
         out = _write_tmp(tmp_dir, ".mp4")
         try:
-            stats = swap_video(
-                swapper,
-                target_path,
-                out,
-                options,
-                label_corner=label_corner,
-                watermark=True,
-                progress=lambda f: report(0.02 + 0.93 * f),
-            )
+            try:
+                stats = swap_video(
+                    swapper,
+                    target_path,
+                    out,
+                    options,
+                    label_corner=label_corner,
+                    watermark=True,
+                    progress=lambda f: report(0.02 + 0.93 * f),
+                )
+            except NoFaceError as exc:  # the source is set: only the reference photo is left to lack a face
+                raise NothingSwapped("reference", "no face found in the reference photo") from exc
+            if not stats.get("faces_swapped_frames", stats.get("faces_swapped", 0)):
+                raise nothing_swapped(options, stats.get("faces_seen"), "video")
             data = out.read_bytes()
         finally:
             out.unlink(missing_ok=True)
@@ -157,9 +188,12 @@ def swap_to_bytes(
         from genstudio.provenance.stamp import watermark_image
 
         target_bgr = load_bgr(target_path.read_bytes(), "target")
-        swapped, n_swapped = swap_image(swapper, target_bgr, options)
+        try:
+            swapped, n_swapped = swap_image(swapper, target_bgr, options)
+        except NoFaceError as exc:
+            raise NothingSwapped("reference", "no face found in the reference photo") from exc
         if n_swapped == 0:
-            raise NoFaceError("target: no face to replace was found in the target image")
+            raise nothing_swapped(options, _faces_in(swapper, target_bgr), "image")
         labelled = draw_label(swapped, corner=label_corner)
         marked, watermark = watermark_image(Image.fromarray(np.ascontiguousarray(labelled[:, :, ::-1])))
         buf = io.BytesIO()
@@ -195,6 +229,13 @@ def swap_to_bytes(
     signed = sign_asset(data, mime=mime, manifest=manifest, identity=identity)
     report(1.0)
     return signed, mime, stats
+
+
+def _faces_in(swapper: Any, image_bgr: np.ndarray) -> int:
+    """How many faces the engine finds in one image (it swaps them all on a copy to count them)."""
+    from genstudio.faceswap.engine import swap_image
+
+    return int(swap_image(swapper, image_bgr, make_options(None, True, None))[1])
 
 
 def make_options(target_face: int | None, many_faces: bool, reference_bgr: np.ndarray | None) -> Any:
@@ -239,11 +280,13 @@ class FaceSwapStudio:
             self._identity = ensure_identity(self.settings.keys_dir)
         return self._identity
 
-    def _input(self, rel: str | None, field: str) -> Path | None:
-        if rel is None:
+    def _input(self, asset_id: str | None, field: str) -> Path | None:
+        """The file of an uploaded asset, looked up here so that no storage path rides in the job's params."""
+        if asset_id is None:
             return None
-        path = (self.settings.assets_dir / rel).resolve()
-        if not path.is_relative_to(self.settings.assets_dir.resolve()) or not path.is_file():
+        asset = self.store.get_asset(asset_id)
+        path = (self.settings.assets_dir / asset.path).resolve() if asset is not None else None
+        if path is None or not path.is_relative_to(self.settings.assets_dir.resolve()) or not path.is_file():
             raise JobFailed(f"{field}: the uploaded file is gone (deleted, or removed by the retention period)")
         return path
 
@@ -254,9 +297,9 @@ class FaceSwapStudio:
         audit_id = p["audit_id"]
         update_audit(self.store, audit_id, outcome="running", job_id=ctx.job.id)
         try:
-            source = self._input(p["source_path"], "source")
-            target = self._input(p["target_path"], "target")
-            reference = self._input(p.get("reference_path"), "reference")
+            source = self._input(p["source"], "source")
+            target = self._input(p["target"], "target")
+            reference = self._input(p.get("reference"), "reference")
             assert source is not None and target is not None
             source_bgr = load_bgr(source.read_bytes(), "source")
             reference_bgr = load_bgr(reference.read_bytes(), "reference") if reference else None
@@ -288,14 +331,7 @@ class FaceSwapStudio:
                         progress=ctx.progress,
                     )
                 except NoFaceError as exc:
-                    message = str(exc)
-                    if not message.startswith(("source:", "target:", "reference:")):
-                        message = (
-                            f"source: no face found in the source photo ({message})"
-                            if message
-                            else ("source: no face found in the source photo")
-                        )
-                    raise JobFailed(message) from exc
+                    raise JobFailed(no_face_message(exc, "source")) from exc
         except JobCancelled:
             update_audit(self.store, audit_id, outcome="cancelled", error="cancelled")
             raise

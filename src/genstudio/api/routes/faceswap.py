@@ -103,9 +103,6 @@ async def create_faceswap(req: FaceSwapRequest, state: State, request: Request) 
         "source": source.id,
         "target": target.id,
         "reference": reference.id if reference else None,
-        "source_path": source.path,
-        "target_path": target.path,
-        "reference_path": reference.path if reference else None,
         "source_sha256": source.sha256,
         "target_sha256": target.sha256,
         "reference_sha256": reference.sha256 if reference else None,
@@ -121,6 +118,8 @@ async def create_faceswap(req: FaceSwapRequest, state: State, request: Request) 
     try:
         job = state.queue.submit("faceswap", params)
     except QueueFull:
+        # Unlike the other studios, a refused face swap stays on record: the audit log (and its consent)
+        # shows every attempt, let in or not.
         update_audit(state.store, audit.id, outcome="refused", error="queue full")
         raise
     update_audit(state.store, audit.id, job_id=job.id)
@@ -193,29 +192,45 @@ async def _live_error(ws: WebSocket, detail: str, code: int = 4422) -> None:
     await ws.close(code=code)
 
 
+HELLO = "first message: must be a JSON object {source, consent, ...}"
+
+
+def _hello(message: dict[str, Any]) -> dict[str, Any]:
+    """The first message as a dict, or a ValueError saying what is wrong with it."""
+    text = message.get("text")
+    if text is None:
+        raise ValueError(f"{HELLO} sent as text; this one is binary")
+    try:
+        hello = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{HELLO}; this one is not valid JSON") from None
+    if not isinstance(hello, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(hello), "a number")
+        raise ValueError(f"{HELLO}; this one is {kind}")
+    return hello
+
+
 @router.websocket("/live")
 async def live(ws: WebSocket) -> None:
     """Webcam mode. First message (JSON): {"source": asset_id, "consent": {...}, "target_face",
     "many_faces", "label_corner"}; the server answers {"type": "ready", "consent_id", "audit_id"}.
     Then each binary message is a JPEG frame, answered by the swapped, labelled JPEG (binary) and a
     {"type": "stats", "fps", "faces", "frames"} message."""
-    state = ws.app.state.genstudio
+    offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    # Accepted before any check: a refusal at the handshake reaches a browser as a bare failure (HTTP 403),
+    # a close after it carries its code and reason.
+    await ws.accept(subprotocol=LIVE_SUBPROTOCOL if LIVE_SUBPROTOCOL in offered else None)
     origin = ws.headers.get("origin")
     if origin and urlsplit(origin).netloc != ws.headers.get("host", ""):
         # Browsers let any page open a WebSocket anywhere; only this studio's own pages may use the camera link.
-        await ws.close(code=4403)
+        await ws.close(code=4403, reason="origin: only this server's own pages may open the live socket")
         return
-    offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
-    await ws.accept(subprotocol=LIVE_SUBPROTOCOL if LIVE_SUBPROTOCOL in offered else None)
+    state = ws.app.state.genstudio
     try:
         first = await asyncio.wait_for(ws.receive(), timeout=30)
         if first["type"] == "websocket.disconnect":
             return
-        if first.get("text") is None:
-            raise ValueError("the first message must be JSON text: {source, consent, ...}")
-        hello = json.loads(first["text"])
-        if not isinstance(hello, dict):
-            raise ValueError("the first message must be a JSON object")
+        hello = _hello(first)
         req = FaceSwapRequest.model_validate({"target": "live", **hello})
         consent = check_consent(req.consent, state.settings)
         check_choice(req.target_face, req.many_faces, req.reference)
@@ -249,7 +264,7 @@ async def _live_session(
     ws: WebSocket, state: Any, req: FaceSwapRequest, consent: Any, source: Asset, source_path: Path
 ) -> None:
     from genstudio.faceswap.engine import NoFaceError
-    from genstudio.faceswap.studio import load_bgr, make_options
+    from genstudio.faceswap.studio import load_bgr, make_options, no_face_message
 
     actor = actor_for(_request_token(ws))
     consent_row = record_consent(state.store, consent, recorded_by=actor, source_sha256=source.sha256)
@@ -273,7 +288,7 @@ async def _live_session(
             req.label_corner,
         )
     except (NoFaceError, LimitError) as exc:
-        message = str(exc) if str(exc).startswith("source:") else f"source: no face found in the source photo ({exc})"
+        message = no_face_message(exc, "source")
         update_audit(state.store, audit_row.id, outcome="failed", error=message)
         await _live_error(ws, message)
         return

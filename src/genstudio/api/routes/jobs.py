@@ -23,7 +23,8 @@ def job_json(job: Job, assets: list[Asset]) -> dict[str, Any]:
         "status": job.status,
         "progress": round(job.progress, 4),
         "error": job.error,
-        "params": job.params,
+        # Keys starting with "_" hold what only the worker needs (a studio's private inputs): never shown.
+        "params": {k: v for k, v in (job.params or {}).items() if not k.startswith("_")},
         "assets": [a.id for a in assets],
         "attempts": job.attempts,
         "worker": job.worker,
