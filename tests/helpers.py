@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 
 def wait_job(client, job_id: str, timeout: float = 60.0) -> dict:  # noqa: ANN001
@@ -16,3 +18,11 @@ def wait_job(client, job_id: str, timeout: float = 60.0) -> dict:  # noqa: ANN00
 
 
 SMALL = {"width": 64, "height": 64, "steps": 2, "guidance": 5.0}
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """Where a browser test writes screenshot `name`: `tmp_path`, or the folder in GENSTUDIO_SCREENSHOTS
+    (`GENSTUDIO_SCREENSHOTS=docs/images make test` refreshes the README's pictures)."""
+    folder = Path(os.environ["GENSTUDIO_SCREENSHOTS"]) if os.environ.get("GENSTUDIO_SCREENSHOTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name

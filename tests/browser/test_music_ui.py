@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from helpers import screenshot_path
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -30,7 +32,6 @@ pytestmark = pytest.mark.browser
 sync_api.expect.set_options(timeout=30_000)
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "images"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -275,8 +276,7 @@ def test_compose_play_sheet_vary_interpolate_upload(server: str, open_page: Any,
     sheet = first.locator(".sheet")
     expect(sheet).to_have_attribute("data-renderer", "osmd")
     assert sheet.locator("svg").count() >= 1 and sheet.locator("svg path").count() > 10
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "music-studio.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path("music-studio.png", tmp_path)), full_page=True)
 
     # "Vary this" picks the melody and a Vary job adds its variations to the gallery.
     first.get_by_role("button", name="Vary this").click()
@@ -406,7 +406,7 @@ def test_sample_on_this_device(server: str, open_page: Any) -> None:
     assert len(_get_json(f"{server}/api/gallery?kind=music&limit=200")["items"]) == before
 
 
-def test_phone_layout(server: str, open_page: Any) -> None:
+def test_phone_layout(server: str, open_page: Any, tmp_path: Path) -> None:
     expect = sync_api.expect
     if not _get_json(f"{server}/api/gallery?kind=music&limit=1")["items"]:
         job = _get_json(f"{server}/api/music/sample", {"n": 1, "bars": 2, "seed": 7})["job_id"]
@@ -427,8 +427,7 @@ def test_phone_layout(server: str, open_page: Any) -> None:
     assert compose["y"] + compose["height"] <= gallery["y"] and compose["width"] > 300
     roll = page.locator("#gallery .card svg.roll").first.bounding_box()
     assert roll["width"] > 280 and roll["height"] > 40
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "music-phone.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path("music-phone.png", tmp_path)), full_page=True)
 
 
 def test_api_token_is_asked_and_sent_for_audio_and_sheet_music(token_server: str, open_page: Any) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from helpers import screenshot_path
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -33,7 +35,6 @@ pytestmark = pytest.mark.browser
 sync_api.expect.set_options(timeout=30_000)
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "images"
 BUILTIN = Path(genstudio.__file__).resolve().parent / "builtin_models" / "emoji-tiny" / "model_index.json"
 CHROMIUM_ARGS = [
     "--headless",
@@ -299,8 +300,7 @@ def test_generate_reuse_verify_restore_delete(
     page.wait_for_function(
         "() => [...document.querySelectorAll('#gallery .card-img')].every(i => i.complete && i.naturalWidth > 0)"
     )
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "ui-desktop.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path("ui-desktop.png", tmp_path)), full_page=True)
 
     # Reuse settings fills the form with that image's seed.
     asset_id = card.get_attribute("data-asset-id")
@@ -429,7 +429,7 @@ def test_cancel_a_running_job(server: str, model_setup: dict[str, Any], open_pag
     assert int(job.get_by_role("progressbar").get_attribute("aria-valuenow")) < 100
 
 
-def test_phone_layout_and_installable(server: str, open_page: Any) -> None:
+def test_phone_layout_and_installable(server: str, open_page: Any, tmp_path: Path) -> None:
     from PIL import Image
 
     expect = sync_api.expect
@@ -477,8 +477,7 @@ def test_phone_layout_and_installable(server: str, open_page: Any) -> None:
     page.wait_for_selector("body[data-ready='true']", state="attached")
 
     page.get_by_text("Advanced settings").click()  # closed again: a shorter picture
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "ui-phone.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path("ui-phone.png", tmp_path)), full_page=True)
 
 
 def test_api_token_is_asked_once_kept_and_sent_on_every_call(

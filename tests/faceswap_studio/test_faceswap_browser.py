@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from fs_media import astronaut_bgr, grace_hopper_jpeg
 
+from helpers import screenshot_path
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -175,8 +177,7 @@ def test_swap_a_clip_and_verify(server: str, page_factory: Any, clip: Path, tmp_
     row = page.locator("#audit-rows tr").first
     expect(row).to_have_attribute("data-outcome", "succeeded")
     expect(row).to_contain_text("Test Subject")
-    (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(REPO / "docs" / "images" / "ui-faceswap.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path("ui-faceswap.png", tmp_path)), full_page=True)
 
     # After a reload the audit log brings the result back.
     page.reload()
