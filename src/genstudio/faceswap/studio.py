@@ -268,9 +268,9 @@ class FaceSwapStudio:
             if self._swapper_factory is not None:
                 self._swapper = self._swapper_factory()
             else:
-                from genstudio.faceswap.engine import FaceSwapper
+                from genstudio.faceswap.engines import make_swapper
 
-                self._swapper = FaceSwapper(threads=self.settings.faceswap_threads or 1)
+                self._swapper = make_swapper(self.settings)
         return self._swapper
 
     def identity(self) -> Any:
@@ -313,6 +313,7 @@ class FaceSwapStudio:
                     "reference_sha256": p.get("reference_sha256"),
                 },
                 "options": {"target_face": p.get("target_face"), "many_faces": bool(p.get("many_faces"))},
+                "engine": self.settings.faceswap_engine,
                 "software": f"genstudio {__version__}",
             }
             with self._lock:  # one engine, one job at a time
@@ -354,6 +355,7 @@ class FaceSwapStudio:
             "target_face": p.get("target_face"),
             "many_faces": bool(p.get("many_faces")),
             "label_corner": p.get("label_corner", "bottom-right"),
+            "engine": self.settings.faceswap_engine,
             "inputs": provenance["inputs"],
             "stats": _plain(stats),
         }

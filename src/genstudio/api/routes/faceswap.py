@@ -152,10 +152,10 @@ class LiveSession:
     """One webcam session: its own engine and track, frames swapped in a worker thread."""
 
     def __init__(self, settings: Any, source_bgr: Any, options: Any, label_corner: str) -> None:
-        from genstudio.faceswap.engine import FaceSwapper
+        from genstudio.faceswap.engines import make_swapper
 
         self.settings = settings
-        self.swapper = FaceSwapper(threads=settings.faceswap_threads or 1)
+        self.swapper = make_swapper(settings)
         self.swapper.set_source(source_bgr)
         self.track = self.swapper.new_track(options)
         self.label_corner = label_corner
