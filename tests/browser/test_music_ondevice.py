@@ -265,6 +265,26 @@ def test_browser_encode_and_interpolate(page: Any, exported: dict[str, Any]) -> 
     np.testing.assert_array_equal(np.array(result["tokens"]), exported["decoder"].run(None, feed)[0])
 
 
+def test_browser_encodes_notes_like_python(page: Any, exported: dict[str, Any]) -> None:
+    """encodeNotes (gallery melodies -> tokens for on-device interpolation) matches MelodyEncoding.encode."""
+    from genstudio.music.encoding import MelodyEncoding, Note
+
+    melodies = [
+        [[60, 0, 4], [62, 4, 6], [64, 8, 12], [67, 12, 40]],  # a rest before 64, the last note runs past the window
+        [[72, 2, 3], [71, 3, 4], [69, 30, 32]],
+        [],
+    ]
+    got = page.evaluate("(ms) => ms.map((m) => window.ondevice.encodeNotes(m))", melodies)
+    enc = MelodyEncoding(exported["config"]["min_pitch"], exported["config"]["max_pitch"])
+    want = [enc.encode([Note(*n) for n in m], exported["config"]["num_steps"]).tolist() for m in melodies]
+    assert got == want
+    error = page.evaluate(
+        "() => { try { window.ondevice.encodeNotes([[60, 0, 4], [62, 2, 6]]); return null; } "
+        "catch (e) { return e.name + ': ' + e.message; } }"
+    )
+    assert error == "RangeError: notes overlap at step 2: the melody is not monophonic"
+
+
 def test_browser_rejects_bad_input(page: Any) -> None:
     cases = {
         "() => window.ondevice.sample(0, 1.0, 1)": "n must be an integer in 1-256",

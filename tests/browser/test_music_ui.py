@@ -304,6 +304,16 @@ def test_compose_play_sheet_vary_interpolate_upload(server: str, open_page: Any,
     path = [_meta(server, cards.nth(i).get_attribute("data-asset-id"))["params"] for i in range(3)]
     assert {p["op"] for p in path} == {"interpolate"}
 
+    # The same two gallery melodies, interpolated in the browser: nothing is posted, the path is drawn.
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.get_by_role("button", name="Interpolate on this device").first.click()
+    expect(page.locator("#ondevice-status")).to_contain_text("Interpolated 3 melodies in this browser", timeout=90_000)
+    device_path = page.locator("#ondevice-results .card", has_text="On-device path")
+    expect(device_path).to_have_count(3)
+    assert all(device_path.nth(i).locator("svg.roll rect.note").count() > 0 for i in range(3))
+    assert posts == [] and cards.count() == 7
+
     # Upload a polyphonic MIDI file: the page says what was dropped and offers its tracks.
     midi = tmp_path / "chords.mid"
     _polyphonic_midi(midi)

@@ -145,6 +145,29 @@ export function decodeNotes(tokens, minPitch = need().config.min_pitch, classes 
   return notes;
 }
 
+/** Notes ({pitch, start, end} or [pitch, start, end], monophonic) -> one token row, as encoding.py's
+ *  MelodyEncoding.encode: clipped to the window; a note-off only where a note ends before the next starts. */
+export function encodeNotes(notes, numSteps = need().config.num_steps) {
+  const { min_pitch: minPitch, max_pitch: maxPitch } = need().config;
+  const tokens = new Array(numSteps).fill(NO_EVENT);
+  const list = notes
+    .map((n) => (Array.isArray(n) ? { pitch: n[0], start: n[1], end: n[2] } : n))
+    .sort((a, b) => a.start - b.start || a.end - b.end || a.pitch - b.pitch);
+  let prevEnd = -1;
+  for (const n of list) {
+    const start = Math.max(n.start, 0);
+    const end = Math.min(n.end, numSteps);
+    if (end <= start) continue;
+    if (start < prevEnd) throw new RangeError(`notes overlap at step ${start}: the melody is not monophonic`);
+    if (n.pitch < minPitch || n.pitch > maxPitch) throw new RangeError(`pitch ${n.pitch} is outside ${minPitch}-${maxPitch}`);
+    if (prevEnd > 0 && prevEnd < start && tokens[prevEnd] === NO_EVENT) tokens[prevEnd] = NOTE_OFF;
+    tokens[start] = FIRST_NOTE_ON + n.pitch - minPitch;
+    prevEnd = end;
+  }
+  if (prevEnd > 0 && prevEnd < numSteps) tokens[prevEnd] = NOTE_OFF;
+  return tokens;
+}
+
 function rowsOf(data, n, width, map = Number) {
   return Array.from({ length: n }, (_, i) => Array.from(data.subarray(i * width, (i + 1) * width), map));
 }

@@ -909,6 +909,50 @@ function onDeviceCard(rows, bars, label, details, tempo, tokens) {
   return li;
 }
 
+async function loadOnDevice() {
+  onDevice = onDevice || (await import("./music-ondevice.js"));
+  const token = getToken();
+  await onDevice.load("/api/music/onnx/", token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+  return onDevice;
+}
+
+/** The Interpolate form's start and end (gallery melodies), interpolated in the browser. */
+async function interpolateGalleryOnDevice() {
+  const form = el.interpolateForm;
+  clearFormError(form);
+  const ids = [el.iStart.value, el.iEnd.value];
+  const names = ["start", "end"];
+  for (let i = 0; i < 2; i += 1) {
+    const entry = melodies.get(ids[i]);
+    if (!ids[i] || !entry || entry.upload) {
+      const line = !ids[i]
+        ? `${names[i]}: choose a ${names[i]} melody`
+        : `${names[i]}: uploaded MIDI files interpolate on the server (press Interpolate)`;
+      showFormError(form, [line], [names[i]]);
+      return;
+    }
+  }
+  const button = $("i-ondevice");
+  button.disabled = true;
+  show(el.ondeviceStatus);
+  try {
+    el.ondeviceStatus.textContent = "Loading the model into this browser…";
+    await loadOnDevice();
+    const metas = await Promise.all(ids.map((id) => api(`/api/assets/${id}/meta`)));
+    const tokens = metas.map((m) => onDevice.encodeNotes(m.params.notes.filter((n) => n[1] < onDevice.config().num_steps)));
+    devicePath.start = { tokens: tokens[0], label: melodies.get(ids[0]).label };
+    devicePath.end = { tokens: tokens[1], label: melodies.get(ids[1]).label };
+    updateDevicePath();
+    show(el.ondevicePanel);
+    el.ondeviceSteps.value = String(Math.min(16, Math.max(2, Number(el.iSteps.value) || 5)));
+    await interpolateOnDevice();
+  } catch (err) {
+    el.ondeviceStatus.textContent = `On-device interpolation is not available: ${err.message || err}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function interpolateOnDevice() {
   const status = el.ondeviceStatus;
   const { start, end } = devicePath;
@@ -1050,6 +1094,7 @@ function init() {
   el.loadMore.addEventListener("click", () => loadGallery(true));
   el.ondeviceButton.addEventListener("click", sampleOnDevice);
   el.ondeviceInterpolate.addEventListener("click", interpolateOnDevice);
+  $("i-ondevice").addEventListener("click", interpolateGalleryOnDevice);
 
   // Offline shell + on-device model cache (sw.js); the page keeps composing on this device without a server.
   if ("serviceWorker" in navigator && window.isSecureContext) {
