@@ -2,12 +2,13 @@
 // always go to the server; the one exception is the on-device melody model (/api/music/onnx/*) and the
 // libraries under /static/vendor/, kept after first use so the music page samples with no server.
 
-const CACHE = "genstudio-shell-v2";
+const CACHE = "genstudio-shell-v3";
 const SHELL = [
   "/",
   "/static/app.css",
   "/static/js/app.js",
   "/static/js/api.js",
+  "/static/js/ui.js",
   "/music",
   "/static/music.css",
   "/static/js/music.js",

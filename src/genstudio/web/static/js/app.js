@@ -2,13 +2,11 @@
 // Every string from a user or the server goes into the page through textContent or an
 // attribute, never through innerHTML.
 
-import {
-  api, detailLines, fetchBlob, hasToken, onTokenChange, readEvents, setToken, setTokenPrompt, uploadForm,
-} from "./api.js";
+import { api, detailLines, fetchBlob, hasToken, onTokenChange, setToken, setTokenPrompt, uploadForm } from "./api.js";
+import { FINAL, askForToken, cancelJob, make, show, watchJob } from "./ui.js";
 
 // `/?limit=N` pages the gallery by N (1-200) instead of 12.
 const PAGE_SIZE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || 12));
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const SAMPLER_NAMES = { ddim: "DDIM", euler: "Euler", euler_a: "Euler a", dpmpp_2m: "DPM++ 2M", lcm: "LCM" };
 const NUMBER_FIELDS = ["steps", "guidance", "width", "height"];
 
@@ -18,36 +16,7 @@ const styles = new Map();
 const objectUrls = new Map(); // asset id -> object URL (only when a token is in use)
 const gallery = { next: null, ids: new Set() };
 
-function make(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-function show(node, visible = true) {
-  node.hidden = !visible;
-}
-
 // ---------------------------------------------------------------- token
-
-function askForToken(wrong) {
-  const dialog = el.tokenDialog;
-  el.tokenError.textContent = wrong ? "That token was not accepted. Try again." : "";
-  show(el.tokenError, wrong);
-  el.tokenInput.value = "";
-  return new Promise((resolve) => {
-    const done = () => {
-      dialog.removeEventListener("close", done);
-      resolve(dialog.returnValue === "ok" ? el.tokenInput.value.trim() : "");
-    };
-    dialog.returnValue = "";
-    dialog.addEventListener("close", done);
-    if (typeof dialog.showModal === "function") dialog.showModal();
-    else dialog.setAttribute("open", "");
-    el.tokenInput.focus();
-  });
-}
 
 // ---------------------------------------------------------------- form
 
@@ -236,7 +205,7 @@ function startJob(jobId, params) {
   node.querySelector(".job-params").textContent = `Resolved: ${paramsSummary(params)}`;
   ui.bar.setAttribute("aria-label", `Progress of “${params.prompt.slice(0, 60)}”`);
   ui.cancel.setAttribute("aria-label", `Cancel “${params.prompt.slice(0, 60)}”`);
-  ui.cancel.addEventListener("click", () => cancelJob(jobId, ui));
+  ui.cancel.addEventListener("click", () => cancelJob(jobId, ui, renderJob));
   el.jobs.prepend(node);
   show(el.jobsEmpty, false);
   followJob(jobId, ui);
@@ -263,46 +232,18 @@ function renderJob(ui, job) {
   }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function followJob(jobId, ui) {
-  let final = null;
+  let final;
   try {
-    await readEvents(`/api/jobs/${encodeURIComponent(jobId)}/events`, (_name, data) => {
-      const job = JSON.parse(data);
-      renderJob(ui, job);
-      if (FINAL.has(job.status)) final = job;
-    });
-  } catch {
-    /* the stream broke (proxy, network): fall back to polling below */
-  }
-  for (let delay = 500; !final; delay = Math.min(delay * 1.5, 5000)) {
-    try {
-      const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
-      renderJob(ui, job);
-      if (FINAL.has(job.status)) final = job;
-    } catch (err) {
-      if (err.status === 404) {
-        ui.error.textContent = err.message;
-        show(ui.error);
-        ui.cancel.remove();
-        return;
-      }
-    }
-    if (!final) await sleep(delay);
-  }
-  if (final.status === "succeeded") await addAssets(final.assets);
-}
-
-async function cancelJob(jobId, ui) {
-  ui.cancel.disabled = true;
-  try {
-    renderJob(ui, await api(`/api/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" }));
+    final = await watchJob(jobId, (job) => renderJob(ui, job));
   } catch (err) {
     ui.error.textContent = err.message;
     show(ui.error);
-    ui.cancel.disabled = false;
+    ui.cancel.remove();
+    return;
   }
+  if (final.status === "succeeded") await addAssets(final.assets);
 }
 
 // ---------------------------------------------------------------- gallery
@@ -619,7 +560,7 @@ function init() {
     tokenInput: $("token-input"), tokenError: $("token-error"), forgetToken: $("forget-token"),
   });
 
-  setTokenPrompt(askForToken);
+  setTokenPrompt((wrong) => askForToken(el, wrong));
   show(el.forgetToken, hasToken());
   onTokenChange((token) => show(el.forgetToken, Boolean(token)));
   el.forgetToken.addEventListener("click", () => {

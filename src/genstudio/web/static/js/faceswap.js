@@ -3,42 +3,14 @@
 // server go into the page through textContent only.
 
 import { api, detailLines, fetchBlob, getToken, hasToken, onTokenChange, setToken, setTokenPrompt, uploadForm } from "./api.js";
+import { askForToken, make, show, watchJob } from "./ui.js";
 
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const $ = (id) => document.getElementById(id);
 const el = {};
 const uploaded = new WeakMap(); // File -> asset id, so a file is uploaded once
 const audit = { next: null };
 let resultUrl = null;
 let live = null;
-
-function make(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-function show(node, visible = true) {
-  node.hidden = !visible;
-}
-
-function askForToken(wrong) {
-  const dialog = el.tokenDialog;
-  el.tokenError.textContent = wrong ? "That token was not accepted. Try again." : "";
-  show(el.tokenError, wrong);
-  el.tokenInput.value = "";
-  return new Promise((resolve) => {
-    const done = () => {
-      dialog.removeEventListener("close", done);
-      resolve(dialog.returnValue === "ok" ? el.tokenInput.value.trim() : "");
-    };
-    dialog.returnValue = "";
-    dialog.addEventListener("close", done);
-    dialog.showModal();
-    el.tokenInput.focus();
-  });
-}
 
 function showError(err) {
   const lines = err && err.detail !== undefined ? detailLines(err.detail) : [String(err.message || err)];
@@ -118,14 +90,13 @@ async function submitSwap(event) {
   }
 }
 
-async function followJob(jobId) {
-  for (;;) {
-    const job = await api(`/api/jobs/${jobId}`);
+function followJob(jobId) {
+  return watchJob(jobId, (job) => {
     setProgress(job.progress || 0);
-    if (FINAL.has(job.status)) return job;
-    el.status.textContent = job.status === "running" ? `Swapping… ${Math.round((job.progress || 0) * 100)}%` : "Queued";
-    await new Promise((resolve) => setTimeout(resolve, 400));
-  }
+    if (job.status === "queued" || job.status === "running") {
+      el.status.textContent = job.status === "running" ? `Swapping… ${Math.round((job.progress || 0) * 100)}%` : "Queued";
+    }
+  });
 }
 
 async function showResult(assetId) {
@@ -340,7 +311,7 @@ function init() {
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
     forgetToken: $("forget-token"),
   });
-  setTokenPrompt(askForToken);
+  setTokenPrompt((wrong) => askForToken(el, wrong));
   show(el.forgetToken, hasToken());
   onTokenChange((token) => show(el.forgetToken, Boolean(token)));
   el.forgetToken.addEventListener("click", () => {

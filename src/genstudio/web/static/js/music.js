@@ -3,11 +3,11 @@
 // user or the server go into the page through textContent or attributes, never through innerHTML.
 
 import {
-  api, detailLines, fetchBlob, hasToken, getToken, onTokenChange, readEvents, setToken, setTokenPrompt, uploadForm,
+  api, detailLines, fetchBlob, hasToken, getToken, onTokenChange, setToken, setTokenPrompt, uploadForm,
 } from "./api.js";
+import { FINAL, askForToken, cancelJob, make, show, watchJob } from "./ui.js";
 
 const PAGE_SIZE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || 12));
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const STATUS_TEXT = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" };
 const TONICS = ["C", "C#", "Db", "D", "Eb", "E", "F", "F#", "Gb", "G", "Ab", "A", "Bb", "B"];
 const PITCH_NAMES = ["C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B"];
@@ -21,13 +21,6 @@ const gallery = { next: null, ids: new Set() };
 const melodies = new Map(); // asset id -> {id, label, upload, track}
 const instruments = [];
 
-function make(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
 function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
@@ -35,11 +28,6 @@ function svg(tag, attrs = {}, text) {
   return node;
 }
 
-function show(node, visible = true) {
-  node.hidden = !visible;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const short = (id) => id.slice(0, 8);
 
 export function pitchName(pitch) {
@@ -47,24 +35,6 @@ export function pitchName(pitch) {
 }
 
 // ---------------------------------------------------------------- token
-
-function askForToken(wrong) {
-  const dialog = el.tokenDialog;
-  el.tokenError.textContent = wrong ? "That token was not accepted. Try again." : "";
-  show(el.tokenError, wrong);
-  el.tokenInput.value = "";
-  return new Promise((resolve) => {
-    const done = () => {
-      dialog.removeEventListener("close", done);
-      resolve(dialog.returnValue === "ok" ? el.tokenInput.value.trim() : "");
-    };
-    dialog.returnValue = "";
-    dialog.addEventListener("close", done);
-    if (typeof dialog.showModal === "function") dialog.showModal();
-    else dialog.setAttribute("open", "");
-    el.tokenInput.focus();
-  });
-}
 
 // ---------------------------------------------------------------- piano roll
 
@@ -419,7 +389,7 @@ function startJob(jobId, op, params) {
   node.querySelector(".job-params").textContent = paramsSummary(params);
   ui.bar.setAttribute("aria-label", `Progress of ${title}`);
   ui.cancel.setAttribute("aria-label", `Cancel ${title}`);
-  ui.cancel.addEventListener("click", () => cancelJob(jobId, ui));
+  ui.cancel.addEventListener("click", () => cancelJob(jobId, ui, renderJob));
   el.jobs.prepend(node);
   show(el.jobsEmpty, false);
   followJob(jobId, ui);
@@ -445,43 +415,16 @@ function renderJob(ui, job) {
 }
 
 async function followJob(jobId, ui) {
-  let final = null;
+  let final;
   try {
-    await readEvents(`/api/jobs/${encodeURIComponent(jobId)}/events`, (_name, data) => {
-      const job = JSON.parse(data);
-      renderJob(ui, job);
-      if (FINAL.has(job.status)) final = job;
-    });
-  } catch {
-    /* the stream broke (proxy, network): poll below */
-  }
-  for (let delay = 500; !final; delay = Math.min(delay * 1.5, 5000)) {
-    try {
-      const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
-      renderJob(ui, job);
-      if (FINAL.has(job.status)) final = job;
-    } catch (err) {
-      if (err.status === 404) {
-        ui.error.textContent = err.message;
-        show(ui.error);
-        ui.cancel.remove();
-        return;
-      }
-    }
-    if (!final) await sleep(delay);
-  }
-  if (final.status === "succeeded") await addAssets(final.assets);
-}
-
-async function cancelJob(jobId, ui) {
-  ui.cancel.disabled = true;
-  try {
-    renderJob(ui, await api(`/api/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" }));
+    final = await watchJob(jobId, (job) => renderJob(ui, job));
   } catch (err) {
     ui.error.textContent = err.message;
     show(ui.error);
-    ui.cancel.disabled = false;
+    ui.cancel.remove();
+    return;
   }
+  if (final.status === "succeeded") await addAssets(final.assets);
 }
 
 // ---------------------------------------------------------------- melody choices (start / end / source)
@@ -1057,7 +1000,7 @@ function init() {
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"), forgetToken: $("forget-token"),
   });
 
-  setTokenPrompt(askForToken);
+  setTokenPrompt((wrong) => askForToken(el, wrong));
   show(el.forgetToken, hasToken());
   onTokenChange((token) => show(el.forgetToken, Boolean(token)));
   el.forgetToken.addEventListener("click", () => {

@@ -1,0 +1,77 @@
+// DOM and job helpers shared by the studio pages (image, music, face swap). Text goes in through
+// textContent only.
+
+import { api, readEvents } from "./api.js";
+
+export const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+export function make(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+export function show(node, visible = true) {
+  node.hidden = !visible;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The page's token dialog ({tokenDialog, tokenInput, tokenError}); resolves to the token, or "" if dismissed. */
+export function askForToken(parts, wrong) {
+  const dialog = parts.tokenDialog;
+  parts.tokenError.textContent = wrong ? "That token was not accepted. Try again." : "";
+  show(parts.tokenError, wrong);
+  parts.tokenInput.value = "";
+  return new Promise((resolve) => {
+    const done = () => {
+      dialog.removeEventListener("close", done);
+      resolve(dialog.returnValue === "ok" ? parts.tokenInput.value.trim() : "");
+    };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", done);
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+    parts.tokenInput.focus();
+  });
+}
+
+/** Follow a job until it ends: Server-Sent Events, then polling if the stream breaks (proxy, network).
+ *  `onJob` sees every state; returns the final job. A 404 (the job is gone) is thrown as the ApiError. */
+export async function watchJob(jobId, onJob) {
+  const path = `/api/jobs/${encodeURIComponent(jobId)}`;
+  let final = null;
+  try {
+    await readEvents(`${path}/events`, (_name, data) => {
+      const job = JSON.parse(data);
+      onJob(job);
+      if (FINAL.has(job.status)) final = job;
+    });
+  } catch {
+    /* the stream broke: poll below */
+  }
+  for (let delay = 500; !final; delay = Math.min(delay * 1.5, 5000)) {
+    try {
+      const job = await api(path);
+      onJob(job);
+      if (FINAL.has(job.status)) final = job;
+    } catch (err) {
+      if (err.status === 404) throw err;
+    }
+    if (!final) await sleep(delay);
+  }
+  return final;
+}
+
+/** A job card's ({cancel, error}) cancel button: asks the server, shows the answer with `render`. */
+export async function cancelJob(jobId, ui, render) {
+  ui.cancel.disabled = true;
+  try {
+    render(ui, await api(`/api/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" }));
+  } catch (err) {
+    ui.error.textContent = err.message;
+    show(ui.error);
+    ui.cancel.disabled = false;
+  }
+}
