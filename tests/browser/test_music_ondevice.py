@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from services import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -34,23 +35,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 TIMEOUT_MS = 120_000
 ONNX = "/api/music/onnx"
-# The app as `genstudio serve` builds it, plus the ONNX router until app.py includes it.
-LAUNCHER = """
-import sys
-import uvicorn
-from genstudio.api.app import create_app
-from genstudio.api.routes import music_onnx
-app = create_app()
-if not any(getattr(r, "path", "") == music_onnx.router.prefix + "/{name}" for r in app.routes):
-    app.include_router(music_onnx.router)
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -66,13 +50,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     if not (BUILTIN_MELODY_MODEL / "model.safetensors").is_file():
         pytest.skip("the built-in melody model is not present")
     data_dir = tmp_path_factory.mktemp("ondevice") / "data"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENSTUDIO_")}
     env.update({"GENSTUDIO_DATA_DIR": str(data_dir), "GENSTUDIO_TORCH_THREADS": "1", "GENSTUDIO_EXECUTOR": "thread"})
     log = data_dir.parent / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO
+            [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--log-level", "warning"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
         )
     base = f"http://127.0.0.1:{port}"
     try:

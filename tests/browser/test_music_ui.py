@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from helpers import screenshot_path
+from services import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -44,23 +44,6 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 TIMEOUT_MS = 60_000
-# The app as `genstudio serve` builds it, plus the ONNX router (on-device melodies) until app.py includes it.
-LAUNCHER = """
-import sys
-import uvicorn
-from genstudio.api.app import create_app
-from genstudio.api.routes import music_onnx
-app = create_app()
-if not any(getattr(r, "path", "") == music_onnx.router.prefix + "/{name}" for r in app.routes):
-    app.include_router(music_onnx.router)
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get_json(url: str, body: dict[str, Any] | None = None) -> Any:
@@ -71,7 +54,7 @@ def _get_json(url: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def _serve(data_dir: Path, env_extra: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENSTUDIO_")}
     env.update(
         {"GENSTUDIO_DATA_DIR": str(data_dir), "GENSTUDIO_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **env_extra}
@@ -79,7 +62,11 @@ def _serve(data_dir: Path, env_extra: dict[str, str]) -> Iterator[str]:
     log = data_dir.parent / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO
+            [sys.executable, "-m", "genstudio.cli", "serve", "--port", str(port), "--log-level", "warning"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
         )
     base = f"http://127.0.0.1:{port}"
     token = env_extra.get("GENSTUDIO_API_TOKEN")

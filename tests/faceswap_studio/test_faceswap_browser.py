@@ -4,7 +4,6 @@ that plays a clip built from the astronaut photo (NASA, public domain)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from fs_media import astronaut_bgr, grace_hopper_jpeg
 
 from helpers import screenshot_path
+from services import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -42,16 +42,10 @@ def make_y4m(path: Path, frames: int = 12, width: int = 640, height: int = 480) 
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("fs-browser") / "data"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENSTUDIO_")}
     env.update({"GENSTUDIO_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO / "src")})
     log = data_dir.parent / "server.log"
