@@ -1,4 +1,4 @@
-"""Face-swap studio fixtures: the real engine when it is importable, else a stand-in of the same interface."""
+"""Face-swap studio fixtures: test media built from public-domain photos; the real engine runs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import fake_engine  # noqa: E402
-
-FAKE = fake_engine.install()
 
 
 @pytest.fixture(scope="session")
