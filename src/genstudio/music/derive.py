@@ -18,13 +18,12 @@ from .render import Melody, extract_melody, musicxml_bytes, read_midi_params, wa
 from .theory import find_key, parse_key
 
 FORMATS = {"wav": ("audio/wav", "wav"), "musicxml": ("application/vnd.recordare.musicxml+xml", "musicxml")}
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
+# Renders of one file are serialised by one of a fixed set of locks (no per-file lock kept forever).
+_locks = [threading.Lock() for _ in range(32)]
 
 
 def _lock(name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(name, threading.Lock())
+    return _locks[hash(name) % len(_locks)]
 
 
 def cache_dir(settings: Settings) -> Path:

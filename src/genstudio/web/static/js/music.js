@@ -931,9 +931,7 @@ async function sampleOnDevice() {
   show(status);
   try {
     status.textContent = "Loading the model into this browser…";
-    onDevice = onDevice || (await import("./music-ondevice.js"));
-    const token = getToken();
-    await onDevice.load("/api/music/onnx/", token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+    await loadOnDevice();
     const n = Math.min(onDevice.MAX_BATCH, Math.max(1, Number(el.sN.value) || 1));
     const seed = !el.sSeedRandom.checked && el.sSeed.value.trim() !== "" ? Number(el.sSeed.value) : undefined;
     const temperature = Number(el.sTemp.value);
