@@ -2,16 +2,30 @@
 // always go to the server; the one exception is the on-device melody model (/api/music/onnx/*) and the
 // libraries under /static/vendor/, kept after first use so the music page samples with no server.
 
-const CACHE = "genstudio-shell-v3";
+const CACHE = "genstudio-shell-v4";
 const SHELL = [
   "/",
+  "/music",
+  "/faceswap",
   "/static/app.css",
-  "/static/js/app.js",
+  "/static/music.css",
   "/static/js/api.js",
   "/static/js/ui.js",
-  "/music",
-  "/static/music.css",
+  "/static/js/jobcard.js",
+  "/static/js/gallery.js",
+  "/static/js/verify.js",
+  "/static/js/app.js",
+  "/static/js/faceswap.js",
   "/static/js/music.js",
+  "/static/js/music/page.js",
+  "/static/js/music/roll.js",
+  "/static/js/music/sheet.js",
+  "/static/js/music/player.js",
+  "/static/js/music/forms.js",
+  "/static/js/music/picks.js",
+  "/static/js/music/cards.js",
+  "/static/js/music/uploads.js",
+  "/static/js/music/device.js",
   "/static/js/music-ondevice.js",
   "/manifest.webmanifest",
   "/static/icons/icon-192.png",

@@ -1,22 +1,20 @@
-// The image studio page: the form, live jobs, the gallery, PNG settings and provenance checks.
-// Every string from a user or the server goes into the page through textContent or an
-// attribute, never through innerHTML.
+// The image studio page: the form, PNG settings and drag and drop; its jobs, gallery and provenance checks
+// use the shared job card, gallery and verify modules. Every string from a user or the server goes into the
+// page through textContent or an attribute, never through innerHTML.
 
-import { api, detailLines, fetchBlob, hasToken, onTokenChange, setToken, setTokenPrompt, uploadForm } from "./api.js";
-import { FINAL, askForToken, cancelJob, make, show, watchJob } from "./ui.js";
+import { api, detailLines, uploadForm } from "./api.js";
+import { Gallery, wireDownload } from "./gallery.js";
+import { startJobCard } from "./jobcard.js";
+import { make, onReady, registerServiceWorker, show, wireToken } from "./ui.js";
+import { wireVerifyButton, wireVerifyFile } from "./verify.js";
 
-// `/?limit=N` pages the gallery by N (1-200) instead of 12.
-const PAGE_SIZE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || 12));
 const SAMPLER_NAMES = { ddim: "DDIM", euler: "Euler", euler_a: "Euler a", dpmpp_2m: "DPM++ 2M", lcm: "LCM" };
 const NUMBER_FIELDS = ["steps", "guidance", "width", "height"];
 
 const $ = (id) => document.getElementById(id);
 const el = {};
 const styles = new Map();
-const objectUrls = new Map(); // asset id -> object URL (only when a token is in use)
-const gallery = { next: null, ids: new Set() };
-
-// ---------------------------------------------------------------- token
+let gallery = null;
 
 // ---------------------------------------------------------------- form
 
@@ -190,116 +188,20 @@ function paramsSummary(p) {
   return parts.join(" · ");
 }
 
-function startJob(jobId, params) {
-  const node = $("job-template").content.firstElementChild.cloneNode(true);
-  const ui = {
-    node,
-    bar: node.querySelector(".bar"),
-    fill: node.querySelector(".bar-fill"),
-    status: node.querySelector(".job-status"),
-    cancel: node.querySelector(".job-cancel"),
-    error: node.querySelector(".job-error"),
-  };
-  node.dataset.jobId = jobId;
-  node.querySelector(".job-prompt").textContent = params.prompt;
-  node.querySelector(".job-params").textContent = `Resolved: ${paramsSummary(params)}`;
-  ui.bar.setAttribute("aria-label", `Progress of “${params.prompt.slice(0, 60)}”`);
-  ui.cancel.setAttribute("aria-label", `Cancel “${params.prompt.slice(0, 60)}”`);
-  ui.cancel.addEventListener("click", () => cancelJob(jobId, ui, renderJob));
-  el.jobs.prepend(node);
-  show(el.jobsEmpty, false);
-  followJob(jobId, ui);
-}
-
-const STATUS_TEXT = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" };
-
-function renderJob(ui, job) {
-  const percent = job.status === "succeeded" ? 100 : Math.round((job.progress || 0) * 100);
-  ui.bar.setAttribute("aria-valuenow", String(percent));
-  ui.bar.setAttribute("aria-valuetext", `${percent}% (${STATUS_TEXT[job.status] || job.status})`);
-  ui.fill.style.transform = `scaleX(${percent / 100})`;
-  ui.node.dataset.status = job.status;
-  let text = STATUS_TEXT[job.status] || job.status;
-  if (job.status === "running") text += ` · ${percent}%`;
-  if (job.status === "succeeded") text += ` · ${job.assets.length} image${job.assets.length === 1 ? "" : "s"}`;
-  ui.status.textContent = text;
-  if (FINAL.has(job.status)) {
-    ui.cancel.remove();
-    if (job.status === "failed" || (job.status === "cancelled" && job.error && job.error !== "cancelled")) {
-      ui.error.textContent = job.error || "The job failed.";
-      show(ui.error);
-    }
-  }
-}
-
-
-async function followJob(jobId, ui) {
-  let final;
-  try {
-    final = await watchJob(jobId, (job) => renderJob(ui, job));
-  } catch (err) {
-    ui.error.textContent = err.message;
-    show(ui.error);
-    ui.cancel.remove();
-    return;
-  }
-  if (final.status === "succeeded") await addAssets(final.assets);
+async function startJob(jobId, params) {
+  const quoted = `“${params.prompt.slice(0, 60)}”`;
+  const job = await startJobCard({
+    list: el.jobs, empty: el.jobsEmpty, jobId, title: params.prompt, summary: `Resolved: ${paramsSummary(params)}`,
+    label: quoted, noun: ["image", "images"],
+  });
+  if (job && job.status === "succeeded") await gallery.add(job.assets);
 }
 
 // ---------------------------------------------------------------- gallery
 
-async function addAssets(assetIds) {
-  for (const id of assetIds) {
-    if (gallery.ids.has(id)) continue;
-    try {
-      const meta = await api(`/api/assets/${encodeURIComponent(id)}/meta`);
-      el.gallery.prepend(makeCard(meta));
-    } catch (err) {
-      showGalleryError(err.message);
-    }
-  }
-  updateGalleryEmpty();
-}
-
-function updateGalleryEmpty() {
-  show(el.galleryEmpty, el.gallery.children.length === 0);
-}
-
-function showGalleryError(message) {
-  el.galleryError.textContent = message;
-  show(el.galleryError, Boolean(message));
-}
-
-async function loadGallery(more = false) {
-  const query = new URLSearchParams({ kind: "image", limit: String(PAGE_SIZE) });
-  if (more && gallery.next) query.set("before", gallery.next);
-  el.loadMore.disabled = true;
-  try {
-    const page = await api(`/api/gallery?${query}`);
-    for (const item of page.items) {
-      if (item.params && item.params.faceswap) continue; // face-swap results live on the Face swap page
-      if (!gallery.ids.has(item.id)) el.gallery.append(makeCard(item));
-    }
-    gallery.next = page.next;
-    showGalleryError("");
-  } catch (err) {
-    showGalleryError(`Could not load the gallery: ${err.message}`);
-  } finally {
-    el.loadMore.disabled = false;
-    show(el.loadMore, Boolean(gallery.next));
-    updateGalleryEmpty();
-  }
-}
-
 async function setImage(img, item) {
-  if (!hasToken()) {
-    img.src = item.url;
-    return;
-  }
   try {
-    const url = URL.createObjectURL(await fetchBlob(item.url));
-    objectUrls.set(item.id, url);
-    img.src = url;
+    img.src = await gallery.src(item.id, item.url);
   } catch {
     img.alt = `${img.alt} (could not load)`;
   }
@@ -308,8 +210,6 @@ async function setImage(img, item) {
 function makeCard(item) {
   const p = item.params || {};
   const node = $("card-template").content.firstElementChild.cloneNode(true);
-  node.dataset.assetId = item.id;
-  gallery.ids.add(item.id);
   const seed = item.seed ?? p.seed;
   const img = node.querySelector(".card-img");
   img.alt = `Generated image: ${p.prompt || "untitled"}`;
@@ -329,133 +229,22 @@ function makeCard(item) {
   node.querySelector(".m-steps").textContent = p.steps ?? "?";
 
   const download = node.querySelector(".card-download");
-  download.href = `${item.url}?download=true`;
+  const name = `genstudio-${item.id.slice(0, 12)}.png`;
+  wireDownload(download, `${item.url}?download=true`, name, node);
   download.setAttribute("aria-label", `Download image with seed ${seed}`);
-  download.addEventListener("click", (event) => {
-    if (!hasToken()) return; // a plain link works without a token
-    event.preventDefault();
-    downloadWithToken(item, node);
-  });
 
   node.querySelector(".card-reuse").addEventListener("click", () => {
     fillForm({ ...p, seed, batch: 1 }, `Settings from the gallery image with seed ${seed}`);
   });
-  node.querySelector(".card-verify").addEventListener("click", (event) => verifyAsset(item, node, event.currentTarget));
-  node.querySelector(".card-delete").addEventListener("click", () => deleteAsset(item, node));
+  wireVerifyButton(node.querySelector(".card-verify"), node.querySelector(".verify-result"), item.url, name);
+  node.querySelector(".card-delete").addEventListener("click", () => {
+    const prompt = p.prompt || "this image";
+    gallery.remove(item, node, `Delete the image “${prompt.slice(0, 80)}” (seed ${item.seed})? This cannot be undone.`);
+  });
   return node;
 }
 
-function cardError(node, message) {
-  const box = node.querySelector(".card-error");
-  box.textContent = message;
-  show(box, Boolean(message));
-}
-
-async function downloadWithToken(item, node) {
-  try {
-    const url = URL.createObjectURL(await fetchBlob(`${item.url}?download=true`));
-    const a = make("a");
-    a.href = url;
-    a.download = `genstudio-${item.id.slice(0, 12)}.png`;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  } catch (err) {
-    cardError(node, err.message);
-  }
-}
-
-async function deleteAsset(item, node) {
-  const prompt = (item.params && item.params.prompt) || "this image";
-  if (!window.confirm(`Delete the image “${prompt.slice(0, 80)}” (seed ${item.seed})? This cannot be undone.`)) return;
-  try {
-    await api(`/api/assets/${encodeURIComponent(item.id)}`, { method: "DELETE" });
-  } catch (err) {
-    if (err.status !== 404) {
-      cardError(node, err.message);
-      return;
-    }
-  }
-  const url = objectUrls.get(item.id);
-  if (url) URL.revokeObjectURL(url);
-  objectUrls.delete(item.id);
-  gallery.ids.delete(item.id);
-  node.remove();
-  updateGalleryEmpty();
-}
-
-// ---------------------------------------------------------------- provenance
-
-function renderVerify(box, report, label) {
-  const wm = report.watermark || {};
-  const mf = report.manifest || {};
-  let manifestText = "not found";
-  if (mf.found) manifestText = mf.valid ? "valid" : "present but not valid";
-  const rows = [
-    ["Watermark", wm.found ? "found" : "not found", wm.found],
-    ["Manifest", manifestText, Boolean(mf.found && mf.valid)],
-    ["AI-generated", report.ai_generated ? "yes" : "no", report.ai_generated],
-    ["Signer", mf.signer || "none"],
-  ];
-  if (mf.signer_issuer) rows.push(["Issuer", mf.signer_issuer]);
-  if (mf.claim_generator) rows.push(["Made with", mf.claim_generator]);
-  const out = [];
-  if (label) out.push(make("p", label, "verify-title"));
-  const list = make("dl");
-  for (const [name, value, good] of rows) {
-    const row = make("div");
-    row.dataset.field = name.toLowerCase();
-    const dd = make("dd", value);
-    if (good !== undefined) dd.className = good ? "yes" : "no";
-    row.append(make("dt", name), dd);
-    list.append(row);
-  }
-  out.push(list);
-  const problems = [wm.error, ...(mf.errors || [])].filter(Boolean);
-  if (problems.length && !(wm.found || mf.found)) out.push(make("p", problems.join("; "), "hint"));
-  box.replaceChildren(...out);
-  box.classList.remove("error");
-  show(box);
-}
-
-async function verifyBlob(blob, name) {
-  const form = new FormData();
-  form.append("file", blob, name);
-  return api("/api/verify", { method: "POST", body: form });
-}
-
-async function verifyAsset(item, node, button) {
-  const box = node.querySelector(".verify-result");
-  button.disabled = true;
-  box.replaceChildren(make("p", "Checking…", "hint"));
-  show(box);
-  try {
-    const blob = await fetchBlob(item.url);
-    renderVerify(box, await verifyBlob(blob, `genstudio-${item.id.slice(0, 12)}.png`));
-  } catch (err) {
-    box.replaceChildren(make("p", err.message));
-    box.classList.add("error");
-  } finally {
-    button.disabled = false;
-  }
-}
-
-async function verifyChosenFile() {
-  const file = el.verifyFile.files[0];
-  if (!file) return;
-  const box = el.verifyFileResult;
-  box.replaceChildren(make("p", `Checking ${file.name}…`, "hint"));
-  show(box);
-  try {
-    renderVerify(box, await api("/api/verify", { method: "POST", body: uploadForm(file) }), file.name);
-  } catch (err) {
-    box.replaceChildren(make("p", `${file.name}: ${err.message}`));
-    box.classList.add("error");
-  } finally {
-    el.verifyFile.value = "";
-  }
-}
+// ---------------------------------------------------------------- settings from a PNG
 
 async function loadParamsFrom(file) {
   if (!file) return;
@@ -541,12 +330,6 @@ async function loadModels() {
   }
 }
 
-function registerServiceWorker() {
-  if ("serviceWorker" in navigator && window.isSecureContext) {
-    navigator.serviceWorker.register("/sw.js").catch(() => {});
-  }
-}
-
 function init() {
   Object.assign(el, {
     form: $("image-form"), prompt: $("prompt"), negative: $("negative_prompt"), style: $("style"),
@@ -560,12 +343,10 @@ function init() {
     tokenInput: $("token-input"), tokenError: $("token-error"), forgetToken: $("forget-token"),
   });
 
-  setTokenPrompt((wrong) => askForToken(el, wrong));
-  show(el.forgetToken, hasToken());
-  onTokenChange((token) => show(el.forgetToken, Boolean(token)));
-  el.forgetToken.addEventListener("click", () => {
-    setToken("");
-    window.location.reload();
+  wireToken(el);
+  gallery = new Gallery({
+    list: el.gallery, empty: el.galleryEmpty, error: el.galleryError, more: el.loadMore,
+    studio: "image", kind: "image", makeCard,
   });
 
   el.form.addEventListener("submit", submitForm);
@@ -584,20 +365,18 @@ function init() {
     if (!el.seedRandom.checked) el.seed.focus();
   });
   el.style.addEventListener("change", describeStyle);
-  el.loadMore.addEventListener("click", () => loadGallery(true));
   el.paramsFile.addEventListener("change", async () => {
     await loadParamsFrom(el.paramsFile.files[0]);
     el.paramsFile.value = "";
   });
-  el.verifyFile.addEventListener("change", verifyChosenFile);
+  wireVerifyFile(el.verifyFile, el.verifyFileResult);
   wireDrop();
   registerServiceWorker();
 
   // Styles first: a 401 there asks for the token once, and the rest then run with it.
-  loadStyles().then(() => Promise.all([loadModels(), loadGallery()])).finally(() => {
+  loadStyles().then(() => Promise.all([loadModels(), gallery.load()])).finally(() => {
     document.body.dataset.ready = "true";
   });
 }
 
-if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
-else init();
+onReady(init);

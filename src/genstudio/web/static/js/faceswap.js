@@ -1,9 +1,12 @@
 // The face-swap page: uploads, the consent form, a swap job with progress, the result with its
-// provenance check, live webcam mode over a WebSocket, and the audit log. Strings from users or the
-// server go into the page through textContent only.
+// provenance check, a gallery of results, live webcam mode over a WebSocket, and the audit log. Strings
+// from users or the server go into the page through textContent only.
 
-import { api, detailLines, fetchBlob, getToken, hasToken, onTokenChange, setToken, setTokenPrompt, uploadForm } from "./api.js";
-import { askForToken, make, show, watchJob } from "./ui.js";
+import { api, detailLines, fetchBlob, getToken, hasToken, uploadForm } from "./api.js";
+import { Gallery, wireDownload } from "./gallery.js";
+import { STATUS_TEXT, followJob, renderJob } from "./jobcard.js";
+import { make, onReady, registerServiceWorker, show, wireToken } from "./ui.js";
+import { verifyInto, wireVerifyFile } from "./verify.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {};
@@ -11,6 +14,7 @@ const uploaded = new WeakMap(); // File -> asset id, so a file is uploaded once
 const audit = { next: null };
 let resultUrl = null;
 let live = null;
+let gallery = null;
 
 function showError(err) {
   const lines = err && err.detail !== undefined ? detailLines(err.detail) : [String(err.message || err)];
@@ -49,10 +53,10 @@ function consentAndChoice() {
   };
 }
 
-function setProgress(fraction) {
-  const pct = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
-  el.progress.setAttribute("aria-valuenow", String(pct));
-  el.progress.querySelector(".bar-fill").style.transform = `scaleX(${pct / 100})`;
+function swapStatus(job, percent) {
+  if (job.status === "running") return `Swapping… ${percent}%`;
+  if (job.status === "failed") return `Failed: ${job.error}`;
+  return STATUS_TEXT[job.status] || job.status;
 }
 
 async function submitSwap(event) {
@@ -75,12 +79,13 @@ async function submitSwap(event) {
     body.target = await uploadOnce(el.target.files[0]);
     body.reference = el.faces.value === "reference" ? await uploadOnce(el.reference.files[0]) : null;
     const started = await api("/api/faceswap", { method: "POST", json: body });
-    el.status.textContent = "Queued";
-    setProgress(0);
+    renderJob(el.job, { status: "queued", progress: 0 }, swapStatus);
     show(el.progress);
-    const job = await followJob(started.job_id);
-    if (job.status === "succeeded") await showResult(job.assets[0]);
-    else el.status.textContent = job.status === "failed" ? `Failed: ${job.error}` : "Cancelled";
+    const job = await followJob(started.job_id, el.job, swapStatus);
+    if (job.status === "succeeded") {
+      await showResult(job.assets[0]);
+      await gallery.add(job.assets);
+    }
   } catch (err) {
     el.status.textContent = "";
     showError(err);
@@ -90,15 +95,9 @@ async function submitSwap(event) {
   }
 }
 
-function followJob(jobId) {
-  return watchJob(jobId, (job) => {
-    setProgress(job.progress || 0);
-    if (job.status === "queued" || job.status === "running") {
-      el.status.textContent = job.status === "running" ? `Swapping… ${Math.round((job.progress || 0) * 100)}%` : "Queued";
-    }
-  });
-}
+const extension = (mime) => (mime === "video/mp4" ? ".mp4" : mime === "image/jpeg" ? ".jpg" : ".png");
 
+/** A result in the Result panel, with its provenance check. */
 async function showResult(assetId) {
   const meta = await api(`/api/assets/${assetId}/meta`);
   const blob = await fetchBlob(`/api/assets/${assetId}`);
@@ -110,57 +109,57 @@ async function showResult(assetId) {
   if (isVideo) el.resultVideo.src = resultUrl;
   else el.resultImg.src = resultUrl;
   el.download.href = resultUrl;
-  el.download.download = `genstudio-faceswap-${assetId.slice(0, 12)}${isVideo ? ".mp4" : meta.mime === "image/jpeg" ? ".jpg" : ".png"}`;
+  el.download.download = `genstudio-faceswap-${assetId.slice(0, 12)}${extension(meta.mime)}`;
   el.result.dataset.assetId = assetId;
-  el.status.textContent = `Done · consent ${meta.params.consent_id.slice(0, 8)}`;
+  const consent = meta.params && meta.params.consent_id;
+  el.status.textContent = consent ? `Done · consent ${consent.slice(0, 8)}` : "Done";
   show(el.result);
-  el.verify.replaceChildren(make("p", "Checking provenance…", "hint"));
-  show(el.verify);
-  const form = new FormData();
-  form.append("file", blob, el.download.download);
-  renderVerify(el.verify, await api("/api/verify", { method: "POST", body: form }));
+  await verifyInto(el.verify, el.download.download, () => blob, { checking: "Checking provenance…", label: true });
 }
 
-function renderVerify(box, report, title) {
-  const wm = report.watermark || {};
-  const mf = report.manifest || {};
-  const lb = report.label || {};
-  const rows = [
-    ["Label", lb.found ? `found (${lb.corner})` : "not found", Boolean(lb.found)],
-    ["Watermark", wm.found ? "found" : "not found", Boolean(wm.found)],
-    ["Manifest", mf.found ? (mf.valid ? "valid" : "invalid") : "none", Boolean(mf.found && mf.valid)],
-    ["AI-generated", report.ai_generated ? "yes" : "no", report.ai_generated],
-    ["Signer", mf.signer || "none"],
-  ];
-  const gen = (mf.assertions || {})["org.genstudio.generation"];
-  if (gen && gen.consent_id) rows.push(["Consent", gen.consent_id]);
-  if (report.video) rows.push(["Video", `${report.video.width}x${report.video.height}, ${report.video.frames} frames`]);
-  const list = make("dl");
-  for (const [name, value, good] of rows) {
-    const row = make("div");
-    row.dataset.field = name.toLowerCase();
-    const dd = make("dd", value);
-    if (good !== undefined) dd.className = good ? "yes" : "no";
-    row.append(make("dt", name), dd);
-    list.append(row);
-  }
-  box.replaceChildren(...(title ? [make("p", title, "verify-title")] : []), list);
-  show(box);
-}
+// ---------------------------------------------------------------- gallery
 
-async function verifyChosenFile() {
-  const file = el.verifyFile.files[0];
-  if (!file) return;
-  const box = el.verifyFileResult;
-  box.replaceChildren(make("p", `Checking ${file.name}…`, "hint"));
-  show(box);
+async function setImage(img, item) {
   try {
-    renderVerify(box, await api("/api/verify", { method: "POST", body: uploadForm(file) }), file.name);
-  } catch (err) {
-    box.replaceChildren(make("p", `${file.name}: ${err.message}`, "error"));
-  } finally {
-    el.verifyFile.value = "";
+    img.src = await gallery.src(item.id, item.url);
+  } catch {
+    img.alt = `${img.alt} (could not load)`;
   }
+}
+
+function makeCard(item) {
+  const p = item.params || {};
+  const node = $("swap-template").content.firstElementChild.cloneNode(true);
+  const isVideo = item.mime === "video/mp4";
+  const when = new Date(item.created_at).toLocaleString();
+  const title = node.querySelector(".card-prompt");
+  title.textContent = `${isVideo ? "Video" : "Image"} · ${when}`;
+  // Every card has the same button names; the title tells a screen reader which result they act on.
+  title.id = `title-${item.id}`;
+  for (const control of node.querySelectorAll(".card-actions > *")) control.setAttribute("aria-describedby", title.id);
+  node.querySelector(".m-consent").textContent = p.consent_id ? p.consent_id.slice(0, 8) : "?";
+  node.querySelector(".m-corner").textContent = p.label_corner || "?";
+  const img = node.querySelector(".card-img");
+  if (isVideo) {
+    img.remove(); // "Show" plays it in the Result panel
+  } else {
+    img.alt = `Face swap result from ${when}`;
+    setImage(img, item);
+  }
+  const name = `genstudio-faceswap-${item.id.slice(0, 12)}${extension(item.mime)}`;
+  wireDownload(node.querySelector(".card-download"), `${item.url}?download=true`, name, node);
+  node.querySelector(".card-show").addEventListener("click", () => showResult(item.id).catch((err) => showError(err)));
+  node.querySelector(".card-delete").addEventListener("click", () => {
+    gallery.remove(item, node, `Delete the face-swap result from ${when}? This cannot be undone.`);
+  });
+  return node;
+}
+
+/** A deleted result leaves the Result panel too. */
+function forgetShown(item) {
+  if (el.result.dataset.assetId !== item.id) return;
+  show(el.result, false);
+  delete el.result.dataset.assetId;
 }
 
 // ---------------------------------------------------------------- live mode
@@ -308,29 +307,30 @@ function init() {
     liveStart: $("live-start"), liveStop: $("live-stop"), liveStatus: $("live-status"), camera: $("live-camera"),
     liveOutput: $("live-output"), fps: $("live-fps"), frames: $("live-frames"),
     auditRows: $("audit-rows"), auditMore: $("audit-more"), auditError: $("audit-error"),
+    gallery: $("gallery"), galleryEmpty: $("gallery-empty"), galleryError: $("gallery-error"), loadMore: $("load-more"),
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
     forgetToken: $("forget-token"),
   });
-  setTokenPrompt((wrong) => askForToken(el, wrong));
-  show(el.forgetToken, hasToken());
-  onTokenChange((token) => show(el.forgetToken, Boolean(token)));
-  el.forgetToken.addEventListener("click", () => {
-    setToken("");
-    window.location.reload();
+  // The swap's progress shows on the Result panel's own bar and status line.
+  el.job = { bar: el.progress, fill: el.progress.querySelector(".bar-fill"), status: el.status };
+  wireToken(el);
+  gallery = new Gallery({
+    list: el.gallery, empty: el.galleryEmpty, error: el.galleryError, more: el.loadMore,
+    studio: "faceswap", makeCard, onRemove: forgetShown,
   });
   el.form.addEventListener("submit", submitSwap);
   el.faces.addEventListener("change", () => {
     el.faceIndex.disabled = el.faces.value !== "index";
     el.reference.disabled = el.faces.value !== "reference";
   });
-  el.verifyFile.addEventListener("change", verifyChosenFile);
+  wireVerifyFile(el.verifyFile, el.verifyFileResult, { label: true });
   el.liveStart.addEventListener("click", startLive);
   el.liveStop.addEventListener("click", () => stopLive(true));
   el.auditMore.addEventListener("click", () => loadAudit(true));
-  loadAudit().finally(() => {
+  registerServiceWorker();
+  Promise.all([loadAudit(), gallery.load()]).finally(() => {
     document.body.dataset.ready = "true";
   });
 }
 
-if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
-else init();
+onReady(init);

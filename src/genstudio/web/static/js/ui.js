@@ -1,7 +1,7 @@
 // DOM and job helpers shared by the studio pages (image, music, face swap). Text goes in through
 // textContent only.
 
-import { api, readEvents } from "./api.js";
+import { api, hasToken, onTokenChange, readEvents, setToken, setTokenPrompt } from "./api.js";
 
 export const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -64,14 +64,27 @@ export async function watchJob(jobId, onJob) {
   return final;
 }
 
-/** A job card's ({cancel, error}) cancel button: asks the server, shows the answer with `render`. */
-export async function cancelJob(jobId, ui, render) {
-  ui.cancel.disabled = true;
-  try {
-    render(ui, await api(`/api/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" }));
-  } catch (err) {
-    ui.error.textContent = err.message;
-    show(ui.error);
-    ui.cancel.disabled = false;
+/** The page's API-token parts ({tokenDialog, tokenInput, tokenError, forgetToken}): a 401 asks through the
+ *  dialog, and "Forget API token" shows while a token is kept. */
+export function wireToken(parts) {
+  setTokenPrompt((wrong) => askForToken(parts, wrong));
+  show(parts.forgetToken, hasToken());
+  onTokenChange((token) => show(parts.forgetToken, Boolean(token)));
+  parts.forgetToken.addEventListener("click", () => {
+    setToken("");
+    window.location.reload();
+  });
+}
+
+/** The offline shell (sw.js); it also keeps the on-device melody model once fetched. */
+export function registerServiceWorker() {
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("/sw.js").catch(() => {});
   }
+}
+
+/** Run `init` once the page's DOM is there. */
+export function onReady(init) {
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
 }

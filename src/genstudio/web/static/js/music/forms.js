@@ -1,0 +1,240 @@
+// The Sample, Interpolate and Vary forms: tabs, reading the fields, field errors, each submit as a job on
+// a shared job card, and the instrument lists.
+
+import { api, detailLines } from "../api.js";
+import { startJobCard } from "../jobcard.js";
+import { make, show } from "../ui.js";
+import { $, el, short, trackOf } from "./page.js";
+
+/** The live number beside a range input (its #<id>-out). */
+function rangeOutput(input, digits = 2) {
+  const out = $(`${input.id}-out`);
+  const update = () => {
+    out.textContent = Number(input.value).toFixed(digits);
+  };
+  input.addEventListener("input", update);
+  update();
+}
+
+/** Show one tab's form and hide the others. */
+export function selectTab(name, focus = false) {
+  for (const tab of el.tabs) {
+    const selected = tab.id === `tab-${name}`;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    show($(tab.getAttribute("aria-controls")), selected);
+    if (selected && focus) tab.focus();
+  }
+}
+
+function wireTabs() {
+  el.tabs.forEach((tab, i) => {
+    tab.addEventListener("click", () => selectTab(tab.id.slice(4)));
+    tab.addEventListener("keydown", (event) => {
+      const moves = { ArrowRight: 1, ArrowLeft: -1 };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      const next = el.tabs[(i + moves[event.key] + el.tabs.length) % el.tabs.length];
+      selectTab(next.id.slice(4), true);
+    });
+  });
+}
+
+function numberOf(input, errors) {
+  const raw = input.value.trim();
+  if (raw === "") return undefined;
+  const value = Number(raw);
+  if ((input.validity && input.validity.badInput) || !Number.isFinite(value)) {
+    errors.push(`${input.name}: not a number`);
+    return undefined;
+  }
+  return value;
+}
+
+function instrumentOf(select, body) {
+  if (select.value !== "") body.instrument = Number(select.value);
+}
+
+function readSample() {
+  const errors = [];
+  const body = { n: numberOf(el.sN, errors), bars: Number(el.sBars.value), temperature: Number(el.sTemp.value) };
+  if (body.n === undefined) delete body.n;
+  const tempo = numberOf(el.sTempo, errors);
+  if (tempo !== undefined) body.tempo = tempo;
+  if (el.sTonic.value) body.key = `${el.sTonic.value} ${el.sMode.value}`;
+  instrumentOf(el.sInstrument, body);
+  if (el.sDensityOn.checked) body.density = Number(el.sDensity.value);
+  if (el.sChords.value.trim()) body.chords = el.sChords.value.trim();
+  if (!el.sSeedRandom.checked) {
+    const seed = numberOf(el.sSeed, errors);
+    if (seed !== undefined) body.seed = seed;
+  }
+  return { body, errors };
+}
+
+function readInterpolate() {
+  const errors = [];
+  const body = { start: el.iStart.value, end: el.iEnd.value, temperature: Number(el.iTemp.value) };
+  if (!body.start) errors.push("start: choose a start melody");
+  if (!body.end) errors.push("end: choose an end melody");
+  const steps = numberOf(el.iSteps, errors);
+  if (steps !== undefined) body.steps = steps;
+  instrumentOf(el.iInstrument, body);
+  const st = trackOf(body.start);
+  const et = trackOf(body.end);
+  if (st !== undefined) body.start_track = st;
+  if (et !== undefined) body.end_track = et;
+  return { body, errors };
+}
+
+function readVary() {
+  const errors = [];
+  const body = { source: el.vSource.value, similarity: Number(el.vSim.value), temperature: Number(el.vTemp.value) };
+  if (!body.source) errors.push("source: choose a melody to vary");
+  const n = numberOf(el.vN, errors);
+  if (n !== undefined) body.n = n;
+  const track = trackOf(body.source);
+  if (track !== undefined) body.track = track;
+  return { body, errors };
+}
+
+export function clearFormError(form) {
+  const box = form.querySelector(".form-error");
+  box.replaceChildren();
+  show(box, false);
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+
+export function showFormError(form, lines, fields = []) {
+  clearFormError(form);
+  const box = form.querySelector(".form-error");
+  if (lines.length === 1) box.append(make("p", lines[0]));
+  else {
+    const list = make("ul");
+    for (const line of lines) list.append(make("li", line));
+    box.append(list);
+  }
+  show(box);
+  let first = null;
+  for (const name of fields) {
+    const input = form.elements.namedItem(name === "key" ? "key" : name);
+    if (!input || !input.setAttribute) continue;
+    input.setAttribute("aria-invalid", "true");
+    first = first || input;
+  }
+  if (first) first.focus();
+}
+
+const fieldsFromLines = (lines) => lines.map((l) => /^([a-z_]+)[:.]/.exec(l)).filter(Boolean).map((m) => m[1]);
+
+function describeJob(op, p) {
+  if (op === "sample") {
+    const what = `${p.n} melod${p.n === 1 ? "y" : "ies"} · ${p.bars} bars`;
+    return p.key || p.chords || p.density !== null ? `Compose ${what}` : `Sample ${what}`;
+  }
+  if (op === "interpolate") return `Interpolate ${short(p.start)} → ${short(p.end)} in ${p.steps} steps`;
+  return `Vary ${short(p.source)} ×${p.n}`;
+}
+
+function paramsSummary(p) {
+  const parts = [];
+  if (p.key) parts.push(p.key);
+  if (p.chords) parts.push(`chords ${p.chords}`);
+  if (p.density !== null && p.density !== undefined) parts.push(`density ${p.density}`);
+  if (p.tempo) parts.push(`${p.tempo} BPM`);
+  if (p.similarity !== undefined) parts.push(`similarity ${p.similarity}`);
+  parts.push(`mood ${p.temperature}`);
+  if (p.seed !== null && p.seed !== undefined) parts.push(`seed ${p.seed}`);
+  for (const name of ["start_melody", "end_melody", "source_melody"]) {
+    const m = p[name];
+    if (m && m.dropped) {
+      const dropped = Object.values(m.dropped).reduce((a, b) => a + b, 0);
+      if (dropped) parts.push(`${name.split("_")[0]}: ${dropped} notes dropped`);
+    }
+  }
+  return parts.join(" · ");
+}
+
+/** A form's submit: starts the job `op`, shows it on a job card and resolves to its results (asset ids);
+ *  `onResults` gets them once the job succeeded. */
+async function submit(event, op, onResults) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const { body, errors } = { sample: readSample, interpolate: readInterpolate, vary: readVary }[op]();
+  if (errors.length) {
+    showFormError(form, errors, fieldsFromLines(errors));
+    return;
+  }
+  clearFormError(form);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  let answer;
+  try {
+    answer = await api(`/api/music/${op}`, { method: "POST", json: body });
+  } catch (err) {
+    const lines = err.detail !== undefined ? detailLines(err.detail) : [String(err.message || err)];
+    showFormError(form, lines, err.fields && err.fields.length ? err.fields : fieldsFromLines(lines));
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  const title = describeJob(op, answer.params);
+  const job = await startJobCard({
+    list: el.jobs, empty: el.jobsEmpty, jobId: answer.job_id, title, summary: paramsSummary(answer.params),
+    noun: ["melody", "melodies"], data: { op },
+  });
+  if (job && job.status === "succeeded") await onResults(job.assets);
+}
+
+const TONICS = ["C", "C#", "Db", "D", "Eb", "E", "F", "F#", "Gb", "G", "Ab", "A", "Bb", "B"];
+
+function setSeedRandom(random) {
+  el.sSeedRandom.checked = random;
+  el.sSeed.disabled = random;
+}
+
+/** Wire the three forms; a succeeded job's results go to `onResults(assetIds)`. */
+export function wireForms(onResults) {
+  for (const tonic of TONICS) {
+    const option = make("option", tonic.replace("#", "♯").replace(/^([A-G])b$/, "$1♭"));
+    option.value = tonic;
+    el.sTonic.append(option);
+  }
+  wireTabs();
+  rangeOutput(el.sTemp);
+  rangeOutput(el.iTemp);
+  rangeOutput(el.vSim);
+  rangeOutput(el.vTemp);
+  el.sDensityOn.addEventListener("change", () => {
+    el.sDensity.disabled = !el.sDensityOn.checked;
+  });
+  el.sSeedRandom.addEventListener("change", () => {
+    setSeedRandom(el.sSeedRandom.checked);
+    if (!el.sSeedRandom.checked) el.sSeed.focus();
+  });
+  el.sampleForm.addEventListener("submit", (e) => submit(e, "sample", onResults));
+  el.interpolateForm.addEventListener("submit", (e) => submit(e, "interpolate", onResults));
+  el.varyForm.addEventListener("submit", (e) => submit(e, "vary", onResults));
+  for (const form of [el.sampleForm, el.interpolateForm, el.varyForm]) {
+    form.addEventListener("input", (event) => {
+      if (event.target.getAttribute && event.target.getAttribute("aria-invalid")) event.target.removeAttribute("aria-invalid");
+    });
+  }
+}
+
+/** The instrument lists of every form, from the server (General MIDI programs). */
+export async function loadInstruments() {
+  try {
+    const list = await api("/api/music/instruments");
+    for (const select of document.querySelectorAll("select.instrument")) {
+      for (const inst of list) {
+        const option = make("option", `${inst.program}: ${inst.name}`);
+        option.value = String(inst.program);
+        select.append(option);
+      }
+    }
+  } catch {
+    /* the server default (piano, or the source's) still works */
+  }
+}
