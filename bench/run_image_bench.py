@@ -31,7 +31,8 @@ from genstudio.config import Settings
 from genstudio.image.backend import generate
 from genstudio.image.models import ModelRegistry
 from genstudio.image.params import ImageRequest
-from genstudio.image.service import ImageStudio, resolve
+from genstudio import runtime
+from genstudio.image.studio import ImageStudio, resolve
 
 
 def median(xs: list[float]) -> float:
@@ -159,7 +160,8 @@ def main() -> None:
     model = args.model or settings.default_image_model
     if Path(model).exists():  # a folder or file: register it in the bench's own data dir
         model = registry.add(model, name="bench-model").id
-    studio = ImageStudio(settings, registry)
+    ctx = runtime.context(settings)
+    studio = ImageStudio(ctx)
     body = {"prompt": "a red heart", "seed": 1, "model": model}
     params = resolve(ImageRequest(**body), registry, settings)
     results: dict = {
@@ -176,12 +178,12 @@ def main() -> None:
     server, base = start_server(data, model, args.threads)
     try:
         with httpx.Client(base_url=base, timeout=120) as client:
-            studio.run(params)
+            ctx.stage(studio.run(params))
             api_image(client, body)  # warm both: model load, first-call allocations
             direct, api = [], []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
-                studio.run(params)
+                ctx.stage(studio.run(params))
                 direct.append(time.perf_counter() - t0)
                 api.append(api_image(client, body))
             results["api_overhead"] = {
@@ -226,7 +228,7 @@ def main() -> None:
         generate(pipe, params, **style_free)
         one.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        studio.run(params)
+        ctx.stage(studio.run(params))
         full.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         generate(pipe, p8, **style_free)

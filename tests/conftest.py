@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Starlette's TestClient names its server "testserver": allowed in the tests only (users get loopback names).
+os.environ.setdefault("GENSTUDIO_ALLOWED_HOSTS", "testserver")
 
 from tiny_models import save_tiny_sd  # noqa: E402
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MIN_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -24,6 +26,8 @@ class Settings(BaseSettings):
     api_token: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # Host names (any port) that requests may name in Host and Origin besides the loopback names; "*" = any.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Queue
     max_queued_jobs: int = Field(default=32, ge=1)
@@ -83,6 +87,45 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path) -> Path:
         return v.expanduser().resolve()
 
+    @field_validator("api_token", mode="after")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        # A custom error type: the message reaches the CLI's one line as is, without "Value error, ".
+        if v is None:
+            return v
+        if not v.strip():
+            raise PydanticCustomError("token", "GENSTUDIO_API_TOKEN is blank; unset it or set a real token")
+        if any(c.isspace() or not c.isprintable() for c in v):
+            raise PydanticCustomError("token", "GENSTUDIO_API_TOKEN must not hold spaces or control characters")
+        if len(v) < MIN_TOKEN_CHARS:
+            raise PydanticCustomError(
+                "token",
+                "GENSTUDIO_API_TOKEN has {got} characters; at least {least} are required "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(24))' makes one)",
+                {"got": len(v), "least": MIN_TOKEN_CHARS},
+            )
+        return v
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, v: object) -> object:
+        """A comma list (the environment's form) or a list; names are kept lower-case, without a port."""
+        items = v.split(",") if isinstance(v, str) else v
+        if not isinstance(items, list | tuple):
+            return v
+        names = []
+        for item in items:
+            name = str(item).strip().lower()
+            if not name:
+                continue
+            if "/" in name or "@" in name:
+                raise PydanticCustomError(
+                    "host", "GENSTUDIO_ALLOWED_HOSTS takes host names such as studio.lan, not URLs: '{name}'",
+                    {"name": name},
+                )
+            names.append(host_name(name))
+        return names
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'genstudio.db'}"
@@ -107,6 +150,17 @@ class Settings(BaseSettings):
         """Refuse to serve beyond loopback without a token."""
         if host not in LOOPBACK_HOSTS and not self.api_token:
             raise ValueError(f"refusing to bind {host}: set GENSTUDIO_API_TOKEN to serve beyond loopback")
+
+
+def host_name(value: str) -> str:
+    """The name part of a Host header or a host[:port] entry: lower-case, no port, no IPv6 brackets."""
+    v = value.strip().lower()
+    if v.startswith("["):
+        end = v.find("]")
+        v = v[1:end] if end > 0 else v[1:]
+    elif v.count(":") == 1:
+        v = v.split(":", 1)[0]
+    return v.rstrip(".")
 
 
 @lru_cache(maxsize=1)

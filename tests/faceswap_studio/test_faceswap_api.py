@@ -55,7 +55,10 @@ def test_refuses_without_consent(fs_client: TestClient, face_png: bytes, clip: P
         assert r.status_code == 422, r.text
         detail = r.json()["detail"][0]
         assert detail["loc"] == ["body", field] and words in detail["msg"], detail
-    assert audit_items(fs_client) == []
+    # Each refused attempt is audited, with the reason; none reached the queue.
+    rows = audit_items(fs_client)
+    assert [r["outcome"] for r in rows] == ["refused"] * len(cases) and all(r["job_id"] is None for r in rows)
+    assert all(r["error"].startswith("consent") for r in rows), rows
     assert fs_client.get("/api/health").json()["queue"]["queued"] == 0
 
 
@@ -156,7 +159,8 @@ def test_bad_inputs_answer_4xx(settings: Any, face_png: bytes, clip: Path, tmp_p
         assert r.status_code == 422
         r = c.post("/api/faceswap", json={"source": source, "target": big, "consent": CONSENT, "label_corner": "none"})
         assert r.status_code == 422  # the label cannot be turned off
-        assert audit_items(c) == []
+        # Refusals past the request's shape (limits, inputs) are audited; ones pydantic refuses are not attempts.
+        assert {r["outcome"] for r in audit_items(c)} == {"refused"}
         assert c.get("/api/gallery").json()["items"] == []
 
 
@@ -243,7 +247,6 @@ def test_cancelled_swap_is_audited_and_leaves_nothing(settings: Any, face_png: b
     """The handler as a job runner drives it: a cancel during the video ends the job with no file."""
     from types import SimpleNamespace
 
-    from genstudio.faceswap.studio import FaceSwapStudio
     from genstudio.jobs.base import JobCancelled
 
     with make_client(settings) as c:
@@ -267,7 +270,7 @@ def test_cancelled_swap_is_audited_and_leaves_nothing(settings: Any, face_png: b
                 pass
 
         with pytest.raises(JobCancelled):
-            FaceSwapStudio(settings, store=state.store).handle(Ctx())
+            state.studios.handler("faceswap")(Ctx())
         (row,) = audit_items(c)
         assert row["outcome"] == "cancelled" and row["output"]["sha256"] is None and row["finished_at"]
         assert list((settings.data_dir / "tmp").iterdir()) == []

@@ -52,7 +52,8 @@ def test_live_mode_needs_consent_and_swaps_frames(settings: Any, face_png: bytes
                 with pytest.raises(WebSocketDisconnect) as closed:
                     ws.receive_json()
                 assert closed.value.code == 4422
-        assert audit_items(c) == []
+        # The attempt without consent is audited as refused; malformed first messages are not attempts.
+        assert [(r["mode"], r["outcome"]) for r in audit_items(c)] == [("live", "refused")]
 
         with c.websocket_connect("/api/faceswap/live") as ws:
             stats = _live_session(ws, {"source": source, "consent": CONSENT, "label_corner": "top-right"})
@@ -64,7 +65,7 @@ def test_live_mode_needs_consent_and_swaps_frames(settings: Any, face_png: bytes
             assert closed.value.code == 1000
         assert [s["frames"] for s in stats] == [1, 2, 3] and all(s["fps"] >= 0 for s in stats)
         assert stats[-1]["faces"] == 1
-        (row,) = audit_items(c)
+        row = audit_items(c)[0]
         assert row["mode"] == "live" and row["outcome"] == "succeeded" and row["stats"]["frames"] == 3
 
         flat = upload(c, flat_png(), "flat.png")
@@ -174,7 +175,11 @@ def test_cli_refuses_without_consent_and_swaps_an_image(tmp_path: Path, capsys: 
     from genstudio.storage.db import Store, make_engine
 
     items, _ = audit_page(Store(make_engine(f"sqlite:///{data / 'genstudio.db'}")), 10, None)
-    assert [(i["mode"], i["outcome"]) for i in items] == [("cli", "failed"), ("cli", "succeeded"), ("cli", "succeeded")]
+    # Refused attempts (no consent, a too-short statement) are audited too, with the reason.
+    assert [(i["mode"], i["outcome"]) for i in items] == [
+        ("cli", "failed"), ("cli", "succeeded"), ("cli", "succeeded"), ("cli", "refused"), ("cli", "refused")
+    ]
+    assert "at least 20" in items[3]["error"] and items[4]["error"].startswith("consent:")
     assert items[0]["error"] == "source: no face found in the source photo"
     assert items[1]["output"]["sha256"] == answer["sha256"] and items[1]["consent"]["subject"] == "Ann"
 

@@ -262,7 +262,15 @@ def test_musicxml_and_wav_formats_with_provenance(mclient) -> None:  # noqa: ANN
 
     midi = mclient.get(m["url"]).content
     report = mclient.post("/api/verify", files={"file": ("m.mid", midi, "audio/midi")}).json()
-    assert report["format"] == "midi" and report["midi"]["declared_ai_generated"] and not report["midi"]["signed"]
+    assert report["format"] == "midi" and report["midi"]["declared_ai_generated"]
+    # The MIDI is signed at job time by the provenance stage (C2PA has no MIDI binding: a signature track).
+    assert report["manifest"]["found"] and report["manifest"]["valid"] and report["ai_generated"], report
+    assert report["manifest"]["method"].startswith("genstudio-midi-signature")
+    # One changed note byte breaks the signature.
+    pos = midi.index(b"\x90") + 1
+    tampered = midi[:pos] + bytes([(midi[pos] + 1) % 128]) + midi[pos + 1 :]
+    bad = mclient.post("/api/verify", files={"file": ("t.mid", tampered, "audio/midi")}).json()["manifest"]
+    assert bad["found"] and not bad["valid"] and "dataHash" in " ".join(bad["errors"]), bad
     assert report["midi"]["generation"]["key"] == "G major" and report["midi"]["generation"]["seed"] == 8
 
     png = mclient.post("/api/uploads", files={"file": ("a.png", _png(), "image/png")}).json()["asset_id"]

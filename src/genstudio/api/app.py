@@ -16,19 +16,17 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from genstudio import __version__
+from genstudio import __version__, runtime
 from genstudio.api import errors
 from genstudio.api.deps import AppState
-from genstudio.api.routes import assets, faceswap, images, jobs, music, music_onnx, system, uploads, verify
+from genstudio.api.routes import assets, jobs, models, music_onnx, system, uploads, verify
 from genstudio.api.security import BodySizeLimit, TokenAuth
 from genstudio.config import Settings, get_settings
-from genstudio.image.models import ModelRegistry
-from genstudio.image.service import ImageStudio
-from genstudio.jobs.base import Handler
 from genstudio.jobs.local import LocalQueue
 from genstudio.jobs.process import ProcessRunner
 from genstudio.storage.db import Store, make_engine
 from genstudio.storage.files import FileStore
+from genstudio.studio import actor_for
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 # The page loads nothing from elsewhere and runs no inline script; say so to the browser. 'wasm-unsafe-eval'
@@ -40,17 +38,6 @@ CSP = (
     "base-uri 'none'; frame-ancestors 'none'"
 )
 log = logging.getLogger(__name__)
-
-
-def make_handlers(settings: Settings, studio: ImageStudio | None = None) -> dict[str, Handler]:
-    """Job kind -> handler; also called inside the job-runner process, which builds its own studio."""
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
-    from genstudio.faceswap.studio import FaceSwapStudio
-    from genstudio.music.service import MusicStudio
-
-    studio = studio or ImageStudio(settings, ModelRegistry(settings))
-    return {"image": studio.handle, "music": MusicStudio(settings).handle, "faceswap": FaceSwapStudio(settings).handle}
 
 
 def build_state(settings: Settings) -> AppState:
@@ -67,15 +54,15 @@ def build_state(settings: Settings) -> AppState:
     else:
         runner_factory = None
         if settings.executor == "process":
-            runner_factory = partial(ProcessRunner, "genstudio.api.app:make_handlers", settings)
+            runner_factory = partial(ProcessRunner, "genstudio.runtime:make_handlers", settings)
         queue = LocalQueue(
             store, files, max_jobs=settings.max_queued_jobs, workers=settings.workers, runner_factory=runner_factory
         )
-    registry = ModelRegistry(settings)
-    studio = ImageStudio(settings, registry)
-    for kind, handler in make_handlers(settings, studio=studio).items():
+    ctx = runtime.context(settings, store=store, files=files, actor=actor_for(settings.api_token))
+    studios = runtime.Studios(ctx)
+    for kind, handler in studios.handlers().items():
         queue.register(kind, handler)
-    return AppState(settings=settings, store=store, files=files, queue=queue, registry=registry, images=studio)
+    return AppState(settings=settings, store=store, files=files, queue=queue, studios=studios)
 
 
 async def _retention_loop(state: AppState) -> None:
@@ -113,8 +100,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.genstudio = state
     errors.install(app)
-    for module in (jobs, assets, uploads, images, music, music_onnx, faceswap, verify, system):
+    for module in (jobs, assets, uploads, models, music_onnx, verify, system):
         app.include_router(module.router)
+    for name in runtime.studio_names():  # each studio's own router, named in its Studio class
+        app.include_router(runtime.load(runtime.studio_class(name).router))
 
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -170,7 +159,12 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         def index_docs() -> RedirectResponse:
             return RedirectResponse("/openapi.json")
 
-    # Outermost first: the size cap runs before auth reads nothing, auth before any route.
+    # Added innermost first: headers on every answer, then the Host/Origin guard, the size cap (before
+    # anything reads the body), auth, and only then a route.
+    from genstudio.api.security import BrowserGuard, SecurityHeaders
+
     app.add_middleware(TokenAuth, token=settings.api_token)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)
+    app.add_middleware(BrowserGuard, settings=settings)
+    app.add_middleware(SecurityHeaders, csp=CSP)
     return app

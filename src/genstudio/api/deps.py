@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from genstudio.config import Settings
-from genstudio.image.models import ModelRegistry
-from genstudio.image.service import ImageStudio
-from genstudio.storage.db import Store
+from genstudio.runtime import Studios
+from genstudio.storage.db import Asset, Job, Store
 from genstudio.storage.files import FileStore
 
 
@@ -20,8 +20,11 @@ class AppState:
     store: Store
     files: FileStore
     queue: Any  # LocalQueue or DistributedQueue: the interface in jobs/base.py
-    registry: ModelRegistry
-    images: ImageStudio
+    studios: Studios
+
+    def submit(self, studio: str, params: Any) -> Job:
+        """Queue a job of `studio` with its resolved (typed) params."""
+        return self.queue.submit(studio, params.model_dump(by_alias=True))
 
 
 def get_state(request: Request) -> AppState:
@@ -29,3 +32,22 @@ def get_state(request: Request) -> AppState:
 
 
 State = Annotated[AppState, Depends(get_state)]
+
+
+def get_asset(asset_id: str, state: State) -> Asset:
+    """The asset named in the path (404 when there is none; ids are server-made hex, never paths)."""
+    a = state.store.get_asset(asset_id) if asset_id.isalnum() else None
+    if a is None:
+        raise HTTPException(404, detail=f"asset_id: no asset {asset_id!r}")
+    return a
+
+
+AssetRow = Annotated[Asset, Depends(get_asset)]
+
+
+def asset_file(state: AppState, a: Asset) -> Path:
+    """The asset's file on disk (410 when it is gone)."""
+    path = state.files.abspath(a.path)
+    if not path.is_file():
+        raise HTTPException(410, detail=f"asset_id: the file of {a.id} is gone")
+    return path

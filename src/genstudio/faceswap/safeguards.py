@@ -3,23 +3,19 @@ C2PA manifest every output carries. No setting turns any of them off."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
 from genstudio.config import Settings
-from genstudio.image.params import LimitError
-from genstudio.provenance.manifest import WATERMARK_LABEL, build_manifest
+from genstudio.errors import LimitError
 from genstudio.storage.db import FINAL_STATUSES, Asset, Consent, FaceSwapAudit, Job, Store, utcnow
-from genstudio.storage.files import FileStore
+from genstudio.storage.files import FileStore, sha256_file  # noqa: F401 - sha256_file re-exported
+from genstudio.studio import actor_for  # noqa: F401 - re-exported
 
-COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = (
-    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
-)
+FACESWAP_DESCRIPTION = "face swap: a face from a consenting subject's photo composited onto the target"
 FACESWAP_LABEL = "org.genstudio.faceswap"
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 CORNER_NAMES: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -36,38 +32,52 @@ class ConsentIn(BaseModel):
     subject: str = Field(default="", max_length=MAX_SUBJECT_CHARS)
 
 
+# Hangul fillers: letters (category Lo) that draw nothing, the usual "blank" names.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def visible_letters(text: str) -> int:
+    """How many letters and digits a reader sees in `text`: counted after NFKC normalisation, without
+    invisible (zero-width, format: Cf), control (Cc) and combining (Mn, Me) characters or blank letters."""
+    import unicodedata
+
+    return sum(
+        1
+        for c in unicodedata.normalize("NFKC", text)
+        if unicodedata.category(c)[0] in "LN" and c not in _BLANK_LETTERS
+    )
+
+
+def _without_controls(text: str) -> str:
+    """`text` trimmed, without control characters (NUL, escape sequences) other than tab and newline."""
+    import unicodedata
+
+    return "".join(c for c in text if c in "\t\n" or unicodedata.category(c) != "Cc").strip()
+
+
 def check_consent(consent: ConsentIn | None, settings: Settings) -> ConsentIn:
-    """The consent, trimmed; LimitError naming `consent.statement` or `consent.subject` otherwise."""
+    """The consent, trimmed and without control characters; LimitError naming `consent.statement` or
+    `consent.subject` otherwise. Lengths count what a person wrote and a reader sees: letters and digits
+    (a statement of zero-width spaces, NULs or combining marks is empty)."""
     if consent is None:
         raise LimitError("consent", "a consent record {statement, subject} is required for every face swap")
-    statement, subject = consent.statement.strip(), consent.subject.strip()
+    statement, subject = _without_controls(consent.statement), _without_controls(consent.subject)
     least = settings.faceswap_consent_min_chars
     if not statement:
         raise LimitError("consent.statement", f"a consent statement is required (at least {least} characters)")
-    if len(statement) < least:
+    letters = visible_letters(statement)
+    if letters < least:
         raise LimitError(
             "consent.statement",
-            f"the consent statement has {len(statement)} characters; at least {least} are required "
-            "(GENSTUDIO_FACESWAP_CONSENT_MIN_CHARS)",
+            f"the consent statement has {letters} visible letters or digits; at least {least} are required "
+            "(GENSTUDIO_FACESWAP_CONSENT_MIN_CHARS; invisible, control and combining characters do not count)",
         )
-    if not subject:
-        raise LimitError("consent.subject", "name the person who consented (the subject whose face is used)")
+    if not visible_letters(subject):
+        raise LimitError(
+            "consent.subject",
+            "name the person who consented (the subject whose face is used) in visible letters or digits",
+        )
     return ConsentIn(statement=statement, subject=subject)
-
-
-def actor_for(token: str | None) -> str:
-    """Who recorded a consent or ran a swap: the API token's fingerprint (never the token), or "local"."""
-    if not token:
-        return "local"
-    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record_consent(store: Store, consent: ConsentIn, *, recorded_by: str, source_sha256: str) -> Consent:
@@ -220,20 +230,3 @@ def sweep_retention(
     for asset in doomed:
         files.delete(asset.path)
     return [a.id for a in doomed]
-
-
-def faceswap_manifest(*, title: str, mime: str, info: dict[str, Any], watermark: dict[str, Any]) -> dict[str, Any]:
-    """A manifest naming the file a composite made with a trained model (IPTC
-    compositeWithTrainedAlgorithmicMedia), with the consent id and input hashes in `info`."""
-    manifest = build_manifest(
-        title=title,
-        mime=mime,
-        ai_info=info,
-        extra_assertions=[{"label": WATERMARK_LABEL, "data": watermark}],
-    )
-    for assertion in manifest["assertions"]:
-        if assertion["label"] == "c2pa.actions":
-            for action in assertion["data"]["actions"]:
-                action["digitalSourceType"] = COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
-                action["description"] = "face swap: a face from a consenting subject's photo composited onto the target"
-    return manifest

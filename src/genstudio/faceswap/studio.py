@@ -10,7 +10,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -18,15 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genstudio import __version__
 from genstudio.config import Settings
+from genstudio.errors import LimitError
 from genstudio.faceswap.safeguards import (
+    FACESWAP_DESCRIPTION,
     FACESWAP_LABEL,
     ConsentIn,
     Corner,
-    faceswap_manifest,
+    check_consent,
+    open_audit,
+    record_consent,
     update_audit,
 )
-from genstudio.image.params import LimitError
 from genstudio.jobs.base import JobCancelled, JobContext, JobFailed, OutputFile
+from genstudio.provenance.stage import Seal
+from genstudio.studio import InputFile, StudioContext
 
 Progress = Callable[[float], None]
 MAX_TARGET_FACE = 63
@@ -141,12 +146,12 @@ def swap_to_bytes(
     target_mime: str,
     options: Any,
     label_corner: str,
-    identity: Any,
     provenance: dict[str, Any],
     tmp_dir: Path,
     progress: Progress | None = None,
-) -> tuple[bytes, str, dict[str, Any]]:
-    """Swap, label, watermark and sign one target. Returns (file bytes, MIME type, stats).
+) -> tuple[bytes, str, dict[str, Any], Seal]:
+    """Swap and label one target (video frames are watermarked as they are written). Returns (file
+    bytes, MIME type, stats, the seal for the provenance stage, which marks images and signs both).
 
     Raises NoFaceError (a ValueError, message "source: ...") when the source shows no face, NothingSwapped
     (a LimitError) when no face of the target was replaced, JobCancelled when `progress` does."""
@@ -181,11 +186,11 @@ def swap_to_bytes(
         finally:
             out.unlink(missing_ok=True)
         mime = "video/mp4"
-        watermark = {"method": "video_watermark", "embedded": True}
+        watermark: dict[str, Any] | None = {"method": "video_watermark", "embedded": True}
+        marked_from = None
     else:
         from genstudio.faceswap.engine import swap_image
         from genstudio.faceswap.label import draw_label
-        from genstudio.provenance.stamp import watermark_image
 
         target_bgr = load_bgr(target_path.read_bytes(), "target")
         try:
@@ -195,15 +200,11 @@ def swap_to_bytes(
         if n_swapped == 0:
             raise nothing_swapped(options, _faces_in(swapper, target_bgr), "image")
         labelled = draw_label(swapped, corner=label_corner)
-        marked, watermark = watermark_image(Image.fromarray(np.ascontiguousarray(labelled[:, :, ::-1])))
-        buf = io.BytesIO()
-        if target_mime == "image/jpeg":
-            mime = "image/jpeg"
-            marked.save(buf, "JPEG", quality=95)
-        else:
-            mime = "image/png"
-            marked.save(buf, "PNG")
-        data = buf.getvalue()
+        # The stage watermarks these pixels and encodes them once (JPEG for a JPEG target, else PNG).
+        marked_from = Image.fromarray(np.ascontiguousarray(labelled[:, :, ::-1]))
+        mime = "image/jpeg" if target_mime == "image/jpeg" else "image/png"
+        data = b""
+        watermark = None
         stats = {
             "frames": 1,
             "faces_swapped": int(n_swapped),
@@ -211,24 +212,23 @@ def swap_to_bytes(
             "height": target_bgr.shape[0],
         }
         report(0.95)
-    from genstudio.provenance.manifest import sign_asset
-
     info = {
         "kind": "faceswap",
         "label": {"text": "AI-generated", "corner": label_corner},
         **provenance,
         "stats": {k: v for k, v in stats.items() if isinstance(v, int | float | str | bool)},
     }
-    manifest = faceswap_manifest(
+    seal = Seal(
         title=f"genstudio face swap {provenance.get('consent_id', '')}".strip(),
-        mime=mime,
-        info=info,
+        ai_info=info,
+        composite=True,
+        description=FACESWAP_DESCRIPTION,
         watermark=watermark,
+        assertions=[{"label": FACESWAP_LABEL, "data": {"consent_id": provenance.get("consent_id")}}],
+        image=marked_from,
     )
-    manifest["assertions"].append({"label": FACESWAP_LABEL, "data": {"consent_id": provenance.get("consent_id")}})
-    signed = sign_asset(data, mime=mime, manifest=manifest, identity=identity)
     report(1.0)
-    return signed, mime, stats
+    return data, mime, stats, seal
 
 
 def _faces_in(swapper: Any, image_bgr: np.ndarray) -> int:
@@ -244,24 +244,48 @@ def make_options(target_face: int | None, many_faces: bool, reference_bgr: np.nd
     return SwapOptions(target_face=target_face, many_faces=many_faces, reference_bgr=reference_bgr)
 
 
-class FaceSwapStudio:
-    """The "faceswap" job handler: one engine built on first use and kept for later jobs."""
+class FaceSwapParams(BaseModel):
+    """A face-swap job's params: inputs by reference (asset ids; files on the command line) and hash,
+    never by storage path; the consent record and the audit row the attempt was logged under."""
 
-    def __init__(self, settings: Settings, store: Any = None, swapper_factory: Callable[[], Any] | None = None) -> None:
-        self.settings = settings
-        self._store = store
+    source: str
+    target: str
+    reference: str | None = None
+    source_sha256: str
+    target_sha256: str
+    reference_sha256: str | None = None
+    target_kind: Literal["image", "video"]
+    target_mime: str
+    target_info: dict[str, Any] = Field(default_factory=dict)
+    target_face: int | None = None
+    many_faces: bool = False
+    label_corner: Corner = "bottom-right"
+    consent_id: str
+    audit_id: str
+
+
+AUDIT_MODES = {"api": "job", "cli": "cli", "live": "live"}
+
+
+class FaceSwapStudio:
+    """The "faceswap" studio: consent and audit in `resolve`, one engine (built on first use) in `run`."""
+
+    name: ClassVar[str] = "faceswap"
+    media_kinds: ClassVar[tuple[str, ...]] = ("image", "video")
+    requests: ClassVar[dict[str, type[BaseModel]]] = {"swap": FaceSwapRequest}
+    router: ClassVar[str] = "genstudio.api.routes.faceswap:router"
+    cli: ClassVar[str] = "genstudio.cli.faceswap:register"
+
+    def __init__(self, ctx: StudioContext, swapper_factory: Callable[[], Any] | None = None) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
         self._swapper: Any = None
         self._swapper_factory = swapper_factory
-        self._identity: Any = None
         self._lock = threading.Lock()
 
     @property
     def store(self) -> Any:
-        if self._store is None:
-            from genstudio.storage.db import Store, make_engine
-
-            self._store = Store(make_engine(self.settings.db_url))
-        return self._store
+        return self.ctx.store
 
     def swapper(self) -> Any:
         if self._swapper is None:
@@ -273,93 +297,206 @@ class FaceSwapStudio:
                 self._swapper = make_swapper(self.settings)
         return self._swapper
 
-    def identity(self) -> Any:
-        if self._identity is None:
-            from genstudio.provenance import ensure_identity
+    def models(self) -> list[dict[str, Any]]:
+        return [{"id": f"faceswap:{self.settings.faceswap_engine}", "name": self.settings.faceswap_engine,
+                 "kind": "faceswap", "default": True, "format": self.settings.faceswap_engine}]
 
-            self._identity = ensure_identity(self.settings.keys_dir)
-        return self._identity
+    def params(self, raw: dict[str, Any]) -> FaceSwapParams:
+        return FaceSwapParams(**raw)
 
-    def _input(self, asset_id: str | None, field: str) -> Path | None:
-        """The file of an uploaded asset, looked up here so that no storage path rides in the job's params."""
-        if asset_id is None:
-            return None
-        asset = self.store.get_asset(asset_id)
-        path = (self.settings.assets_dir / asset.path).resolve() if asset is not None else None
-        if path is None or not path.is_relative_to(self.settings.assets_dir.resolve()) or not path.is_file():
-            raise JobFailed(f"{field}: the uploaded file is gone (deleted, or removed by the retention period)")
-        return path
+    def inspect(self, data: bytes, fmt: str, mime: str | None) -> dict[str, Any] | None:
+        from genstudio.faceswap.verify_media import inspect
 
-    def handle(self, ctx: JobContext) -> list[OutputFile]:
+        return inspect(data, fmt, mime)
+
+    # ------------------------------------------------------------------ resolve: consent, limits, audit
+
+    def _image_input(self, ref: str, field: str) -> InputFile:
+        found = self.ctx.inputs.get(ref, field)
+        if not found.mime.startswith("image/"):
+            what = f"asset {ref}" if found.asset_id else found.path.name
+            raise LimitError(field, f"must be an image (PNG, JPEG or WebP); {what} is {found.mime}")
+        return found
+
+    def _target(self, ref: str) -> tuple[InputFile, str, dict[str, Any]]:
+        target = self.ctx.inputs.get(ref, "target")
+        if target.mime.startswith("video/"):
+            info = probe_target(target.path, self.settings, "target")
+            return target, "video", {"width": info.width, "height": info.height, "frames": info.frames,
+                                     "duration_s": info.duration_s}
+        if target.mime.startswith("image/"):
+            try:
+                with Image.open(target.path) as im:
+                    width, height = im.size
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+                raise LimitError("target", f"not a decodable image ({type(exc).__name__})") from exc
+            check_side(width, height, self.settings, "target")
+            return target, "image", {"width": width, "height": height, "frames": 1}
+        what = f"asset {ref}" if target.asset_id else target.path.name
+        raise LimitError("target", f"must be an image or a video; {what} is {target.mime}")
+
+    def resolve(self, request: BaseModel, op: str | None = None) -> FaceSwapParams:
+        """Check consent, the face choice and the inputs; record the consent and open the audit row.
+        A refused attempt is audited too (outcome "refused", with the reason), then re-raised."""
+        assert isinstance(request, FaceSwapRequest)
+        mode = AUDIT_MODES.get(self.ctx.channel, "job")
+        seen: dict[str, InputFile] = {}
+        try:
+            consent = check_consent(request.consent, self.settings)
+            check_choice(request.target_face, request.many_faces, request.reference)
+            seen["source"] = self._image_input(request.source, "source")
+            target, target_kind, target_info = self._target(request.target)
+            seen["target"] = target
+            if request.reference is not None:
+                seen["reference"] = self._image_input(request.reference, "reference")
+        except LimitError as exc:
+            self.audit_refusal(request, str(exc), mode, seen)
+            raise
+        source, reference = seen["source"], seen.get("reference")
+        consent_row = record_consent(self.store, consent, recorded_by=self.ctx.actor, source_sha256=source.sha256)
+        audit = open_audit(
+            self.store,
+            actor=self.ctx.actor,
+            mode=mode,
+            consent_id=consent_row.id,
+            source_asset_id=source.asset_id,
+            target_asset_id=target.asset_id,
+            reference_asset_id=reference.asset_id if reference else None,
+            source_sha256=source.sha256,
+            target_sha256=target.sha256,
+            reference_sha256=reference.sha256 if reference else None,
+        )
+        return FaceSwapParams(
+            source=source.ref,
+            target=target.ref,
+            reference=reference.ref if reference else None,
+            source_sha256=source.sha256,
+            target_sha256=target.sha256,
+            reference_sha256=reference.sha256 if reference else None,
+            target_kind=target_kind,  # type: ignore[arg-type]
+            target_mime=target.mime,
+            target_info=target_info,
+            target_face=request.target_face,
+            many_faces=request.many_faces,
+            label_corner=request.label_corner,
+            consent_id=consent_row.id,
+            audit_id=audit.id,
+        )
+
+    def resolve_live(self, request: FaceSwapRequest) -> tuple[ConsentIn, InputFile]:
+        """Live mode's checks (it has no target file): consent, face choice, the source photo; a refusal
+        is audited like a job's."""
+        seen: dict[str, InputFile] = {}
+        try:
+            consent = check_consent(request.consent, self.settings)
+            check_choice(request.target_face, request.many_faces, request.reference)
+            seen["source"] = self._image_input(request.source, "source")
+        except LimitError as exc:
+            self.audit_refusal(request, str(exc), "live", seen)
+            raise
+        return consent, seen["source"]
+
+    def audit_refusal(self, request: Any, reason: str, mode: str, seen: dict[str, InputFile] | None = None) -> None:
+        """One audit row for an attempt refused before it ran: who, what it named, why."""
+        seen = seen or {}
+        consent = getattr(request, "consent", None)
+        open_audit(
+            self.store,
+            actor=self.ctx.actor,
+            mode=mode,
+            consent_id=None,
+            source_asset_id=seen["source"].asset_id if "source" in seen else None,
+            target_asset_id=seen["target"].asset_id if "target" in seen else None,
+            source_sha256=seen["source"].sha256 if "source" in seen else "",
+            target_sha256=seen["target"].sha256 if "target" in seen else "",
+            outcome="refused",
+            error=reason[:500],
+            stats={"subject_given": bool(consent and consent.subject.strip()),
+                   "statement_chars": len(consent.statement) if consent else 0},
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, params: BaseModel, job: JobContext | None = None) -> list[OutputFile]:
+        """Swap, label and mark; sealed here (not left to the runtime) so that the audit row records the
+        hash of the very file the user gets."""
         from genstudio.faceswap.engine import NoFaceError
 
-        p = ctx.job.params
-        audit_id = p["audit_id"]
-        update_audit(self.store, audit_id, outcome="running", job_id=ctx.job.id)
+        assert isinstance(params, FaceSwapParams)
+        p = params
+        progress = job.progress if job is not None else None
+        job_id = getattr(getattr(job, "job", None), "id", None)
+        update_audit(self.store, p.audit_id, outcome="running", **({"job_id": job_id} if job_id else {}))
         try:
-            source = self._input(p["source"], "source")
-            target = self._input(p["target"], "target")
-            reference = self._input(p.get("reference"), "reference")
-            assert source is not None and target is not None
-            source_bgr = load_bgr(source.read_bytes(), "source")
-            reference_bgr = load_bgr(reference.read_bytes(), "reference") if reference else None
-            options = make_options(p.get("target_face"), bool(p.get("many_faces")), reference_bgr)
+            source = self._run_input(p.source, "source")
+            target = self._run_input(p.target, "target")
+            reference = self._run_input(p.reference, "reference") if p.reference else None
+            source_bgr = load_bgr(source.read(), "source")
+            reference_bgr = load_bgr(reference.read(), "reference") if reference else None
+            options = make_options(p.target_face, p.many_faces, reference_bgr)
             provenance = {
-                "consent_id": p["consent_id"],
-                "audit_id": audit_id,
+                "consent_id": p.consent_id,
+                "audit_id": p.audit_id,
                 "inputs": {
-                    "source_sha256": p["source_sha256"],
-                    "target_sha256": p["target_sha256"],
-                    "reference_sha256": p.get("reference_sha256"),
+                    "source_sha256": p.source_sha256,
+                    "target_sha256": p.target_sha256,
+                    "reference_sha256": p.reference_sha256,
                 },
-                "options": {"target_face": p.get("target_face"), "many_faces": bool(p.get("many_faces"))},
+                "options": {"target_face": p.target_face, "many_faces": p.many_faces},
                 "engine": self.settings.faceswap_engine,
                 "software": f"genstudio {__version__}",
             }
             with self._lock:  # one engine, one job at a time
                 try:
-                    data, mime, stats = swap_to_bytes(
+                    data, mime, stats, seal = swap_to_bytes(
                         self.swapper(),
                         source_bgr=source_bgr,
-                        target_path=target,
-                        target_kind=p["target_kind"],
-                        target_mime=p["target_mime"],
+                        target_path=target.path,
+                        target_kind=p.target_kind,
+                        target_mime=p.target_mime,
                         options=options,
-                        label_corner=p.get("label_corner", "bottom-right"),
-                        identity=self.identity(),
+                        label_corner=p.label_corner,
                         provenance=provenance,
                         tmp_dir=self.settings.data_dir / "tmp",
-                        progress=ctx.progress,
+                        progress=progress,
                     )
                 except NoFaceError as exc:
                     raise JobFailed(no_face_message(exc, "source")) from exc
+            data = self.ctx.stage.seal(data, mime, seal)
         except JobCancelled:
-            update_audit(self.store, audit_id, outcome="cancelled", error="cancelled")
+            update_audit(self.store, p.audit_id, outcome="cancelled", error="cancelled")
             raise
         except LimitError as exc:
-            update_audit(self.store, audit_id, outcome="failed", error=str(exc))
+            update_audit(self.store, p.audit_id, outcome="failed", error=str(exc))
             raise JobFailed(str(exc)) from exc
         except BaseException as exc:
-            update_audit(self.store, audit_id, outcome="failed", error=str(exc) or type(exc).__name__)
+            update_audit(self.store, p.audit_id, outcome="failed", error=str(exc) or type(exc).__name__)
             raise
         digest = hashlib.sha256(data).hexdigest()
-        update_audit(self.store, audit_id, outcome="succeeded", output_sha256=digest, stats=_plain(stats))
+        update_audit(self.store, p.audit_id, outcome="succeeded", output_sha256=digest, stats=_plain(stats))
         kind = "video" if mime == "video/mp4" else "image"
-        params = {
+        public = {
             "faceswap": True,
-            "consent_id": p["consent_id"],
-            "audit_id": audit_id,
-            "source": p["source"],
-            "target": p["target"],
-            "reference": p.get("reference"),
-            "target_face": p.get("target_face"),
-            "many_faces": bool(p.get("many_faces")),
-            "label_corner": p.get("label_corner", "bottom-right"),
+            "consent_id": p.consent_id,
+            "audit_id": p.audit_id,
+            "source": p.source if not p.source.startswith("file:") else None,
+            "target": p.target if not p.target.startswith("file:") else None,
+            "reference": p.reference if p.reference and not p.reference.startswith("file:") else None,
+            "target_face": p.target_face,
+            "many_faces": p.many_faces,
+            "label_corner": p.label_corner,
             "engine": self.settings.faceswap_engine,
             "inputs": provenance["inputs"],
             "stats": _plain(stats),
         }
-        return [OutputFile(data=data, mime=mime, kind=kind, params=params)]
+        return [OutputFile(data=data, mime=mime, kind=kind, params=public)]
+
+    def _run_input(self, ref: str, field: str) -> InputFile:
+        try:
+            return self.ctx.inputs.get(ref, field)
+        except LimitError as exc:
+            raise JobFailed(f"{field}: the uploaded file is gone (deleted, or removed by the retention period)") \
+                from exc
 
 
 def _plain(stats: dict[str, Any]) -> dict[str, Any]:

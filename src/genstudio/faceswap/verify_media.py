@@ -151,3 +151,38 @@ def video_report(data: bytes) -> dict[str, Any]:
 
 def image_label_report(bgr: np.ndarray) -> dict[str, Any]:
     return label_report([bgr])
+
+
+VIDEO_FORMATS = ("mp4", "mov")
+MAX_LABEL_PIXELS = 40_000_000
+
+
+def inspect(data: bytes, fmt: str, mime: str | None) -> dict[str, Any] | None:
+    """The face-swap studio's part of a verify report: the visible label in an image's corners, and
+    for a video the label, the frame watermark and what was read."""
+    if fmt in VIDEO_FORMATS:
+        found = video_report(data)
+        return {"watermark": found["watermark"], "label": found["label"], "video": found["video"]}
+    if mime is None or mime.startswith("image/"):
+        return {"label": _image_label(data)}
+    return None
+
+
+def _image_label(data: bytes) -> dict[str, Any]:
+    """The visible "AI-generated" label of face-swap outputs, looked for in every corner."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    report: dict[str, Any] = {"found": False, "corner": None, "score": None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_LABEL_PIXELS:
+                    return report | {"error": "image too large for the label check"}
+                rgb = np.asarray(image.convert("RGB"))
+        return image_label_report(np.ascontiguousarray(rgb[:, :, ::-1]))
+    except Exception as exc:  # noqa: BLE001 -- a report, never an exception
+        return report | {"error": f"label check failed: {exc}"}

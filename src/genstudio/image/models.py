@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from genstudio.config import Settings
+from genstudio.storage.files import atomic_write
 
 BUILTIN_ROOT = Path(__file__).resolve().parent.parent / "builtin_models"
 ModelFormat = Literal["builtin", "folder", "single_file", "hub"]
@@ -87,10 +86,7 @@ class ModelRegistry:
 
     def _save(self, entries: list[ModelEntry]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"models": [asdict(e) for e in entries]}, f, indent=2)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"models": [asdict(e) for e in entries]}, indent=2).encode())
 
     def list(self) -> list[ModelEntry]:
         return self.builtin() + self._user_entries()

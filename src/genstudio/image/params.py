@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genstudio.config import Settings
+from genstudio.errors import LimitError  # noqa: F401 - re-exported for older imports
 
 SamplerName = Literal["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"]
 
@@ -18,15 +19,6 @@ A1111_SAMPLER_NAMES: dict[str, str] = {
     "dpmpp_2m": "DPM++ 2M",
     "lcm": "LCM",
 }
-
-
-class LimitError(ValueError):
-    """A value is well-typed but beyond a configured limit; `field` names it for the 4xx answer."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class ImageRequest(BaseModel):

@@ -34,6 +34,8 @@ class OutputFile:
     kind: str
     seed: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # What the provenance stage writes into the file (provenance.stage.Seal); None once sealed.
+    seal: Any = None
 
 
 class JobContext(Protocol):

@@ -51,6 +51,7 @@ def save_outputs(
                 s.delete(old)
             s.flush()
             for row in rows:
+                row.studio = job.kind  # the job kind is the studio's name
                 s.add(row)
             s.commit()
     except BaseException:

@@ -5,13 +5,14 @@ was rendered from). The MIDI file stays the asset of record; a cache file can al
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from genstudio.config import Settings
+from genstudio.provenance.stage import ProvenanceStage, Seal
 from genstudio.storage.db import Asset
+from genstudio.storage.files import atomic_write
 
 from .encoding import Note
 from .render import Melody, extract_melody, musicxml_bytes, read_midi_params, wav_bytes
@@ -44,27 +45,24 @@ def melody_of(midi: bytes, params: dict[str, Any] | None, max_bars: int) -> Melo
     return Melody(ex.notes, ex.bars, ex.tempo, program, find_key(ex.notes)[0])
 
 
-def render(fmt: str, midi: bytes, params: dict[str, Any] | None, settings: Settings, *, title: str) -> bytes:
-    """`fmt` ('wav' or 'musicxml') of a MIDI melody. ValueError for a MIDI without a melody;
-    RenderUnavailable when FluidSynth or a soundfont is missing."""
+def render(fmt: str, midi: bytes, params: dict[str, Any] | None, settings: Settings, *, title: str,
+           stage: ProvenanceStage) -> bytes:
+    """`fmt` ('wav' or 'musicxml') of a MIDI melody; the WAV goes through the provenance stage. ValueError
+    for a MIDI without a melody; RenderUnavailable when FluidSynth or a soundfont is missing."""
     if fmt == "musicxml":
         return musicxml_bytes(melody_of(midi, params, settings.max_bars), title=title)
     if fmt == "wav":
-        from genstudio.provenance import ensure_identity
-        from genstudio.provenance.manifest import build_manifest, sign_asset
-
         audio = wav_bytes(midi)
         info = {
             "rendered_from": {"mime": "audio/midi", "sha256": hashlib.sha256(midi).hexdigest()},
             "renderer": "fluidsynth + General MIDI soundfont",
             "generation": {k: v for k, v in (params or {}).items() if k != "notes"},
         }
-        manifest = build_manifest(title=title, mime="audio/wav", ai_info=info)
-        return sign_asset(audio, mime="audio/wav", manifest=manifest, identity=ensure_identity(settings.keys_dir))
+        return stage.seal(audio, "audio/wav", Seal(title=title, ai_info=info))
     raise ValueError(f"format: unknown format {fmt!r}; use one of midi, {', '.join(FORMATS)}")
 
 
-def derived_file(settings: Settings, asset: Asset, midi_path: Path, fmt: str) -> Path:
+def derived_file(settings: Settings, asset: Asset, midi_path: Path, fmt: str, *, stage: ProvenanceStage) -> Path:
     """The cached `fmt` file of a MIDI asset, rendered (atomically) when first asked for."""
     if fmt not in FORMATS:
         raise ValueError(f"format: unknown format {fmt!r}; use one of midi, {', '.join(FORMATS)}")
@@ -73,11 +71,10 @@ def derived_file(settings: Settings, asset: Asset, midi_path: Path, fmt: str) ->
     with _lock(str(dest)):
         if dest.is_file():
             return dest
-        data = render(fmt, midi_path.read_bytes(), asset.params, settings, title=f"genstudio melody {asset.id[:12]}")
+        data = render(fmt, midi_path.read_bytes(), asset.params, settings, title=f"genstudio melody {asset.id[:12]}",
+                      stage=stage)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{dest.name}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        atomic_write(dest, data)
         return dest
 
 

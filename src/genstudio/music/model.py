@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from genstudio.storage.files import atomic_write
+
 from .encoding import MelodyEncoding, Note
 
 FORMAT_VERSION = 1
@@ -335,12 +337,9 @@ class MusicVAE(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         cfg = {"_class_name": type(self).__name__, "format_version": FORMAT_VERSION, **self.config.to_dict()}
-        tmp = folder / ".model.safetensors.tmp"
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, tmp)
-        os.replace(tmp, folder / "model.safetensors")
-        tmp = folder / ".config.json.tmp"
-        tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-        os.replace(tmp, folder / "config.json")
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
+        atomic_write(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> MusicVAE:

@@ -11,7 +11,6 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from genstudio.storage.files import atomic_write, sha256_file
 
 from .encoding import STEPS_PER_QUARTER, MelodyEncoding
 from .model import GREEDY_TEMPERATURE, MusicVAE
@@ -47,23 +48,6 @@ class _Sampler(nn.Module):
 
     def forward(self, z: torch.Tensor, temperature: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return self.model.decode_tokens_uniform(z, temperature, u)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], opset: int, **kwargs: Any) -> bytes:
@@ -105,8 +89,8 @@ def export_onnx(model_dir: Path, out_dir: Path, *, opset: int = 17) -> dict[str,
         output_names=["tokens"],
         dynamic_axes={"z": {0: "batch"}, "u": {0: "batch"}, "tokens": {0: "batch"}},
     )
-    _write_atomic(out_dir / ENCODER_FILE, encoder)
-    _write_atomic(out_dir / DECODER_FILE, sampler)
+    atomic_write(out_dir / ENCODER_FILE, encoder)
+    atomic_write(out_dir / DECODER_FILE, sampler)
 
     weights = model_dir / "model.safetensors"
     encoding = MelodyEncoding(cfg.min_pitch, cfg.max_pitch)
@@ -127,7 +111,7 @@ def export_onnx(model_dir: Path, out_dir: Path, *, opset: int = 17) -> dict[str,
             DECODER_FILE: {"sha256": hashlib.sha256(sampler).hexdigest(), "bytes": len(sampler)},
         },
     }
-    _write_atomic(out_dir / CONFIG_FILE, (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write(out_dir / CONFIG_FILE, (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from genstudio.config import Settings
-from genstudio.image.params import LimitError
+from genstudio.errors import LimitError
 
 from .theory import parse_key, parse_progression
 
@@ -108,9 +108,53 @@ Operation = Literal["sample", "interpolate", "vary"]
 REQUESTS: dict[str, type[_Common]] = {"sample": SampleRequest, "interpolate": InterpolateRequest, "vary": VaryRequest}
 
 
-def job_params(op: str, req: _Common, **resolved: Any) -> dict[str, Any]:
-    """What a music job row stores: the operation, the request, and every value resolved at submit time
-    (seed, tempo, instrument program and name, key spelled out), so the 202 answer says what will be made."""
+class SourceMelody(BaseModel):
+    """What a job row keeps of a source melody, so that workers need no access to the source file."""
+
+    origin: str
+    bars: int
+    tempo: float | None = None
+    program: int | None = None
+    track: int | None = None
+    dropped: dict[str, int] = Field(default_factory=dict)
+    notes: list[list[int]]
+
+
+class _Resolved(BaseModel):
+    """Values fixed at submit time, so the 202 answer says exactly what will be made."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    seed: int = Field(ge=0, le=2**32 - 1)
+    tempo: float
+    instrument: int = Field(ge=0, le=127)
+    instrument_name: str
+
+
+class SampleParams(_Resolved, SampleRequest):
+    op: Literal["sample"] = "sample"
+
+
+class InterpolateParams(_Resolved, InterpolateRequest):
+    op: Literal["interpolate"] = "interpolate"
+    start_melody: SourceMelody = Field(alias="_start")
+    end_melody: SourceMelody = Field(alias="_end")
+
+
+class VaryParams(_Resolved, VaryRequest):
+    op: Literal["vary"] = "vary"
+    source_melody: SourceMelody = Field(alias="_source")
+
+
+# A music job's params: one model per operation, told apart by `op`. Sources are stored under "_"-keys,
+# which the jobs route keeps out of answers.
+MusicParams = Annotated[SampleParams | InterpolateParams | VaryParams, Field(discriminator="op")]
+PARAMS = TypeAdapter(MusicParams)
+
+
+def job_params(op: str, req: _Common, **resolved: Any) -> SampleParams | InterpolateParams | VaryParams:
+    """The typed params of a music job: the operation, the request, and every value resolved at submit
+    time (seed, tempo, instrument program and name, key spelled out)."""
     from .render import instrument_program
 
     params = {"op": op, **req.model_dump(), **resolved}
@@ -124,4 +168,9 @@ def job_params(op: str, req: _Common, **resolved: Any) -> dict[str, Any]:
     params["instrument_name"] = instrument_program(program)[1]
     if params.get("key"):
         params["key"] = parse_key(params["key"]).name
-    return params
+    return PARAMS.validate_python(params)
+
+
+def dump_params(params: BaseModel) -> dict[str, Any]:
+    """A music job's params as its row stores them (sources under their "_" keys)."""
+    return params.model_dump(by_alias=True)

@@ -301,3 +301,31 @@ def windows(notes: Sequence[Note], bars: int, window_bars: int = 2) -> list[list
             ]
         )
     return out
+
+
+def inspect(data: bytes, fmt: str, mime: str | None) -> dict[str, Any] | None:
+    """The music studio's part of a verify report: what a MIDI file declares about itself (a copyright
+    text, genstudio's generation parameters). Anyone can write these: they are reported as unsigned
+    claims; the signed signal is the manifest (provenance.midi_signature)."""
+    if fmt != "midi":
+        return None
+    import mido
+
+    report: dict[str, Any] = {"declared_ai_generated": False, "copyright": None, "generation": None}
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 -- mido raises many types for broken files
+        return {"midi": report | {"error": f"not a readable MIDI file: {exc or type(exc).__name__}"}}
+    for track in mid.tracks:
+        for msg in track:
+            if msg.type == "copyright" and report["copyright"] is None:
+                report["copyright"] = msg.text
+                report["declared_ai_generated"] = "ai-generated" in msg.text.lower()
+            elif msg.type == "text" and msg.text.startswith(META_PREFIX) and report["generation"] is None:
+                try:
+                    params = json.loads(msg.text[len(META_PREFIX):])
+                except ValueError:
+                    continue
+                if isinstance(params, dict):
+                    report["generation"] = {k: v for k, v in params.items() if k != "notes"}
+    return {"midi": report}

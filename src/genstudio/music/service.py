@@ -30,12 +30,11 @@ import numpy as np
 import torch
 
 from genstudio.config import Settings
-from genstudio.jobs.base import JobContext, JobFailed, OutputFile
+from genstudio.jobs.base import JobFailed, OutputFile
 
 from .encoding import Note
 from .metrics import in_key_counts
 from .model import MelodyVAE, slerp
-from .params import InterpolateRequest, SampleRequest, VaryRequest
 from .render import Melody, instrument_program, midi_bytes, windows
 from .theory import (
     Key,
@@ -100,8 +99,8 @@ def melody_stats(notes: Sequence[Note]) -> dict[str, Any]:
     }
 
 
-class MusicStudio:
-    """Loads the melody model once (lazily) and turns requests into melodies. Thread-safe."""
+class MelodyEngine:
+    """Loads the melody model once (lazily) and turns job params into melodies. Thread-safe."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -129,12 +128,6 @@ class MusicStudio:
         _ = self.vae
         vec = self._attributes.get(name, {}).get("vector")
         return torch.tensor(vec, dtype=torch.float32) if vec else None
-
-    # The job handler ------------------------------------------------------------------------------------
-
-    def handle(self, ctx: JobContext) -> list[OutputFile]:
-        params = dict(ctx.job.params)
-        return self.run(params, ctx.progress)
 
     def run(self, params: dict[str, Any], progress: Progress | None = None) -> list[OutputFile]:
         report = progress or (lambda _f: None)
@@ -361,12 +354,6 @@ def source_from_notes(
         "dropped": dropped or {},
         "notes": [[n.pitch, n.start, n.end] for n in notes],
     }
-
-
-def resolve_request(req: SampleRequest | InterpolateRequest | VaryRequest, settings: Settings) -> dict[str, Any]:
-    """Check limits and fix the seed; sources are resolved by the caller (API: assets; CLI: files)."""
-    req.check_limits(settings)
-    return {"seed": new_seed(req.seed)}
 
 
 def stats_table(melodies: Sequence[Sequence[Note]]) -> dict[str, float]:

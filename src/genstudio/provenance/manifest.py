@@ -26,9 +26,16 @@ class ManifestError(RuntimeError):
     """Signing a manifest into an asset failed."""
 
 
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = (
+    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+)
+
+
 def build_manifest(*, title: str, mime: str, ai_info: dict[str, Any],
-                   extra_assertions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A manifest definition for content a trained model created, with `ai_info` as our own assertion.
+                   extra_assertions: list[dict[str, Any]] | None = None,
+                   composite: bool = False, description: str | None = None) -> dict[str, Any]:
+    """A manifest definition for content a trained model created (or, with `composite`, a composite of
+    real media and a trained model's output), with `ai_info` as our own assertion.
 
     Raises ValueError if `ai_info` is not plain JSON (NaN and infinities included)."""
     try:
@@ -45,8 +52,10 @@ def build_manifest(*, title: str, mime: str, ai_info: dict[str, Any],
                 "label": "c2pa.actions",
                 "data": {"actions": [{
                     "action": "c2pa.created",
-                    "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+                    "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA if composite
+                    else TRAINED_ALGORITHMIC_MEDIA,
                     "softwareAgent": {"name": "genstudio", "version": __version__},
+                    **({"description": description} if description else {}),
                 }]},
             },
             {"label": GENERATION_LABEL, "data": ai_info},

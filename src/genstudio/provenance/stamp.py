@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from genstudio.provenance.identity import SigningIdentity
-from genstudio.provenance.manifest import WATERMARK_LABEL, build_manifest, sign_asset
 from genstudio.provenance.watermark import (
     MIN_WATERMARK_PIXELS,
     WATERMARK_BITS,
@@ -56,10 +55,10 @@ def encode_png(image: Image.Image, text_chunks: dict[str, str]) -> bytes:
 
 def stamp_png(image: Image.Image, *, identity: SigningIdentity, text_chunks: dict[str, str], title: str,
               ai_info: dict[str, Any]) -> bytes:
-    """The final PNG for a generated image: watermarked pixels (same input, same pixels), the given
-    text chunks (A1111 `parameters` included) and a signed C2PA manifest marking it AI-generated with
-    `ai_info` in an `org.genstudio.generation` assertion. Raises ValueError for non-JSON `ai_info`."""
-    marked, record = watermark_image(image)
-    manifest = build_manifest(title=title, mime="image/png", ai_info=ai_info,
-                              extra_assertions=[{"label": WATERMARK_LABEL, "data": record}])
-    return sign_asset(encode_png(marked, text_chunks), mime="image/png", manifest=manifest, identity=identity)
+    """The final PNG for a generated image, as the provenance stage writes it: watermarked pixels, the
+    given text chunks (A1111 `parameters` included) and a signed C2PA manifest marking it AI-generated
+    with `ai_info` in an `org.genstudio.generation` assertion. Raises ValueError for non-JSON `ai_info`."""
+    from genstudio.provenance.stage import Seal, seal_bytes
+
+    seal = Seal(title=title, ai_info=ai_info, text_chunks=text_chunks, image=image)
+    return seal_bytes(b"", "image/png", seal, identity)

@@ -43,7 +43,8 @@ class Asset(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("job_id", "position", name="uq_asset_job_position"),)
 
     id: str = Field(default_factory=new_id, primary_key=True)
-    kind: str = Field(index=True)  # image | music | video | upload
+    kind: str = Field(index=True)  # the media: image | music | video | upload
+    studio: str | None = Field(default=None, index=True)  # the studio that made it (None: an upload)
     mime: str
     # Path relative to the assets dir, always chosen by the server (never by a user).
     path: str
@@ -78,7 +79,7 @@ class FaceSwapAudit(SQLModel, table=True):
     finished_at: datetime | None = None
     actor: str
     mode: str = "job"  # job | cli | live
-    consent_id: str = Field(index=True, foreign_key="consent.id")
+    consent_id: str | None = Field(default=None, index=True, foreign_key="consent.id")  # None: refused
     job_id: str | None = Field(default=None, index=True)
     # Input asset ids (uploads, deleted by the retention sweep) and their hashes (kept).
     source_asset_id: str | None = None
@@ -191,14 +192,17 @@ class Store:
         with self.session() as s:
             return set(s.exec(select(Asset.path)).all())
 
-    def gallery(self, kind: str | None, limit: int, before: Asset | None) -> list[Asset]:
-        """Generated assets, newest first; `before` is the last asset of the previous page."""
+    def gallery(self, kind: str | None, limit: int, before: Asset | None, studio: str | None = None) -> list[Asset]:
+        """Generated assets, newest first, of one media kind and/or one studio; `before` is the last asset
+        of the previous page."""
         from sqlalchemy import and_, or_
 
         with self.session() as s:
             stmt = select(Asset).where(Asset.job_id.is_not(None))  # type: ignore[union-attr]
             if kind:
                 stmt = stmt.where(Asset.kind == kind)
+            if studio:
+                stmt = stmt.where(Asset.studio == studio)
             if before is not None:  # (created_at, id) order: rows made in the same instant are not skipped
                 stmt = stmt.where(
                     or_(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 EXTENSIONS = {
@@ -20,6 +21,59 @@ EXTENSIONS = {
     "video/x-msvideo": ".avi",
     "application/octet-stream": ".bin",
 }
+
+
+def user_file_mode(path: str | Path) -> None:
+    """Files written into a user's folder get the mode a plain `open` would give (0666 minus the umask),
+    not mkstemp's 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def atomic_write(
+    dest: Path,
+    data: bytes | Callable[[Path], None],
+    *,
+    tmp_dir: Path | None = None,
+    durable: bool = False,
+    mode: int | str | None = None,
+) -> Path:
+    """Write `dest` so that readers never see a partial file: a temporary file (in `tmp_dir`, default
+    beside `dest`, same filesystem) renamed into place. `data` is bytes or a function that writes the
+    temporary path. `durable` fsyncs first; `mode` is a file mode, or "user" for the umask's mode.
+    On any failure the temporary file is removed and `dest` is left as it was."""
+    dest = Path(dest)
+    fd, name = tempfile.mkstemp(dir=tmp_dir or dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(name)
+    try:
+        if callable(data):
+            os.close(fd)
+            data(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+        if mode == "user":
+            user_file_mode(tmp)
+        elif isinstance(mode, int):
+            os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file, read in chunks (videos can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class FileStore:
@@ -45,16 +99,7 @@ class FileStore:
         """Write bytes durably; returns (size, sha256). Readers never see a partial file."""
         dest = self.abspath(relpath)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(dest, data, tmp_dir=self.tmp_dir, durable=True)
         return len(data), hashlib.sha256(data).hexdigest()
 
     def delete(self, relpath: str) -> None:

@@ -5,125 +5,47 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from genstudio.api.deps import State
+from genstudio.api.schemas import AuditPage, ConsentOut, FaceSwapAccepted
+from genstudio.api.security import origin_refusal
+from genstudio.errors import GoneError, LimitError
 from genstudio.faceswap.safeguards import (
-    actor_for,
     audit_page,
-    check_consent,
     consent_json,
     get_consent,
     open_audit,
     record_consent,
     update_audit,
 )
-from genstudio.faceswap.studio import FaceSwapRequest, check_choice, check_side, probe_target
-from genstudio.image.params import LimitError
+from genstudio.faceswap.studio import FaceSwapRequest
 from genstudio.jobs.base import QueueFull
-from genstudio.storage.db import Asset
+from genstudio.studio import InputFile
 
 router = APIRouter(prefix="/api/faceswap", tags=["faceswap"])
 LIVE_SUBPROTOCOL = "genstudio.live"
 
 
-def _asset(state: State, asset_id: str, field: str) -> tuple[Asset, Path]:
-    a = state.store.get_asset(asset_id) if asset_id.isalnum() else None
-    if a is None:
-        raise LimitError(field, f"no asset {asset_id!r}")
-    path = state.files.abspath(a.path)
-    if not path.is_file():
-        raise HTTPException(410, detail=f"{field}: the file of {asset_id} is gone (deleted or past retention)")
-    return a, path
-
-
-def _image_asset(state: State, asset_id: str, field: str) -> tuple[Asset, Path]:
-    a, path = _asset(state, asset_id, field)
-    if not a.mime.startswith("image/"):
-        raise LimitError(field, f"must be an image (PNG, JPEG or WebP); asset {asset_id} is {a.mime}")
-    return a, path
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
-
-
-def _request_token(request: Request | WebSocket) -> str | None:
-    """The token this request was let in with (TokenAuth checked it), for the audit's actor."""
-    token = request.app.state.genstudio.settings.api_token
-    return token or None
-
-
 @router.post("", status_code=202)
-async def create_faceswap(req: FaceSwapRequest, state: State, request: Request) -> dict[str, Any]:
-    s = state.settings
-    consent = check_consent(req.consent, s)
-    check_choice(req.target_face, req.many_faces, req.reference)
-    source, source_path = _image_asset(state, req.source, "source")
-    target, target_path = _asset(state, req.target, "target")
-    if target.mime.startswith("video/"):
-        target_kind = "video"
-        info = await run_in_threadpool(probe_target, target_path, s, "target")
-        target_info = {"width": info.width, "height": info.height, "frames": info.frames, "duration_s": info.duration_s}
-    elif target.mime.startswith("image/"):
-        target_kind = "image"
-        width, height = await run_in_threadpool(_image_size, target_path)
-        check_side(width, height, s, "target")
-        target_info = {"width": width, "height": height, "frames": 1}
-    else:
-        raise LimitError("target", f"must be an image or a video; asset {req.target} is {target.mime}")
-    reference = None
-    if req.reference is not None:
-        reference, _ = _image_asset(state, req.reference, "reference")
-
-    actor = actor_for(_request_token(request))
-    consent_row = record_consent(state.store, consent, recorded_by=actor, source_sha256=source.sha256)
-    audit = open_audit(
-        state.store,
-        actor=actor,
-        mode="job",
-        consent_id=consent_row.id,
-        source_asset_id=source.id,
-        target_asset_id=target.id,
-        reference_asset_id=reference.id if reference else None,
-        source_sha256=source.sha256,
-        target_sha256=target.sha256,
-        reference_sha256=reference.sha256 if reference else None,
-    )
-    params = {
-        "source": source.id,
-        "target": target.id,
-        "reference": reference.id if reference else None,
-        "source_sha256": source.sha256,
-        "target_sha256": target.sha256,
-        "reference_sha256": reference.sha256 if reference else None,
-        "target_kind": target_kind,
-        "target_mime": target.mime,
-        "target_info": target_info,
-        "target_face": req.target_face,
-        "many_faces": req.many_faces,
-        "label_corner": req.label_corner,
-        "consent_id": consent_row.id,
-        "audit_id": audit.id,
-    }
+async def create_faceswap(req: FaceSwapRequest, state: State) -> FaceSwapAccepted:
+    """Queue a swap. The studio checks consent and the inputs, records the consent and audits the attempt
+    (refused ones too)."""
+    studio = state.studios["faceswap"]
+    params = await run_in_threadpool(studio.resolve, req)  # probes a target video with ffmpeg
     try:
-        job = state.queue.submit("faceswap", params)
+        job = state.submit("faceswap", params)
     except QueueFull:
         # Unlike the other studios, a refused face swap stays on record: the audit log (and its consent)
         # shows every attempt, let in or not.
-        update_audit(state.store, audit.id, outcome="refused", error="queue full")
+        update_audit(state.store, params.audit_id, outcome="refused", error="queue full")
         raise
-    update_audit(state.store, audit.id, job_id=job.id)
-    return {"job_id": job.id, "consent_id": consent_row.id, "audit_id": audit.id}
+    update_audit(state.store, params.audit_id, job_id=job.id)
+    return FaceSwapAccepted(job_id=job.id, consent_id=params.consent_id, audit_id=params.audit_id)
 
 
 @router.get("/audit")
@@ -131,18 +53,18 @@ def audit(
     state: State,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, Any]:
+) -> AuditPage:
     """Every face swap, newest first: who, when, consent, input and output hashes, outcome."""
     items, nxt = audit_page(state.store, limit, before)
-    return {"items": items, "next": nxt}
+    return AuditPage(items=items, next=nxt)
 
 
 @router.get("/consents/{consent_id}")
-def consent(consent_id: str, state: State) -> dict[str, Any]:
+def consent(consent_id: str, state: State) -> ConsentOut:
     row = get_consent(state.store, consent_id) if consent_id.isalnum() else None
     if row is None:
         raise HTTPException(404, detail=f"consent_id: no consent record {consent_id!r}")
-    return consent_json(row)
+    return ConsentOut(**consent_json(row))
 
 
 # ---------------------------------------------------------------- live mode
@@ -220,10 +142,10 @@ async def live(ws: WebSocket) -> None:
     # Accepted before any check: a refusal at the handshake reaches a browser as a bare failure (HTTP 403),
     # a close after it carries its code and reason.
     await ws.accept(subprotocol=LIVE_SUBPROTOCOL if LIVE_SUBPROTOCOL in offered else None)
-    origin = ws.headers.get("origin")
-    if origin and urlsplit(origin).netloc != ws.headers.get("host", ""):
-        # Browsers let any page open a WebSocket anywhere; only this studio's own pages may use the camera link.
-        await ws.close(code=4403, reason="origin: only this server's own pages may open the live socket")
+    refusal = origin_refusal(ws.headers, ws.app.state.genstudio.settings)
+    if refusal:
+        # Browsers let any page open a WebSocket anywhere; only pages of an allowed host may use the camera link.
+        await ws.close(code=4403, reason=refusal)
         return
     state = ws.app.state.genstudio
     try:
@@ -232,18 +154,17 @@ async def live(ws: WebSocket) -> None:
             return
         hello = _hello(first)
         req = FaceSwapRequest.model_validate({"target": "live", **hello})
-        consent = check_consent(req.consent, state.settings)
-        check_choice(req.target_face, req.many_faces, req.reference)
-        source, source_path = _image_asset(state, req.source, "source")
-    except (ValueError, ValidationError, LimitError, HTTPException) as exc:
+        studio = state.studios["faceswap"]
+        consent, source = await run_in_threadpool(studio.resolve_live, req)  # refusals are audited there
+    except (ValueError, ValidationError, LimitError) as exc:
         if isinstance(exc, ValidationError):
             err = exc.errors()[0]
             detail = f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
-        elif isinstance(exc, HTTPException):
-            detail = str(exc.detail)
+            if any(str(x) == "consent" for x in err["loc"]):  # a malformed consent is a refused attempt too
+                state.studios["faceswap"].audit_refusal(None, detail, "live")
         else:
             detail = str(exc)
-        await _live_error(ws, detail)
+        await _live_error(ws, detail, 4410 if isinstance(exc, GoneError) else 4422)
         return
     except (TimeoutError, WebSocketDisconnect):
         return
@@ -255,31 +176,29 @@ async def live(ws: WebSocket) -> None:
         return
     _live_sessions[id(state)] = _live_sessions.get(id(state), 0) + 1
     try:
-        await _live_session(ws, state, req, consent, source, source_path)
+        await _live_session(ws, state, req, consent, source)
     finally:
         _live_sessions[id(state)] -= 1
 
 
-async def _live_session(
-    ws: WebSocket, state: Any, req: FaceSwapRequest, consent: Any, source: Asset, source_path: Path
-) -> None:
+async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent: Any, source: InputFile) -> None:
     from genstudio.faceswap.engine import NoFaceError
     from genstudio.faceswap.studio import load_bgr, make_options, no_face_message
 
-    actor = actor_for(_request_token(ws))
+    actor = state.studios.ctx.actor
     consent_row = record_consent(state.store, consent, recorded_by=actor, source_sha256=source.sha256)
     audit_row = open_audit(
         state.store,
         actor=actor,
         mode="live",
         consent_id=consent_row.id,
-        source_asset_id=source.id,
+        source_asset_id=source.asset_id,
         source_sha256=source.sha256,
         target_sha256="",
         outcome="running",
     )
     try:
-        source_bgr = load_bgr(source_path.read_bytes(), "source")
+        source_bgr = load_bgr(source.read(), "source")
         session = await run_in_threadpool(
             LiveSession,
             state.settings,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from sse_starlette.sse import EventSourceResponse
 
 from genstudio.api.deps import State
+from genstudio.api.schemas import JobOut
 from genstudio.storage.db import FINAL_STATUSES, Asset, Job
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -41,21 +42,21 @@ def _snapshot(state: State, job_id: str) -> tuple[Job, list[Asset]]:
 
 
 @router.get("/{job_id}")
-async def get_job(job_id: str, state: State) -> dict[str, Any]:
+async def get_job(job_id: str, state: State) -> JobOut:
     # Jobs in flight are answered from memory on the event loop; finished ones from the database.
     if state.queue.in_memory(job_id):
-        return job_json(*_snapshot(state, job_id))
-    return job_json(*await asyncio.to_thread(_snapshot, state, job_id))
+        return JobOut(**job_json(*_snapshot(state, job_id)))
+    return JobOut(**job_json(*await asyncio.to_thread(_snapshot, state, job_id)))
 
 
 @router.post("/{job_id}/cancel")
-def cancel_job(job_id: str, state: State) -> dict[str, Any]:
+def cancel_job(job_id: str, state: State) -> JobOut:
     _snapshot(state, job_id)
     state.queue.cancel(job_id)
-    return job_json(*_snapshot(state, job_id))
+    return JobOut(**job_json(*_snapshot(state, job_id)))
 
 
-@router.get("/{job_id}/events")
+@router.get("/{job_id}/events", response_class=EventSourceResponse)
 async def job_events(job_id: str, request: Request, state: State) -> EventSourceResponse:
     _snapshot(state, job_id)
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from genstudio import __version__
 from genstudio.api.deps import State
+from genstudio.api.schemas import Health
 
 router = APIRouter(prefix="/api", tags=["system"])
 
 
 @router.get("/health")
-def health(state: State) -> dict[str, Any]:
-    return {
+def health(state: State) -> Health:
+    return Health(**{
         "status": "ok",
         "version": __version__,
         "queue": {
@@ -22,4 +21,4 @@ def health(state: State) -> dict[str, Any]:
             "running": state.store.count_jobs(("running",)),
             "limit": state.settings.max_queued_jobs,
         },
-    }
+    })

@@ -11,30 +11,13 @@ from fastapi import APIRouter, File, HTTPException, UploadFile
 from PIL import Image
 
 from genstudio.api.deps import State
+from genstudio.api.schemas import UploadOut
 from genstudio.config import Settings
 from genstudio.storage.db import Asset, new_id
+from genstudio.storage.sniff import sniff
 
 router = APIRouter(prefix="/api", tags=["uploads"])
 _SAFE_NAME = re.compile(r"[^\w. -]+")
-
-
-def sniff(data: bytes) -> tuple[str, str] | None:
-    """(kind, mime) from the first bytes, or None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image", "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image", "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image", "image/webp"
-    if data.startswith(b"MThd"):
-        return "midi", "audio/midi"
-    if data[4:8] == b"ftyp":
-        return "video", "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
-    if data.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska or its WebM profile
-        return "video", "video/webm" if b"webm" in data[:64] else "video/x-matroska"
-    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
-        return "video", "video/x-msvideo"
-    return None
 
 
 def check_video(data: bytes, s: Settings, field: str = "file") -> None:
@@ -137,8 +120,8 @@ def display_name(name: str | None) -> str | None:
     return _SAFE_NAME.sub("_", base)[:120] or None
 
 
-@router.post("/uploads", status_code=201)
-async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str, Any]:
+@router.post("/uploads", status_code=201, response_model_exclude_none=True)
+async def upload(file: Annotated[UploadFile, File()], state: State) -> UploadOut:
     s = state.settings
     data = await read_upload(file, s)
     sniffed = sniff(data)
@@ -176,9 +159,9 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> dict[str,
     except BaseException:
         state.files.delete(rel)
         raise
-    answer: dict[str, Any] = {"asset_id": asset_id, "kind": kind, "mime": mime, "size": size, "sha256": digest}
+    answer = UploadOut(asset_id=asset_id, kind=kind, mime=mime, size=size, sha256=digest)
     if melody is not None:
-        answer["melody"] = melody
+        answer.melody = melody
     return answer
 
 

@@ -1,21 +1,27 @@
-"""The image studio as a job: resolve a request into exact parameters, run it, stamp every PNG."""
+"""The image studio: text to image with the built-in model or any Stable Diffusion family (diffusers).
+
+A request is resolved into exact parameters (the style's suggestions, then the model's defaults, every
+limit checked); a job runs the pipeline; the provenance stage marks and signs each PNG, which also
+carries the parameters (A1111 `parameters` text and a genstudio JSON chunk)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import threading
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from genstudio import __version__
 from genstudio.config import Settings
+from genstudio.errors import LimitError
 from genstudio.image.backend import PipelineCache, generate
 from genstudio.image.models import ModelError, ModelRegistry
-from genstudio.image.params import ImageParams, ImageRequest, LimitError
+from genstudio.image.params import ImageParams, ImageRequest
 from genstudio.image.pngmeta import GENSTUDIO_CHUNK, a1111_text
 from genstudio.image.styles import apply_style, get_style
 from genstudio.jobs.base import JobContext, JobFailed, OutputFile
+from genstudio.provenance.stage import Seal
+from genstudio.studio import StudioContext
 
 
 def resolve(req: ImageRequest, registry: ModelRegistry, settings: Settings) -> ImageParams:
@@ -63,26 +69,36 @@ def resolve(req: ImageRequest, registry: ModelRegistry, settings: Settings) -> I
 
 
 class ImageStudio:
-    def __init__(self, settings: Settings, registry: ModelRegistry, cache: PipelineCache | None = None) -> None:
-        self.settings = settings
-        self.registry = registry
+    """The "image" studio. A pipeline object is not reentrant (its scheduler and tiling are set per run):
+    one run at a time."""
+
+    name: ClassVar[str] = "image"
+    media_kinds: ClassVar[tuple[str, ...]] = ("image",)
+    requests: ClassVar[dict[str, type[ImageRequest]]] = {"generate": ImageRequest}
+    router: ClassVar[str] = "genstudio.api.routes.images:router"
+    cli: ClassVar[str] = "genstudio.cli.image:register"
+
+    def __init__(self, ctx: StudioContext, cache: PipelineCache | None = None) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.registry = ModelRegistry(ctx.settings)
         self.cache = cache or PipelineCache()
-        self._identity: Any = None
-        # A pipeline object is not reentrant (its scheduler and tiling are set per run): one run at a time.
         self._run_lock = threading.Lock()
 
-    def identity(self) -> Any:
-        if self._identity is None:
-            from genstudio.provenance import ensure_identity
+    def resolve(self, request: Any, op: str | None = None) -> ImageParams:
+        return resolve(request, self.registry, self.settings)
 
-            self._identity = ensure_identity(self.settings.keys_dir)
-        return self._identity
+    def params(self, raw: dict[str, Any]) -> ImageParams:
+        return ImageParams(**raw)
 
-    def run(self, params: ImageParams, on_progress: Any = None) -> list[OutputFile]:
-        """Generate and stamp; `on_progress(fraction)` may raise to cancel between steps."""
-        from genstudio.provenance import stamp_png
+    def models(self) -> list[dict[str, Any]]:
+        default = self.settings.default_image_model
+        return [{**e.public(), "kind": "image", "default": e.id == default} for e in self.registry.list()]
 
-        report = on_progress or (lambda _f: None)
+    def run(self, params: ImageParams, job: JobContext | None = None) -> list[OutputFile]:
+        """Generate; each output carries its pixels and text chunks for the provenance stage.
+        `job.progress(fraction)` may raise to cancel between steps."""
+        report = job.progress if job is not None else (lambda _f, _m=None: None)
         report(0.0)
         try:
             entry = self.registry.get(params.model)
@@ -98,10 +114,10 @@ class ImageStudio:
                 params,
                 prompt=prompt,
                 negative_prompt=negative,
-                on_step=lambda done, total: report(0.05 + 0.85 * done / total),
+                on_step=lambda done, total: report(0.05 + 0.9 * done / total),
             )
         outputs = []
-        for i, (img, seed) in enumerate(zip(images, params.image_seeds(), strict=True)):
+        for img, seed in zip(images, params.image_seeds(), strict=True):
             single = params.model_copy(update={"seed": seed, "batch": 1})
             chunks = {
                 "parameters": a1111_text(
@@ -110,27 +126,13 @@ class ImageStudio:
                 GENSTUDIO_CHUNK: json.dumps(single.model_dump(), sort_keys=True),
                 "Software": f"genstudio {__version__}",
             }
-            ai_info = {"model": entry.id, "seed": seed, "params": single.model_dump()}
-            data = stamp_png(
-                img, identity=self.identity(), text_chunks=chunks, title=f"genstudio image {seed}", ai_info=ai_info
+            seal = Seal(
+                title=f"genstudio image {seed}",
+                ai_info={"model": entry.id, "seed": seed, "params": single.model_dump()},
+                text_chunks=chunks,
+                image=img,
             )
-            outputs.append(OutputFile(data=data, mime="image/png", kind="image", seed=seed, params=single.model_dump()))
-            report(0.9 + 0.1 * (i + 1) / len(images))
+            outputs.append(
+                OutputFile(data=b"", mime="image/png", kind="image", seed=seed, params=single.model_dump(), seal=seal)
+            )
         return outputs
-
-    def handle(self, ctx: JobContext) -> list[OutputFile]:
-        params = ImageParams(**ctx.job.params)
-        return self.run(params, on_progress=ctx.progress)
-
-
-def write_png_output(out: OutputFile, dest: Path) -> None:
-    import os
-    import tempfile
-
-    from genstudio.cli import user_file_mode
-
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
-    with os.fdopen(fd, "wb") as f:
-        f.write(out.data)
-    user_file_mode(tmp)
-    os.replace(tmp, dest)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from genstudio.cli.common import progress_bar, settings_from, studio_context
 
 
 def _instrument(value: str) -> int | str:
@@ -24,78 +25,65 @@ def _read_midi(path: str, field: str) -> bytes:
 
 
 def cmd_music(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from genstudio.cli import _settings
+    from genstudio.errors import LimitError
     from genstudio.music.derive import render
-    from genstudio.music.params import InterpolateRequest, SampleRequest, VaryRequest, job_params
-    from genstudio.music.service import MusicStudio, resolve_request, source_from_midi
+    from genstudio.music.params import InterpolateRequest, SampleRequest, VaryRequest
+    from genstudio.music.studio import MusicStudio
 
-    settings = _settings(args)
+    settings = settings_from(args)
     if args.model:
         settings = settings.model_copy(update={"music_model": args.model})
     common: dict[str, Any] = {"temperature": args.temperature, "tempo": args.tempo, "seed": args.seed}
     if args.instrument is not None:
         common["instrument"] = _instrument(args.instrument)
-    extra: dict[str, Any] = {}
+    present = {k: v for k, v in common.items() if v is not None}
     req: Any
     if args.op == "sample":
-        req = SampleRequest(n=args.n, bars=args.bars, key=args.key, chords=args.chords, density=args.density, **common)
+        req = SampleRequest(**{k: v for k, v in dict(n=args.n, bars=args.bars, key=args.key, chords=args.chords,
+                                                      density=args.density, **common).items() if v is not None})
     elif args.op == "interpolate":
-        if args.temperature is None:
-            common["temperature"] = 0.0
-        req = InterpolateRequest(
-            start=Path(args.start).name or "start",
-            end=Path(args.end).name or "end",
-            steps=args.steps,
-            **{k: v for k, v in common.items() if v is not None},
-        )
-        extra["_start"] = source_from_midi(
-            _read_midi(args.start, "START"), track=args.start_track, settings=settings, origin=args.start
-        )
-        extra["_end"] = source_from_midi(
-            _read_midi(args.end, "END"), track=args.end_track, settings=settings, origin=args.end
-        )
+        _read_midi(args.start, "START")
+        _read_midi(args.end, "END")
+        req = InterpolateRequest(start="START", end="END", steps=args.steps, start_track=args.start_track,
+                                 end_track=args.end_track, **({"temperature": 0.0} | present))
+        req = req.model_copy(update={"start": args.start, "end": args.end})  # paths, after validation
     else:
-        req = VaryRequest(
-            source=Path(args.source).name or "source",
-            n=args.n,
-            similarity=args.similarity,
-            track=args.track,
-            **{k: v for k, v in common.items() if v is not None},
-        )
-        extra["_source"] = source_from_midi(
-            _read_midi(args.source, "SOURCE"), track=args.track, settings=settings, origin=args.source
-        )
-    if args.op == "sample":
-        req = SampleRequest(**{k: v for k, v in req.model_dump().items() if v is not None})
-    params = job_params(args.op, req, **resolve_request(req, settings), **extra)
+        _read_midi(args.source, "SOURCE")
+        req = VaryRequest(source="SOURCE", n=args.n, similarity=args.similarity, track=args.track, **present)
+        req = req.model_copy(update={"source": args.source})
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - {"midi", "musicxml", "wav"})
     if unknown:
         raise ValueError(f"--formats: unknown {', '.join(unknown)}; use midi, musicxml, wav")
+    ctx = studio_context(settings)
+    studio = MusicStudio(ctx)
+    try:
+        params = studio.resolve(req, args.op)
+    except LimitError as exc:
+        flag = {"start": "START", "end": "END", "source": "SOURCE"}.get(exc.field, f"--{exc.field.replace('_', '-')}")
+        raise ValueError(f"{flag}: {exc.message}") from exc
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    studio = MusicStudio(settings)
-    with tqdm(total=100, unit="%", disable=args.quiet or not sys.stderr.isatty(), desc=args.op) as bar:
-        outputs = studio.run(params, lambda f: bar.update(round(f * 100) - bar.n))
+    with progress_bar(args, args.op) as job:
+        outputs = ctx.stage(studio.run(params, job))
     files = []
     for i, o in enumerate(outputs):
-        stem = out / f"{args.op}-{params['seed']}-{i + 1:03d}"
+        stem = out / f"{args.op}-{params.seed}-{i + 1:03d}"
         if "midi" in formats:
             stem.with_suffix(".mid").write_bytes(o.data)
             files.append(str(stem.with_suffix(".mid")))
         for fmt in ("musicxml", "wav"):
             if fmt in formats:
                 dest = stem.with_suffix(f".{fmt}")
-                dest.write_bytes(render(fmt, o.data, o.params, settings, title=f"genstudio melody {stem.name}"))
+                dest.write_bytes(render(fmt, o.data, o.params, settings, title=f"genstudio melody {stem.name}",
+                                        stage=ctx.stage))
                 files.append(str(dest))
     summary = [{k: o.params[k] for k in ("key", "bars", "tempo", "instrument_name", "stats")} for o in outputs]
-    print(json.dumps({"files": files, "seed": params["seed"], "melodies": summary}, indent=2))
+    print(json.dumps({"files": files, "seed": params.seed, "melodies": summary}, indent=2))
     return 0
 
 
-def add_music_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     m = sub.add_parser("music", help="sample, compose, interpolate or vary melodies (MusicVAE)")
     ops = m.add_subparsers(dest="op", required=True)
 

@@ -1,0 +1,90 @@
+"""The provenance stage: every studio's outputs go through it at job time, with one signing identity.
+
+A studio describes each output with a `Seal` (what made it, the title, a mark it already embedded);
+the stage writes the marks and signs: images get the invisible watermark, their text chunks and a
+C2PA manifest; videos (watermarked frame by frame by the engine) and WAV audio a C2PA manifest; MIDI
+a signed manifest in a track of its own (C2PA has no MIDI binding)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from PIL import Image
+
+from genstudio.provenance.identity import SigningIdentity
+from genstudio.provenance.manifest import WATERMARK_LABEL, build_manifest, sign_asset
+from genstudio.provenance.midi_signature import sign_midi
+from genstudio.provenance.stamp import encode_png, watermark_image
+
+IMAGE_TYPES = ("image/png", "image/jpeg")
+C2PA_TYPES = ("video/mp4", "audio/wav")
+
+
+@dataclass
+class Seal:
+    """What a studio says about one output, for the stage to write into it."""
+
+    title: str
+    ai_info: dict[str, Any]
+    composite: bool = False  # real media changed by a model (face swap), not made from nothing
+    description: str | None = None
+    watermark: dict[str, Any] | None = None  # a mark the studio embedded itself (video frames)
+    text_chunks: dict[str, str] = field(default_factory=dict)  # PNG text (A1111 `parameters`, ...)
+    assertions: list[dict[str, Any]] = field(default_factory=list)
+    image: Image.Image | None = None  # pixels to mark and encode, instead of decoding the output's bytes
+    jpeg_quality: int = 95
+
+
+def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity) -> bytes:
+    """The output's final bytes: marked where the format allows, then signed."""
+    extra = list(seal.assertions)
+    if mime in IMAGE_TYPES:
+        image = seal.image
+        if image is None:
+            with Image.open(io.BytesIO(data)) as im:
+                image = im.copy()
+        marked, record = watermark_image(image)
+        extra.insert(0, {"label": WATERMARK_LABEL, "data": record})
+        if mime == "image/png":
+            data = encode_png(marked, seal.text_chunks)
+        else:
+            buf = io.BytesIO()
+            marked.convert("RGB").save(buf, "JPEG", quality=seal.jpeg_quality)
+            data = buf.getvalue()
+    elif seal.watermark is not None:
+        extra.insert(0, {"label": WATERMARK_LABEL, "data": seal.watermark})
+    manifest = build_manifest(title=seal.title, mime=mime, ai_info=seal.ai_info, extra_assertions=extra,
+                              composite=seal.composite, description=seal.description)
+    if mime in IMAGE_TYPES or mime in C2PA_TYPES:
+        return sign_asset(data, mime=mime, manifest=manifest, identity=identity)
+    if mime == "audio/midi":
+        return sign_midi(data, manifest=manifest, identity=identity)
+    raise ValueError(f"the provenance stage has no binding for {mime}")
+
+
+class ProvenanceStage:
+    """Seals outputs that carry a `seal` (jobs.base.OutputFile) with one identity, loaded on first use."""
+
+    def __init__(self, identity: Callable[[], SigningIdentity]) -> None:
+        self._identity_factory = identity
+        self._identity: SigningIdentity | None = None
+
+    @property
+    def identity(self) -> SigningIdentity:
+        if self._identity is None:
+            self._identity = self._identity_factory()
+        return self._identity
+
+    def seal(self, data: bytes, mime: str, seal: Seal) -> bytes:
+        return seal_bytes(data, mime, seal, self.identity)
+
+    def __call__(self, outputs: Sequence[Any]) -> list[Any]:
+        sealed = []
+        for out in outputs:
+            if getattr(out, "seal", None) is not None:
+                out = replace(out, data=self.seal(out.data, out.mime, out.seal), seal=None)
+            sealed.append(out)
+        return sealed
