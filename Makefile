@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint bench bench-distributed cluster clean-venv browser-deps audio-deps
+.PHONY: run test test-deps install lint bench bench-distributed cluster clean-venv browser-deps audio-deps
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -36,11 +36,27 @@ audio-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
 	  else echo "fluidsynth missing: melody audio (?format=wav) answers 503 (apt-get install fluidsynth fluid-soundfont-gm)"; fi; }
 
-test: $(STAMP) browser-deps audio-deps
+# The services the tests use for real (Chromium, PostgreSQL, Redis, FluidSynth): installed as .ci/run does.
+test-deps:
+	@need=""; \
+	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	command -v fluidsynth >/dev/null 2>&1 || need="$$need fluidsynth"; \
+	[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need="$$need fluid-soundfont-gm"; \
+	if [ -n "$$need" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	  else echo "missing:$$need (sudo apt-get install$$need); the tests that use them will fail" >&2; exit 1; fi; \
+	fi
+
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q
 
+# ruff, and the import contract in pyproject.toml ([tool.importlinter]): layers point one way.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench training
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_image_bench.py

@@ -27,11 +27,11 @@ from pathlib import Path
 import httpx
 import torch
 
+from genstudio import runtime
 from genstudio.config import Settings
 from genstudio.image.backend import generate
 from genstudio.image.models import ModelRegistry
 from genstudio.image.params import ImageRequest
-from genstudio import runtime
 from genstudio.image.studio import ImageStudio, resolve
 
 
