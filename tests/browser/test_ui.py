@@ -180,7 +180,7 @@ def server(model_setup: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     yield from _serve(model_setup, tmp_path_factory.mktemp("browser") / "data", broken_model=True)
 
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-for-tests"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 from test_faceswap_api import CONSENT, audit_items, make_client, upload
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "live-test-token"
+TOKEN = "live-test-token-long-enough"
 
 
 def _live_session(ws: Any, hello: dict[str, Any], frames: int = 3) -> list[dict[str, Any]]:
