@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Uploads
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    # Hostile-file caps, checked from headers before anything is decoded (a 4xx names the setting)
+    max_midi_notes: int = Field(default=20_000, ge=1, description="note-on events in an uploaded MIDI file")
+    max_midi_seconds: float = Field(default=600.0, gt=0, description="length of an uploaded MIDI file")
+    max_audio_seconds: float = Field(default=600.0, gt=0, description="longest WAV rendered from a MIDI file")
 
     # Face swap (the safeguards themselves have no switch: label, watermark, manifest and consent always apply)
     faceswap_max_video_seconds: float = Field(default=60.0, gt=0, description="longest target video")

@@ -69,6 +69,20 @@ def label_report(frames: list[np.ndarray]) -> dict[str, Any]:
         per_frame = [label_scores(f) for f in frames]
     except ImportError as exc:
         return report | {"error": f"label check unavailable: {exc}"}
+    return label_report_of_scores(per_frame)
+
+
+def label_report_of_scores(per_frame: list[dict[str, float]]) -> dict[str, Any]:
+    """label_report from each frame's label_scores (so frames need not be held)."""
+    report: dict[str, Any] = {
+        "found": False,
+        "corner": None,
+        "score": None,
+        "frames_checked": 0,
+        "frames_labelled": 0,
+        "text": "AI-generated",
+    }
+    frames = per_frame
     if not per_frame or not per_frame[0]:
         return report | {"error": "no frames to check"}
     best_corner = max(per_frame[0], key=lambda c: float(np.median([s.get(c, 0.0) for s in per_frame])))
@@ -99,8 +113,49 @@ def _sample_frames(path: Path, count: int) -> tuple[list[np.ndarray], Any]:
     return frames, info
 
 
+VERIFY_FRAMES = 16  # frames decoded by verify: the first ones, one at a time, never held
+MAX_FRAME_PIXELS = 3840 * 2160  # larger video frames are not decoded at all (read from the probe)
+
+
+def _read_bounded(path: Path, info: Any) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """One pass over at most VERIFY_FRAMES frames: the watermark verdict and the label scores of
+    LABEL_FRAMES of them. Only the frame being looked at is in memory."""
+    from genstudio.faceswap import media
+    from genstudio.faceswap.video_watermark import EVERY, frame_votes
+    from genstudio.provenance.watermark import MAX_BIT_ERRORS, can_watermark, tag_bit_errors
+
+    count = min(VERIFY_FRAMES, max(int(info.frames), 1))
+    wanted = set(np.linspace(0, count - 1, num=min(LABEL_FRAMES, count)).round().astype(int).tolist())
+    votes, scores, error = [], [], None
+    for i, frame in enumerate(media.read_frames(path)):
+        if can_watermark(frame.shape[1], frame.shape[0]):
+            try:
+                votes.append(frame_votes(frame))
+            except Exception as exc:  # noqa: BLE001 - a report, never an exception
+                error = f"watermark detection failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        if i in wanted:
+            scores.append(label_scores(frame))
+        del frame
+        if i + 1 >= count:
+            break
+    found: dict[str, Any] = {"present": False, "bit_errors": None, "frames_checked": len(votes), "frames_detected": 0}
+    if votes:
+        stacked = np.stack(votes)
+        per_frame = [tag_bit_errors(v > 0) for v in stacked]
+        best = min(tag_bit_errors(stacked[p::EVERY].sum(0) > 0) for p in range(min(EVERY, len(stacked))))
+        found |= {"present": best <= MAX_BIT_ERRORS, "bit_errors": best,
+                  "frames_detected": sum(e <= MAX_BIT_ERRORS for e in per_frame)}
+    if error:
+        found["error"] = error
+    return found, scores
+
+
 def video_report(data: bytes) -> dict[str, Any]:
-    """{"watermark", "label", "video"} for MP4 bytes; never raises."""
+    """{"watermark", "label", "video"} for MP4 bytes; never raises.
+
+    Bounded: the probe's frame size is checked first (over MAX_FRAME_PIXELS nothing is decoded), and at
+    most VERIFY_FRAMES frames are decoded, one at a time."""
+    from genstudio.faceswap import media
     from genstudio.provenance.watermark import WATERMARK_METHOD
 
     watermark: dict[str, Any] = {
@@ -117,33 +172,38 @@ def video_report(data: bytes) -> dict[str, Any]:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         try:
-            from genstudio.faceswap.video_watermark import detect_video
-
-            found = detect_video(path)
+            info = media.probe(path)
+        except Exception as exc:  # noqa: BLE001 - a report, never an exception
+            reason = f"not a decodable video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            return {"watermark": watermark | {"error": reason}, "label": label | {"error": reason}, "video": None}
+        video = {
+            "width": info.width,
+            "height": info.height,
+            "fps": info.fps,
+            "frames": info.frames,
+            "duration_s": info.duration_s,
+            "has_audio": info.has_audio,
+            "codec": info.codec,
+        }
+        if info.width * info.height > MAX_FRAME_PIXELS:
+            reason = (f"video frames of {info.width}x{info.height} are over the {MAX_FRAME_PIXELS}-pixel limit "
+                      "for verification; not decoded")
+            return {"watermark": watermark | {"error": reason}, "label": label | {"error": reason}, "video": video}
+        try:
+            found, scores = _read_bounded(path, info)
             watermark |= {
                 "found": bool(found.get("present")),
                 "bit_errors": found.get("bit_errors"),
                 "frames_checked": found.get("frames_checked"),
                 "frames_detected": found.get("frames_detected"),
             }
+            if found.get("error"):
+                watermark["error"] = found["error"]
+            label = label_report_of_scores(scores)
         except Exception as exc:  # noqa: BLE001 - a report, never an exception
-            watermark["error"] = (
-                f"watermark detection failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            )
-        try:
-            frames, info = _sample_frames(path, LABEL_FRAMES)
-            video = {
-                "width": info.width,
-                "height": info.height,
-                "fps": info.fps,
-                "frames": info.frames,
-                "duration_s": info.duration_s,
-                "has_audio": info.has_audio,
-                "codec": info.codec,
-            }
-            label = label_report(frames)
-        except Exception as exc:  # noqa: BLE001
-            label["error"] = f"not a decodable video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            reason = f"not a decodable video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            label["error"] = reason
+            watermark.setdefault("error", reason)
     finally:
         path.unlink(missing_ok=True)
     return {"watermark": watermark, "label": label, "video": video}
@@ -154,7 +214,7 @@ def image_label_report(bgr: np.ndarray) -> dict[str, Any]:
 
 
 VIDEO_FORMATS = ("mp4", "mov")
-MAX_LABEL_PIXELS = 40_000_000
+MAX_LABEL_PIXELS = 4096 * 4096  # the default of GENSTUDIO_MAX_IMAGE_PIXELS, read from the header
 
 
 def inspect(data: bytes, fmt: str, mime: str | None) -> dict[str, Any] | None:

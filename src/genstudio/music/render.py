@@ -155,8 +155,127 @@ def soundfont() -> Path | None:
     return None
 
 
-def wav_bytes(midi: bytes, *, sample_rate: int = 44100, gain: float = 1.0, timeout: float = 120.0) -> bytes:
-    """Render MIDI to 16-bit stereo WAV with FluidSynth and a General MIDI soundfont."""
+class MidiTooLarge(ValueError):
+    """A MIDI file over a cap; the message names the setting."""
+
+
+@dataclass
+class MidiSize:
+    notes: int  # note-on events (velocity > 0), all tracks
+    seconds: float  # time of the last event of the longest track, through the tempo map
+    stopped: bool = False  # the count stopped early at the note cap
+
+
+_CHANNEL_DATA = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+
+
+def midi_size(data: bytes, *, stop_at_notes: int | None = None) -> MidiSize:
+    """Count note-ons and the length in seconds by one pass over the track chunks' bytes, without building
+    any message objects (what pretty_midi or mido would hold for each of 400 k notes). ValueError when
+    the file is not MIDI; the count stops once `stop_at_notes` is passed."""
+    if len(data) < 14 or data[:4] != b"MThd":
+        raise ValueError("not a MIDI file (no MThd header)")
+    hlen = int.from_bytes(data[4:8], "big")
+    division = int.from_bytes(data[12:14], "big")
+    if division == 0:
+        raise ValueError("MIDI header with a division of 0")
+    pos, notes, tempos, ends = 8 + hlen, 0, [], []
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos + 4 : pos + 8], "big")
+        chunk, body_end = data[pos : pos + 4], min(pos + 8 + length, len(data))
+        i, pos = pos + 8, pos + 8 + length
+        if chunk != b"MTrk":
+            continue
+        tick, running = 0, 0
+        while i < body_end:
+            delta = 0
+            while i < body_end:  # variable-length delta time
+                byte = data[i]
+                i += 1
+                delta = (delta << 7) | (byte & 0x7F)
+                if byte < 0x80:
+                    break
+            tick += delta
+            if i >= body_end:
+                break
+            status = data[i]
+            if status == 0xFF:  # meta event: type, length, data
+                kind, i = data[i + 1] if i + 1 < body_end else 0, i + 2
+                mlen = 0
+                while i < body_end:
+                    byte = data[i]
+                    i += 1
+                    mlen = (mlen << 7) | (byte & 0x7F)
+                    if byte < 0x80:
+                        break
+                if kind == 0x51 and mlen == 3:
+                    tempos.append((tick, int.from_bytes(data[i : i + 3], "big")))
+                i += mlen
+                if kind == 0x2F:
+                    break
+                continue
+            if status in (0xF0, 0xF7):  # sysex: length, data
+                i += 1
+                slen = 0
+                while i < body_end:
+                    byte = data[i]
+                    i += 1
+                    slen = (slen << 7) | (byte & 0x7F)
+                    if byte < 0x80:
+                        break
+                i += slen
+                continue
+            if status & 0x80:
+                running, i = status, i + 1
+            elif not running:
+                raise ValueError("MIDI track data without a status byte")
+            high = running & 0xF0
+            size = _CHANNEL_DATA.get(high, 0)
+            if high == 0x90 and i + 1 < body_end and data[i + 1] > 0:
+                notes += 1
+                if stop_at_notes is not None and notes > stop_at_notes:
+                    return MidiSize(notes, 0.0, stopped=True)
+            i += size
+        ends.append(tick)
+    last = max(ends, default=0)
+    if division & 0x8000:  # SMPTE: frames per second and ticks per frame
+        fps = 256 - (division >> 8)
+        return MidiSize(notes, last / max(fps * (division & 0xFF), 1))
+    seconds, at, tempo = 0.0, 0, 500_000
+    for t, new_tempo in sorted(tempos):
+        if t >= last:
+            break
+        seconds += (t - at) * tempo / 1e6 / division
+        at, tempo = t, new_tempo
+    return MidiSize(notes, seconds + (last - at) * tempo / 1e6 / division)
+
+
+def check_midi_size(data: bytes, *, max_notes: int, max_seconds: float) -> MidiSize:
+    """MidiTooLarge naming GENSTUDIO_MAX_MIDI_NOTES or GENSTUDIO_MAX_MIDI_SECONDS for a file over either."""
+    size = midi_size(data, stop_at_notes=max_notes)
+    if size.notes > max_notes:
+        raise MidiTooLarge(f"MIDI file has more than {max_notes} notes (GENSTUDIO_MAX_MIDI_NOTES)")
+    if size.seconds > max_seconds:
+        raise MidiTooLarge(
+            f"MIDI file lasts {size.seconds:.0f} s, over the limit of {max_seconds:g} s (GENSTUDIO_MAX_MIDI_SECONDS)"
+        )
+    return size
+
+
+MAX_AUDIO_SECONDS = 600.0  # the default of GENSTUDIO_MAX_AUDIO_SECONDS
+
+
+def wav_bytes(midi: bytes, *, sample_rate: int = 44100, gain: float = 1.0, timeout: float = 120.0,
+              max_seconds: float = MAX_AUDIO_SECONDS) -> bytes:
+    """Render MIDI to 16-bit stereo WAV with FluidSynth and a General MIDI soundfont.
+
+    ValueError (before anything is rendered) for a MIDI longer than `max_seconds`
+    (GENSTUDIO_MAX_AUDIO_SECONDS): a few bytes can ask for hours of audio."""
+    seconds = midi_size(midi).seconds
+    if seconds > max_seconds:
+        raise MidiTooLarge(
+            f"the WAV would last {seconds:.0f} s, over the limit of {max_seconds:g} s (GENSTUDIO_MAX_AUDIO_SECONDS)"
+        )
     exe = shutil.which("fluidsynth")
     sf2 = soundfont()
     if exe is None or sf2 is None:

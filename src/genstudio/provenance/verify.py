@@ -24,7 +24,7 @@ from genstudio.provenance.watermark import (
 from genstudio.storage.sniff import sniff_format
 
 # Decoding runs a 4x4 SVD per block in Python: about 40 ms per 512x512, so cap what one request may cost.
-MAX_VERIFY_PIXELS = 40_000_000
+MAX_VERIFY_PIXELS = 4096 * 4096  # the default of GENSTUDIO_MAX_IMAGE_PIXELS: checked from the header, before decoding
 
 def _watermark_report(data: bytes) -> dict[str, Any]:
     report: dict[str, Any] = {"found": False, "payload": None, "bit_errors": None, "method": WATERMARK_METHOD}

@@ -84,17 +84,38 @@ class LiveSession:
         self.index = 0
 
     def process(self, jpeg: bytes) -> tuple[bytes, int]:
+        import io
+        import warnings
+
         import cv2
         import numpy as np
+        from PIL import Image
 
         from genstudio.faceswap.label import stamp_label
         from genstudio.faceswap.video_watermark import embed_frame
 
-        frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        side = self.settings.faceswap_live_max_side
+        too_large = ("frame: {} is too large to decode; live frames are scaled to {} pixels per side "
+                     "(GENSTUDIO_FACESWAP_LIVE_MAX_SIDE)")
+        try:  # the size from the header (PIL opens lazily): a few bytes can claim 12000x12000
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(jpeg)) as im:
+                    (w, h), fmt = im.size, im.format
+        except Image.DecompressionBombError:
+            raise ValueError(too_large.format("the image", side)) from None
+        except Exception:  # noqa: BLE001 - PIL raises many types for broken files
+            raise ValueError("frame: not a decodable JPEG") from None
+        # A large JPEG is decoded at 1/2, 1/4 or 1/8 size (libjpeg scales while decoding), never in full.
+        factor = next((f for f in (8, 4, 2) if fmt == "JPEG" and max(w, h) / f >= side), 1)
+        if (w // factor) * (h // factor) > (2 * side) ** 2:
+            raise ValueError(too_large.format(f"{w}x{h}", side))
+        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+        frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flag)
         if frame is None:
             raise ValueError("frame: not a decodable JPEG")
         h, w = frame.shape[:2]
-        side = self.settings.faceswap_live_max_side
         if max(h, w) > side:
             scale = side / max(h, w)
             frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
@@ -126,6 +147,8 @@ def _hello(message: dict[str, Any]) -> dict[str, Any]:
         hello = json.loads(text)
     except ValueError:
         raise ValueError(f"{HELLO}; this one is not valid JSON") from None
+    except RecursionError:
+        raise ValueError(f"{HELLO}; this one is nested too deeply") from None
     if not isinstance(hello, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(hello), "a number")
         raise ValueError(f"{HELLO}; this one is {kind}")

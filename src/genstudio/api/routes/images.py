@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
 
 from genstudio.api.deps import State
 from genstudio.api.routes.uploads import read_upload
@@ -34,7 +35,7 @@ async def image_params(file: Annotated[UploadFile, File()], state: State) -> dic
     """The generation parameters a PNG carries (genstudio's own chunk, or A1111's `parameters` text)."""
     data = await read_upload(file, state.settings)
     try:
-        found = read_png_params(data)
+        found = await run_in_threadpool(read_png_params, data)  # parsing off the event loop
     except RecursionError as exc:  # json.loads on a deeply nested genstudio chunk
         raise HTTPException(422, detail="file: the genstudio text chunk is nested too deeply") from exc
     except ValueError as exc:

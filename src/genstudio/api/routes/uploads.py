@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 from genstudio.api.deps import State
@@ -120,6 +121,20 @@ def display_name(name: str | None) -> str | None:
     return _SAFE_NAME.sub("_", base)[:120] or None
 
 
+def check_upload(data: bytes, kind: str, mime: str, s: Settings) -> dict[str, Any] | None:
+    """Every content check of an upload (blocking: call it from a worker thread); the melody of a MIDI."""
+    if kind == "image":
+        check_image(data, s)
+    elif mime in ("video/mp4", "video/quicktime"):
+        check_mp4(data)
+    elif kind == "video":
+        check_video(data, s)
+    if kind == "midi":
+        check_midi(data)
+        return midi_melody(data, s)
+    return None
+
+
 @router.post("/uploads", status_code=201, response_model_exclude_none=True)
 async def upload(file: Annotated[UploadFile, File()], state: State) -> UploadOut:
     s = state.settings
@@ -130,16 +145,8 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> UploadOut
             415, detail="file: unsupported type; accepted: PNG, JPEG, WebP images, MIDI, MP4/MOV/WebM/MKV/AVI video"
         )
     kind, mime = sniffed
-    if kind == "image":
-        check_image(data, s)
-    elif mime in ("video/mp4", "video/quicktime"):
-        check_mp4(data)
-    elif kind == "video":
-        check_video(data, s)
-    melody: dict[str, Any] | None = None
-    if kind == "midi":
-        check_midi(data)
-        melody = midi_melody(data, s)
+    # Parsing and probing run in the worker pool: the event loop only moves bytes.
+    melody = await run_in_threadpool(check_upload, data, kind, mime, s)
     asset_id = new_id()
     rel = state.files.relpath_for(asset_id, mime)
     size, digest = state.files.write_atomic(rel, data)
@@ -167,8 +174,14 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> UploadOut
 
 def midi_melody(data: bytes, s: Settings, field: str = "file") -> dict[str, Any]:
     """A MIDI upload must hold a melody line: what it is and what taking it drops (422 otherwise)."""
-    from genstudio.music.render import extract_melody
+    from genstudio.music.render import MidiTooLarge, check_midi_size, extract_melody
 
+    try:  # the caps first, from one pass over the bytes: pretty_midi would hold every note
+        check_midi_size(data, max_notes=s.max_midi_notes, max_seconds=s.max_midi_seconds)
+    except MidiTooLarge as exc:
+        raise HTTPException(413, detail=f"{field}: {exc}") from None
+    except ValueError as exc:
+        raise HTTPException(422, detail=f"{field}: not a readable MIDI file ({exc})") from None
     try:
         ex = extract_melody(data, max_bars=s.max_bars)
     except ValueError as exc:
