@@ -7,7 +7,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from genstudio.image.params import LimitError
+from genstudio.errors import LimitError
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -99,6 +99,12 @@ def check_video_limits(info: Any, settings: Settings, field: str = "target") -> 
 
 
 def check_side(width: int, height: int, settings: Settings, field: str) -> None:
+    from genstudio.faceswap.label import min_target_size
+
+    least_w, least_h = min_target_size()
+    if width < least_w or height < least_h:
+        raise LimitError(field, f"{width}x{height} is too small for a legible AI-generated label "
+                                f"(at least {least_w}x{least_h} pixels)")
     if max(width, height) > settings.faceswap_max_side:
         raise LimitError(
             field,
