@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +13,7 @@ from fastapi.testclient import TestClient
 from genstudio import runtime
 from genstudio.config import Settings
 from genstudio.studio import Studio
+from helpers import wait_job
 
 
 def test_every_registered_studio_has_the_one_shape() -> None:
@@ -39,16 +38,6 @@ def test_handlers_build_without_importing_the_web_layer(tmp_path: Path) -> None:
     assert out.stdout.strip().endswith("False False"), out.stdout
 
 
-def _wait(c: TestClient, job_id: str, timeout: float = 240) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = c.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 @pytest.mark.slow
 def test_music_job_on_the_process_executor_is_signed_and_filed_under_its_studio(tmp_path: Path) -> None:
     """executor=process (the default in production): the child builds its handlers from the registry."""
@@ -58,7 +47,7 @@ def test_music_job_on_the_process_executor_is_signed_and_filed_under_its_studio(
     with TestClient(create_app(settings)) as c:
         r = c.post("/api/music/sample", json={"n": 1, "bars": 2, "seed": 3})
         assert r.status_code == 202, r.text
-        job = _wait(c, r.json()["job_id"])
+        job = wait_job(c, r.json()["job_id"], timeout=240)
         assert job["status"] == "succeeded", job
         (asset_id,) = job["assets"]
         meta = c.get(f"/api/assets/{asset_id}/meta").json()
