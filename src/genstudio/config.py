@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     max_midi_notes: int = Field(default=20_000, ge=1, description="note-on events in an uploaded MIDI file")
     max_midi_seconds: float = Field(default=600.0, gt=0, description="length of an uploaded MIDI file")
     max_audio_seconds: float = Field(default=600.0, gt=0, description="longest WAV rendered from a MIDI file")
+    parse_pool: Literal["process", "thread"] = Field(
+        default="process",
+        description="where uploads are parsed and files verified: child processes with a time limit, or threads",
+    )
+    parse_workers: int = Field(default=1, ge=1, description="child processes that parse uploads and verify files")
+    parse_timeout_s: float = Field(default=30.0, gt=0, description="longest one upload check or verify may take")
+    min_free_disk_mb: float = Field(
+        default=64.0, ge=0, description="free space on the data disk under which new jobs are refused (507)"
+    )
 
     # Face swap (the safeguards themselves have no switch: label, watermark, manifest and consent always apply)
     faceswap_max_video_seconds: float = Field(default=60.0, gt=0, description="longest target video")

@@ -159,3 +159,46 @@ def test_cancel_exception_from_handler_code(tmp_path: Path) -> None:
     job = q.submit("c", {})
     q.run_job(q._claim())
     assert q.store.get_job(job.id).status == "cancelled"
+
+
+def test_a_job_end_the_database_refuses_is_shown_from_memory_and_written_when_it_can(tmp_path: Path) -> None:
+    """SQLite says "database or disk is full" when the job's end is written: readers still see the end at
+    once, health counts it as unsaved, the worker thread lives on and writes it when the database takes it."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    q = make_queue(tmp_path)
+    q.retry_interval_s = 0.02
+    refuse = threading.Event()
+    real_update = q.store.update_job
+
+    def update_job(job_id: str, **fields):  # noqa: ANN003, ANN202
+        if refuse.is_set() and fields.get("status") in ("failed", "succeeded"):
+            raise OperationalError("UPDATE job", {}, sqlite3.OperationalError("database or disk is full"))
+        return real_update(job_id, **fields)
+
+    q.store.update_job = update_job  # type: ignore[method-assign]
+
+    def handler(ctx):  # noqa: ANN001, ANN202
+        refuse.set()
+        raise JobFailed("the model broke")
+
+    q.register("t", handler)
+    q.start()
+    try:
+        job = q.submit("t", {})
+        deadline = time.monotonic() + 10
+        while q.health()["unsaved_jobs"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert q.health()["unsaved_jobs"] == 1
+        seen, _ = q.snapshot(job.id)
+        assert (seen.status, seen.error) == ("failed", "the model broke")
+        assert q.store.get_job(job.id).status == "running"  # not yet in the database
+        assert [w["alive"] for w in q.health()["workers"]] == [True]
+        refuse.clear()
+        assert wait(q, job.id) == "failed"
+        assert q.store.get_job(job.id).error == "the model broke"
+        assert q.health()["unsaved_jobs"] == 0 and not q.in_memory(job.id)
+    finally:
+        q.stop()

@@ -58,6 +58,7 @@ def build_state(settings: Settings) -> AppState:
         queue = LocalQueue(
             store, files, max_jobs=settings.max_queued_jobs, workers=settings.workers, runner_factory=runner_factory
         )
+        queue.min_free_bytes = int(settings.min_free_disk_mb * 1024 * 1024)
     ctx = runtime.context(settings, store=store, files=files, actor=actor_for(settings.api_token))
     studios = runtime.Studios(ctx)
     for kind, handler in studios.handlers().items():
@@ -87,14 +88,23 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Scratch files a crash left (video parts, probes, renders): with the embedded queue nothing is in
+        # flight yet; with outside workers sharing the data dir, only old ones go.
+        removed = await asyncio.to_thread(
+            state.files.sweep_tmp, older_than_s=3600.0 if state.settings.broker_url else 0.0
+        )
+        if removed:
+            log.info("removed %d leftover scratch file(s)", len(removed))
         if start_workers:
             state.queue.start()
+        state.pool.warm()
         sweeper = asyncio.create_task(_retention_loop(state))
         try:
             yield
         finally:
             sweeper.cancel()
             state.queue.stop()
+            state.pool.stop()
 
     # The interactive docs are served below from vendored files: FastAPI's default page loads them from a CDN.
     app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from genstudio.api.pool import WorkPool
 from genstudio.config import Settings
 from genstudio.runtime import Studios
 from genstudio.storage.db import Asset, Job, Store
@@ -21,6 +22,11 @@ class AppState:
     files: FileStore
     queue: Any  # LocalQueue or DistributedQueue: the interface in jobs/base.py
     studios: Studios
+    pool: WorkPool = field(default=None)  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.pool is None:
+            self.pool = WorkPool(self.settings)
 
     def submit(self, studio: str, params: Any) -> Job:
         """Queue a job of `studio` with its resolved (typed) params."""

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from genstudio.errors import GoneError, LimitError
+from genstudio.errors import DiskFull, GoneError, LimitError, is_disk_full
 from genstudio.jobs.base import QueueFull
 
 # No request field is nested anywhere near this deep; an echo of a deeper value is not attempted (the
@@ -87,6 +87,18 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, GoneError):  # the asset's row is there, its file is not
             return JSONResponse(status_code=410, content={"detail": str(exc)})
         return field_error(exc.field, exc.message)
+
+    async def _disk_full(req: Request, exc: Exception) -> Response:
+        # 507 Insufficient Storage, saying so; any other OSError or database error stays a 500.
+        if not is_disk_full(exc):
+            raise exc
+        text = exc.message if isinstance(exc, DiskFull) else "the data disk is full; delete assets to make room"
+        return JSONResponse(status_code=507, content={"detail": text}, headers={"Retry-After": "30"})
+
+    from sqlalchemy.exc import DBAPIError
+
+    app.add_exception_handler(OSError, _disk_full)
+    app.add_exception_handler(DBAPIError, _disk_full)
 
     @app.exception_handler(QueueFull)
     async def _full(_req: Request, exc: QueueFull) -> JSONResponse:

@@ -95,10 +95,29 @@ class QueueHealth(_Open):
     limit: int
 
 
+class DiskHealth(_Open):
+    path: str
+    free_bytes: int
+    total_bytes: int
+    min_free_bytes: int
+    ok: bool
+
+
+class WorkerHealth(_Open):
+    name: str
+    alive: bool
+    state: str  # idle | running | retrying | stopped | starting
+    job_id: str | None = None
+    last_error: str | None = None
+
+
 class Health(_Open):
-    status: str
+    status: str  # ok | degraded (see problems)
     version: str
     queue: QueueHealth
+    disk: DiskHealth | None = None
+    workers: list[WorkerHealth] = []
+    problems: list[str] = []
 
 
 class VerifyReport(_Open):

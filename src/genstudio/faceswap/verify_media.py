@@ -166,7 +166,7 @@ def video_report(data: bytes) -> dict[str, Any]:
     }
     label: dict[str, Any] = {"found": False, "corner": None, "score": None, "text": "AI-generated"}
     video: dict[str, Any] | None = None
-    fd, name = tempfile.mkstemp(suffix=".mp4")
+    fd, name = tempfile.mkstemp(prefix="genstudio-scratch-verify-", suffix=".mp4")  # swept at start if left
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -293,6 +293,7 @@ def run_worker(
     loglevel: str = "INFO",
 ) -> None:
     """Start a Celery worker in this process (solo pool: one job at a time, models stay loaded)."""
+    files.sweep_tmp(older_than_s=3600.0)  # the data dir may be shared: only what is surely stale
     worker = Worker(settings, store, files, handlers)
     app = make_celery(settings)
 

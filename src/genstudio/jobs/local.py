@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from genstudio.errors import DiskFull, is_disk_full
 from genstudio.jobs.base import Handler, JobCancelled, JobFailed, JobInterrupted, QueueFull
 from genstudio.jobs.outputs import save_outputs
 from genstudio.storage.db import FINAL_STATUSES, Asset, Job, Store, utcnow
@@ -76,6 +77,11 @@ class LocalQueue:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._runners: list[Any] = []
+        # What each worker thread is doing, for /api/health; and final states the database refused
+        # (a full disk), written again until it takes them.
+        self._workers: dict[str, dict[str, Any]] = {}
+        self._unsaved: dict[str, dict[str, Any]] = {}
+        self.retry_interval_s = 1.0
 
     # Interface
     def register(self, kind: str, handler: Handler) -> None:
@@ -84,6 +90,7 @@ class LocalQueue:
     def submit(self, kind: str, params: dict[str, Any]) -> Job:
         if kind not in self._handlers:
             raise ValueError(f"no handler for job kind {kind!r}")
+        self.check_space()
         with self._submit_lock:
             if self.store.count_jobs(("queued", "running")) >= self.max_jobs:
                 raise QueueFull(self.max_jobs)
@@ -115,6 +122,32 @@ class LocalQueue:
             job.progress = live
         assets = self.store.job_assets(job_id) if job.status == "succeeded" else []
         return job, assets
+
+    min_free_bytes = 0  # set by the app from GENSTUDIO_MIN_FREE_DISK_MB
+
+    def check_space(self) -> None:
+        """Refuse new work (DiskFull: a 507) while the data disk is under its free-space floor: the job
+        could not save what it makes."""
+        if self.min_free_bytes <= 0:
+            return
+        try:
+            free = self.files.usage().free_bytes
+        except OSError:
+            return
+        if free < self.min_free_bytes:
+            raise DiskFull(
+                f"the data disk has {free:,} bytes free, under the floor of {self.min_free_bytes:,} "
+                "(GENSTUDIO_MIN_FREE_DISK_MB): delete assets to make room"
+            )
+
+    def health(self) -> dict[str, Any]:
+        """Each worker thread's state (idle | running | retrying), alive or not, its job and last error."""
+        out = []
+        for t in self._threads:
+            info = dict(self._workers.get(t.name, {}))
+            out.append({"name": t.name, "alive": t.is_alive(), "state": info.get("state", "starting"),
+                        "job_id": info.get("job_id"), "last_error": info.get("last_error")})
+        return {"workers": out, "unsaved_jobs": len(self._unsaved)}
 
     def in_memory(self, job_id: str) -> bool:
         """True when a snapshot of this job needs no database read (it is queued or running here)."""
@@ -154,6 +187,29 @@ class LocalQueue:
                 self._active[job_id] = job
         self._notify(job_id)
         return job
+
+    def _finish(self, job_id: str, **fields: Any) -> None:
+        """Record a job's end. When the database cannot take it (a full disk), readers see the end from
+        memory at once and the write is tried again by the worker until it lands: a job never stays
+        'running' because its failure could not be written."""
+        try:
+            self._set(job_id, **fields)
+            self._unsaved.pop(job_id, None)
+        except Exception as exc:  # noqa: BLE001 - whatever the database says, the worker goes on
+            log.warning("job %s: could not record its end (%s); retrying", job_id, exc)
+            self._unsaved[job_id] = {**self._unsaved.get(job_id, {}), **fields}
+            job = self._active.get(job_id)
+            if job is not None:
+                self._active[job_id] = Job.model_validate({**job.model_dump(), **fields})
+            self._notify(job_id)
+
+    def _flush_unsaved(self) -> None:
+        for job_id, fields in list(self._unsaved.items()):
+            try:
+                self._set(job_id, **fields)
+            except Exception:  # noqa: BLE001 - still refused; next round
+                return
+            self._unsaved.pop(job_id, None)
 
     def start(self) -> None:
         self.recover()
@@ -203,18 +259,32 @@ class LocalQueue:
             return self._set(job.id, status="running", started_at=utcnow(), attempts=job.attempts + 1, progress=0.0)
 
     def _worker(self) -> None:
+        me = threading.current_thread().name
+        state = self._workers.setdefault(me, {"state": "idle", "job_id": None, "last_error": None})
         runner = self.runner_factory() if self.runner_factory else None
         if runner is not None:
             self._runners.append(runner)
         try:
             while not self._stop.is_set():
-                job = self._claim()
-                if job is None:
-                    with self._wake:
-                        self._wake.wait(timeout=1.0)
-                    continue
-                self.run_job(job, runner)
+                # Nothing that goes wrong here ends the thread: a database or disk that refuses a write
+                # is retried after a pause, and the queue goes on once it takes writes again.
+                try:
+                    self._flush_unsaved()
+                    job = self._claim()
+                    if job is None:
+                        state.update(state="idle", job_id=None)
+                        with self._wake:
+                            self._wake.wait(timeout=1.0)
+                        continue
+                    state.update(state="running", job_id=job.id)
+                    self.run_job(job, runner)
+                    state.update(state="idle", job_id=None)
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("worker %s: queue step failed; retrying", me)
+                    state.update(state="retrying", last_error=f"{type(exc).__name__}: {exc}"[:300])
+                    self._stop.wait(self.retry_interval_s)
         finally:
+            state.update(state="stopped", job_id=None)
             if runner is not None:
                 runner.stop()
 
@@ -226,18 +296,29 @@ class LocalQueue:
             ctx.check_cancelled()
             outputs = runner.run(job, ctx) if runner is not None else handler(ctx)
             ctx.check_cancelled()
-            save_outputs(self.store, self.files, job.id, outputs)
-            self._set(job.id, status="succeeded", progress=1.0, finished_at=utcnow(), error=None)
+            try:
+                save_outputs(self.store, self.files, job.id, outputs)
+            except Exception as exc:
+                if is_disk_full(exc) and not isinstance(exc, DiskFull):
+                    raise self.files.full("could not save the job's outputs") from exc
+                raise
+            self._finish(job.id, status="succeeded", progress=1.0, finished_at=utcnow(), error=None)
         except JobCancelled:
-            self._set(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
+            self._finish(job.id, status="cancelled", finished_at=utcnow(), error="cancelled")
         except JobInterrupted:
             # Not the job's fault: it runs again, from the start, when the server is back.
-            self._set(job.id, status="queued", progress=0.0, attempts=max(job.attempts - 1, 0))
-        except (JobFailed, ValueError) as exc:
-            self._set(job.id, status="failed", finished_at=utcnow(), error=str(exc))
+            self._finish(job.id, status="queued", progress=0.0, attempts=max(job.attempts - 1, 0))
+        except (JobFailed, ValueError, DiskFull) as exc:
+            reason = str(exc)
+            if is_disk_full(exc) and not isinstance(exc, DiskFull):  # e.g. the job process's ENOSPC
+                reason = str(self.files.full(f"the job could not write ({reason})"))
+            self._finish(job.id, status="failed", finished_at=utcnow(), error=reason)
         except Exception as exc:  # noqa: BLE001 - a job must end with a reason, whatever broke
             log.exception("job %s failed", job.id)
-            self._set(job.id, status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            if is_disk_full(exc):
+                reason = str(self.files.full(f"the job could not write ({reason})"))
+            self._finish(job.id, status="failed", finished_at=utcnow(), error=reason)
         finally:
             self._live.pop(job.id, None)
             self._cancel_requests.discard(job.id)

@@ -52,7 +52,7 @@ def render(fmt: str, midi: bytes, params: dict[str, Any] | None, settings: Setti
     if fmt == "musicxml":
         return musicxml_bytes(melody_of(midi, params, settings.max_bars), title=title)
     if fmt == "wav":
-        audio = wav_bytes(midi, max_seconds=settings.max_audio_seconds)
+        audio = wav_bytes(midi, max_seconds=settings.max_audio_seconds, tmp_dir=settings.data_dir / "tmp")
         info = {
             "rendered_from": {"mime": "audio/midi", "sha256": hashlib.sha256(midi).hexdigest()},
             "renderer": "fluidsynth + General MIDI soundfont",

@@ -266,7 +266,7 @@ MAX_AUDIO_SECONDS = 600.0  # the default of GENSTUDIO_MAX_AUDIO_SECONDS
 
 
 def wav_bytes(midi: bytes, *, sample_rate: int = 44100, gain: float = 1.0, timeout: float = 120.0,
-              max_seconds: float = MAX_AUDIO_SECONDS) -> bytes:
+              max_seconds: float = MAX_AUDIO_SECONDS, tmp_dir: Path | None = None) -> bytes:
     """Render MIDI to 16-bit stereo WAV with FluidSynth and a General MIDI soundfont.
 
     ValueError (before anything is rendered) for a MIDI longer than `max_seconds`
@@ -283,7 +283,8 @@ def wav_bytes(midi: bytes, *, sample_rate: int = 44100, gain: float = 1.0, timeo
             "audio rendering needs FluidSynth and a General MIDI soundfont: "
             "apt-get install fluidsynth fluid-soundfont-gm (or set GENSTUDIO_SOUNDFONT)"
         )
-    with tempfile.TemporaryDirectory(prefix="genstudio-wav-") as tmp:
+    # In the data dir's tmp folder when given (swept at start, as a crash mid-render would leave it).
+    with tempfile.TemporaryDirectory(prefix="genstudio-scratch-wav-", dir=tmp_dir) as tmp:
         src, dst = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         src.write_bytes(midi)
         cmd = [

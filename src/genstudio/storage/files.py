@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+from genstudio.errors import DiskFull, is_disk_full
+
+# Scratch files made outside the data dir (where no settings reach, e.g. verify's probe copies) carry this
+# prefix in the system temp dir, so that the sweep at start finds what a crash left there.
+SCRATCH_PREFIX = "genstudio-scratch-"
 
 EXTENSIONS = {
     "image/png": ".png",
@@ -96,11 +105,29 @@ class FileStore:
         return path
 
     def write_atomic(self, relpath: str, data: bytes) -> tuple[int, str]:
-        """Write bytes durably; returns (size, sha256). Readers never see a partial file."""
+        """Write bytes durably; returns (size, sha256). Readers never see a partial file. A full disk
+        raises DiskFull (saying how much was needed and how much is free); nothing is left behind."""
         dest = self.abspath(relpath)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(dest, data, tmp_dir=self.tmp_dir, durable=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(dest, data, tmp_dir=self.tmp_dir, durable=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise self.full(f"could not write {len(data):,} bytes") from exc
+            raise
         return len(data), hashlib.sha256(data).hexdigest()
+
+    def usage(self) -> DiskUsage:
+        u = shutil.disk_usage(self.root)
+        return DiskUsage(path=str(self.root), free_bytes=u.free, total_bytes=u.total)
+
+    def full(self, what: str) -> DiskFull:
+        """The error for a write that found no room, with the free space now."""
+        try:
+            free = f"{self.usage().free_bytes:,} bytes free"
+        except OSError:
+            free = "free space unknown"
+        return DiskFull(f"the data disk is full: {what} ({free} under {self.root}); delete assets to make room")
 
     def delete(self, relpath: str) -> None:
         self.abspath(relpath).unlink(missing_ok=True)
@@ -117,3 +144,39 @@ class FileStore:
                 path.unlink(missing_ok=True)
                 removed.append(rel)
         return removed
+
+    def sweep_tmp(self, *, older_than_s: float = 0.0) -> list[str]:
+        """Remove scratch files of every kind (video parts, probes, renders, uploads in flight) from the
+        data dir's tmp folder, and genstudio's own leftovers in the system temp dir. At start nothing is
+        in flight (`older_than_s` 0 in the tmp folder); the system temp dir is shared with other
+        genstudio processes, so there only entries older than an hour go."""
+        removed: list[str] = []
+        now = time.time()
+        system = Path(tempfile.gettempdir())
+        places = [(self.tmp_dir, "", older_than_s), (system, SCRATCH_PREFIX, max(older_than_s, 3600.0))]
+        for folder, prefix, age in places:
+            try:
+                entries = list(folder.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                if prefix and not entry.name.startswith(prefix):
+                    continue
+                try:
+                    if age and now - entry.lstat().st_mtime < age:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+                except OSError:
+                    continue
+                removed.append(str(entry))
+        return removed
+
+
+@dataclass
+class DiskUsage:
+    path: str
+    free_bytes: int
+    total_bytes: int

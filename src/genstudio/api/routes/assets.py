@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
 from genstudio.api.deps import AssetRow, State, asset_file
 from genstudio.api.schemas import AssetMeta, Deleted, GalleryPage
+from genstudio.config import Settings
+from genstudio.errors import is_disk_full
 from genstudio.storage.db import Asset
 
 router = APIRouter(prefix="/api", tags=["assets"])
@@ -31,7 +35,7 @@ def asset_meta(a: Asset) -> AssetMeta:
 
 
 @router.get("/assets/{asset_id}", response_class=FileResponse)
-def get_asset(
+async def get_asset(
     a: AssetRow,
     state: State,
     download: bool = False,
@@ -42,15 +46,11 @@ def get_asset(
     if format not in (None, "midi"):
         if a.mime != "audio/midi":
             raise HTTPException(422, detail=f"format: {format} is offered for melodies (MIDI), not {a.mime}")
-        from genstudio.music.derive import FORMATS, derived_file
-        from genstudio.music.render import RenderUnavailable
+        from genstudio.music.derive import FORMATS
 
-        try:
-            path = derived_file(state.settings, a, path, format, stage=state.studios.ctx.stage)
-        except RenderUnavailable as exc:
-            raise HTTPException(503, detail=f"format: {exc}") from None
-        except ValueError as exc:
-            raise HTTPException(422, detail=f"format: {exc}") from None
+        # Rendered once, then served from the cache; the render (MIDI parsing, FluidSynth) in the work pool.
+        path = Path(await state.pool.run("format", derive, state.settings.model_dump_json(), a.id, a.params, str(path),
+                                         format))
         media_type = FORMATS[format][0]
     filename = f"genstudio-{a.id[:12]}{path.suffix}"
     return FileResponse(
@@ -61,6 +61,28 @@ def get_asset(
     )
 
 
+def derive(settings_json: str, asset_id: str, params: dict[str, Any] | None, midi_path: str, fmt: str) -> str:
+    """The cached `fmt` file of a melody (rendered when first asked for); 503/422 naming `format`."""
+    from genstudio.music.derive import derived_file
+    from genstudio.music.render import RenderUnavailable
+
+    settings = Settings.model_validate_json(settings_json)
+    try:
+        melody = Asset(id=asset_id, kind="music", mime="audio/midi", path="", params=params or {})
+        return str(derived_file(settings, melody, Path(midi_path), fmt, stage=_stage(settings_json)))
+    except RenderUnavailable as exc:
+        raise HTTPException(503, detail=f"format: {exc}") from None
+    except ValueError as exc:
+        raise HTTPException(422, detail=f"format: {exc}") from None
+
+
+@lru_cache(maxsize=4)
+def _stage(settings_json: str) -> Any:
+    from genstudio.runtime import make_stage
+
+    return make_stage(Settings.model_validate_json(settings_json))
+
+
 @router.get("/assets/{asset_id}/meta")
 def get_asset_meta(a: AssetRow) -> AssetMeta:
     return asset_meta(a)
@@ -68,7 +90,15 @@ def get_asset_meta(a: AssetRow) -> AssetMeta:
 
 @router.delete("/assets/{asset_id}")
 def delete_asset(a: AssetRow, state: State) -> Deleted:
-    state.store.delete_asset(a.id)
+    """Works on a full disk too: when the database cannot write (SQLite needs room for its journal), the
+    file goes first, which makes that room, and the row is deleted after."""
+    try:
+        state.store.delete_asset(a.id)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        state.files.delete(a.path)
+        state.store.delete_asset(a.id)
     state.files.delete(a.path)
     if a.mime == "audio/midi":
         from genstudio.music.derive import drop_derived

@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
-from fastapi.concurrency import run_in_threadpool
 
 from genstudio.api.deps import State
 from genstudio.api.routes.uploads import read_upload
@@ -30,16 +29,20 @@ def create_image(req: ImageRequest, state: State) -> JobAccepted:
     return JobAccepted(job_id=job.id, params=params.model_dump())
 
 
-@router.post("/images/params")
-async def image_params(file: Annotated[UploadFile, File()], state: State) -> dict[str, Any]:
-    """The generation parameters a PNG carries (genstudio's own chunk, or A1111's `parameters` text)."""
-    data = await read_upload(file, state.settings)
+def png_params(data: bytes) -> dict[str, Any]:
     try:
-        found = await run_in_threadpool(read_png_params, data)  # parsing off the event loop
+        return read_png_params(data)
     except RecursionError as exc:  # json.loads on a deeply nested genstudio chunk
         raise HTTPException(422, detail="file: the genstudio text chunk is nested too deeply") from exc
     except ValueError as exc:
         raise HTTPException(422, detail=str(exc)) from exc
+
+
+@router.post("/images/params")
+async def image_params(file: Annotated[UploadFile, File()], state: State) -> dict[str, Any]:
+    """The generation parameters a PNG carries (genstudio's own chunk, or A1111's `parameters` text)."""
+    data = await read_upload(file, state.settings)
+    found = await state.pool.run("file", png_params, data)  # parsing in the work pool
     try:  # a JSON string in the text may escape a lone surrogate, which no answer can carry
         json.dumps(found, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 from genstudio.api.deps import State
@@ -145,8 +144,8 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> UploadOut
             415, detail="file: unsupported type; accepted: PNG, JPEG, WebP images, MIDI, MP4/MOV/WebM/MKV/AVI video"
         )
     kind, mime = sniffed
-    # Parsing and probing run in the worker pool: the event loop only moves bytes.
-    melody = await run_in_threadpool(check_upload, data, kind, mime, s)
+    # Parsing and probing run in the work pool (child processes, time-limited): the loop only moves bytes.
+    melody = await state.pool.run("file", check_upload, data, kind, mime, s)
     asset_id = new_id()
     rel = state.files.relpath_for(asset_id, mime)
     size, digest = state.files.write_atomic(rel, data)
