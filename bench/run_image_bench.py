@@ -94,10 +94,11 @@ def api_image(client: httpx.Client, body: dict) -> float:
     return time.perf_counter() - t0
 
 
-def wrk_load(url: str, clients: int, seconds: int) -> dict:
+def wrk_load(url: str, clients: int, seconds: int, extra: list[str] | None = None) -> dict:
     """wrk (Debian package) drives 50 connections from C, so the client does not starve the server."""
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", *(extra or []), url],
+        capture_output=True, text=True, check=True,
     ).stdout
 
     def ms(token: str) -> float:
@@ -117,6 +118,8 @@ def wrk_load(url: str, clients: int, seconds: int) -> dict:
             dist["requests"] = int(line.split()[0])
         if "Non-2xx" in line:
             dist["non_2xx"] = int(line.split()[-1])
+        if line.strip().startswith("Socket errors:"):  # connect/read/write/timeout counts
+            dist["socket_errors"] = sum(int(t.rstrip(",")) for t in line.split()[3::2])
     return {
         "tool": "wrk",
         "clients": clients,
@@ -126,6 +129,7 @@ def wrk_load(url: str, clients: int, seconds: int) -> dict:
         "requests_per_s": dist.get("rps"),
         "requests": dist.get("requests"),
         "non_2xx": dist.get("non_2xx", 0),
+        "socket_errors": dist.get("socket_errors", 0),
     }
 
 

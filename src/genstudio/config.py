@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(default=15.0, gt=0, description="distributed: a worker silent this long is dead")
     executor: Literal["process", "thread"] = "process"  # where jobs run: a child process, or a worker thread
     torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
+    job_nice: int = Field(
+        default=10, ge=0, le=19,
+        description="niceness of the job process: models use every idle core, the server answers first",
+    )
 
     # Image limits
     max_prompt_chars: int = Field(default=1000, ge=1)

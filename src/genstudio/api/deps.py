@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from genstudio.api.cache import ReadCache
 from genstudio.api.pool import WorkPool
 from genstudio.config import Settings
 from genstudio.runtime import Studios
@@ -23,10 +24,13 @@ class AppState:
     queue: Any  # LocalQueue or DistributedQueue: the interface in jobs/base.py
     studios: Studios
     pool: WorkPool = field(default=None)  # type: ignore[assignment]  # set in __post_init__
+    cache: ReadCache = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.pool is None:
             self.pool = WorkPool(self.settings)
+        if self.cache is None:
+            self.cache = ReadCache(self.store)
 
     def submit(self, studio: str, params: Any) -> Job:
         """Queue a job of `studio` with its resolved (typed) params."""

@@ -25,6 +25,13 @@ def _child_main(factory: str, settings_json: str, tasks: Any, results: Any, canc
     from genstudio.config import Settings
 
     settings = Settings.model_validate_json(settings_json)
+    if settings.job_nice and hasattr(os, "nice"):
+        # The model takes every core it can; the server (status polls, pages, uploads) must still answer
+        # at once: the scheduler gives this process what the server leaves.
+        try:
+            os.nice(settings.job_nice)
+        except OSError:
+            pass
     module, _, attr = factory.partition(":")
     handlers = getattr(importlib.import_module(module), attr)(settings)
 

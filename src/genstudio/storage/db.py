@@ -119,14 +119,28 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class _StoreSession(Session):
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.engine, expire_on_commit=False)
+        self.store = store
+
+
+@event.listens_for(_StoreSession, "after_flush")
+def _count_asset_changes(session: _StoreSession, _ctx: Any) -> None:
+    if any(isinstance(o, Asset) for group in (session.new, session.deleted, session.dirty) for o in group):
+        session.store.asset_generation += 1
+
+
 class Store:
     """Small repository over the engine: every method opens and closes its own session."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Bumped whenever this process adds, changes or deletes an asset row: read caches key on it.
+        self.asset_generation = 0
 
     def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+        return _StoreSession(self)
 
     # Jobs
     def add_job(self, kind: str, params: dict[str, Any]) -> Job:

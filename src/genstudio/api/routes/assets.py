@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
-from genstudio.api.deps import AssetRow, State, asset_file
+from genstudio.api.deps import AppState, AssetRow, State, asset_file
 from genstudio.api.schemas import AssetMeta, Deleted, GalleryPage
 from genstudio.config import Settings
 from genstudio.errors import is_disk_full
@@ -107,18 +108,29 @@ def delete_asset(a: AssetRow, state: State) -> Deleted:
     return Deleted(deleted=a.id)
 
 
-@router.get("/gallery")
-def gallery(
+@router.get("/gallery", response_model=GalleryPage)
+async def gallery(
     state: State,
     kind: Annotated[str | None, Query(pattern="^(image|music|video)$", description="the media")] = None,
     studio: Annotated[str | None, Query(pattern="^[a-z]+$", max_length=32, description="the studio")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
-) -> GalleryPage:
+) -> Response:
     """Generated results, newest first, filtered on the server by media kind and/or studio."""
     if studio is not None and studio not in state.studios.names():
         raise HTTPException(422, detail=[{"loc": ["query", "studio"], "msg": f"unknown studio {studio!r}",
                                           "type": "value"}])
+    # Pages are kept (as JSON) until an asset changes: a poll of an unchanged gallery does no query.
+    key = ("gallery", kind, studio, limit, before)
+    data = state.cache.get(key)
+    if data is None:
+        generation = state.store.asset_generation
+        data = await asyncio.to_thread(_gallery_page, state, kind, studio, limit, before)
+        state.cache.put(key, data, generation)
+    return Response(data, media_type="application/json")
+
+
+def _gallery_page(state: AppState, kind: str | None, studio: str | None, limit: int, before: str | None) -> bytes:
     cursor = None
     if before:
         ref = state.store.get_asset(before) if before.isalnum() else None
@@ -129,4 +141,5 @@ def gallery(
     items = state.store.gallery(kind, limit + 1, cursor, studio=studio)
     more = len(items) > limit
     items = items[:limit]
-    return GalleryPage(items=[asset_meta(a) for a in items], next=items[-1].id if more else None)
+    page = GalleryPage(items=[asset_meta(a) for a in items], next=items[-1].id if more else None)
+    return page.model_dump_json().encode()

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from genstudio.api.deps import State
@@ -41,12 +41,25 @@ def _snapshot(state: State, job_id: str) -> tuple[Job, list[Asset]]:
     return snap
 
 
-@router.get("/{job_id}")
-async def get_job(job_id: str, state: State) -> JobOut:
-    # Jobs in flight are answered from memory on the event loop; finished ones from the database.
+@router.get("/{job_id}", response_model=JobOut)
+async def get_job(job_id: str, state: State) -> Response:
+    # Jobs in flight are answered from memory on the event loop; finished ones from the database once, then
+    # from the read cache (a finished job changes only when one of its assets is deleted).
     if state.queue.in_memory(job_id):
-        return JobOut(**job_json(*_snapshot(state, job_id)))
-    return JobOut(**job_json(*await asyncio.to_thread(_snapshot, state, job_id)))
+        return Response(_job_bytes(*_snapshot(state, job_id)), media_type="application/json")
+    key = ("job", job_id)
+    data = state.cache.get(key)
+    if data is None:
+        generation = state.store.asset_generation
+        job, assets = await asyncio.to_thread(_snapshot, state, job_id)
+        data = _job_bytes(job, assets)
+        if job.status in FINAL_STATUSES:
+            state.cache.put(key, data, generation)
+    return Response(data, media_type="application/json")
+
+
+def _job_bytes(job: Job, assets: list[Asset]) -> bytes:
+    return JobOut(**job_json(job, assets)).model_dump_json().encode()
 
 
 @router.post("/{job_id}/cancel")
