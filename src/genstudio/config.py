@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -35,6 +36,13 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(default=15.0, gt=0, description="distributed: a worker silent this long is dead")
     executor: Literal["process", "thread"] = "process"  # where jobs run: a child process, or a worker thread
     torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
+    device: str = Field(
+        default="auto", description="where image pipelines run: auto (CUDA, then MPS, then CPU), cpu, cuda:N, mps"
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="pipeline precision; auto: float16 on GPUs, float32 or bfloat16 on the CPU")
+    memory: Literal["auto", "normal", "low", "minimal"] = Field(
+        default="auto", description="low: attention slicing, VAE tiling, model offload; minimal: sequential offload")
     job_nice: int = Field(
         default=10, ge=0, le=19,
         description="niceness of the job process: models use every idle core, the server answers first",
@@ -98,6 +106,14 @@ class Settings(BaseSettings):
     default_image_model: str = "builtin:emoji-tiny"
     models_dir: Path | None = None
     allow_hub_downloads: bool = True
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, v: object) -> object:
+        text = str(v).strip().lower()
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d{1,2}|mps", text):
+            raise ValueError(f"GENSTUDIO_DEVICE={v!r}: use auto, cpu, cuda, cuda:N or mps")
+        return text
 
     @field_validator("data_dir", mode="after")
     @classmethod

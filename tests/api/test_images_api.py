@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 from PIL import Image
 
@@ -72,7 +73,11 @@ def test_styles_and_models_listed(client) -> None:  # noqa: ANN001
     models = client.get("/api/models?kind=image").json()
     ids = [m["id"] for m in models]
     assert "tiny-sd" in ids
-    assert all("source" not in m for m in models)  # no server paths leak
+    # `source` says where a model came from (hub id, "local", "built-in"); no server path leaks.
+    assert {m["source"] for m in models} <= {"local", "built-in"}
+    assert "/" not in json.dumps([m["source"] for m in models])
+    tiny = next(m for m in models if m["id"] == "tiny-sd")
+    assert tiny["family"] == "sd1" and tiny["size_bytes"] > 0
 
 
 def test_style_applies_and_is_recorded(client) -> None:  # noqa: ANN001

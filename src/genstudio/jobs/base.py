@@ -46,6 +46,10 @@ class JobContext(Protocol):
 
     def check_cancelled(self) -> None: ...
 
+    # Optional (job contexts may lack it: distributed workers): a live preview for the job's SSE readers,
+    # {"step", "steps", "image": data URL}. Latest one wins; never stored.
+    # def preview(self, data: dict[str, Any]) -> None: ...
+
 
 # A handler turns a job's params into output files; the queue writes them (atomically) and their rows.
 Handler = Callable[[JobContext], list[OutputFile]]

@@ -36,6 +36,10 @@ class _Context:
         if self.job.id in self.queue._cancel_requests:
             raise JobCancelled()
 
+    def preview(self, data: dict[str, Any]) -> None:
+        self.queue._previews[self.job.id] = (self.queue._preview_seq(), data)
+        self.queue._notify(self.job.id)
+
     def progress(self, fraction: float, message: str | None = None) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
         self.queue._live[self.job.id] = fraction
@@ -66,6 +70,9 @@ class LocalQueue:
         self.n_workers = workers
         self._handlers: dict[str, Handler] = {}
         self._live: dict[str, float] = {}
+        # The latest live preview of each running job: (sequence number, {"step", "steps", "image"}).
+        self._previews: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._seq = 0
         # Jobs not yet finished, as last written: status polls and SSE read them without the database.
         self._active: dict[str, Job] = {}
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
@@ -148,6 +155,14 @@ class LocalQueue:
             out.append({"name": t.name, "alive": t.is_alive(), "state": info.get("state", "starting"),
                         "job_id": info.get("job_id"), "last_error": info.get("last_error")})
         return {"workers": out, "unsaved_jobs": len(self._unsaved)}
+
+    def _preview_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def latest_preview(self, job_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The running job's latest live preview (sequence number, data), if it sent one."""
+        return self._previews.get(job_id)
 
     def in_memory(self, job_id: str) -> bool:
         """True when a snapshot of this job needs no database read (it is queued or running here)."""
@@ -321,5 +336,6 @@ class LocalQueue:
             self._finish(job.id, status="failed", finished_at=utcnow(), error=reason)
         finally:
             self._live.pop(job.id, None)
+            self._previews.pop(job.id, None)
             self._cancel_requests.discard(job.id)
             self._notify(job.id)

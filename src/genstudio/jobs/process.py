@@ -55,6 +55,9 @@ def _child_main(factory: str, settings_json: str, tasks: Any, results: Any, canc
                 results.put(("progress", self.job.id, float(fraction)))
             self.check_cancelled()
 
+        def preview(self, data: dict[str, Any]) -> None:
+            results.put(("preview", self.job.id, data))
+
     from types import SimpleNamespace
 
     while True:
@@ -135,6 +138,9 @@ class ProcessRunner:
                     ctx.progress(payload)
                 except JobCancelled:
                     self._cancel[:] = job.id.encode()
+            elif msg == "preview":
+                if hasattr(ctx, "preview"):
+                    ctx.preview(payload)
             elif msg == "done":
                 return [OutputFile(data=d, mime=m, kind=k, seed=s, params=p) for d, m, k, s, p in payload]
             elif msg == "cancelled":

@@ -76,9 +76,15 @@ async def job_events(job_id: str, request: Request, state: State) -> EventSource
     async def stream() -> AsyncIterator[dict[str, str]]:
         changed = state.queue.watch(job_id)
         last: tuple[str, float] | None = None
+        shown = 0  # the sequence number of the last preview sent
+        latest = getattr(state.queue, "latest_preview", lambda _id: None)
         try:
             while True:
                 changed.clear()
+                preview = latest(job_id)
+                if preview is not None and preview[0] > shown:
+                    shown = preview[0]
+                    yield {"event": "preview", "data": json.dumps(preview[1])}
                 job, assets = (
                     _snapshot(state, job_id)
                     if state.queue.in_memory(job_id)

@@ -1,16 +1,20 @@
-"""The models every studio offers, from the studio registry."""
+"""The models every studio offers, from the studio registry; the image model manager (pull, remove,
+default)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from genstudio.api.deps import State
-from genstudio.api.schemas import ModelInfo
+from genstudio.api.schemas import Deleted, ModelInfo, PullAccepted
 from genstudio.errors import LimitError
+from genstudio.image.models import ModelError
+from genstudio.image.params import PullRequest
 
 router = APIRouter(prefix="/api", tags=["models"])
+ModelId = Annotated[str, Path(pattern=r"^[a-z0-9:-]{1,80}$", description="a model id from GET /api/models")]
 
 
 @router.get("/models")
@@ -21,3 +25,41 @@ def models(
     if kind is not None and kind not in state.studios.names():
         raise LimitError("kind", f"unknown studio {kind!r}; one of {', '.join(state.studios.names())}")
     return [ModelInfo(**m) for m in state.studios.models(kind)]
+
+
+@router.post("/models/pull", status_code=202)
+def pull_model(req: PullRequest, state: State) -> PullAccepted:
+    """Download a diffusers repo from the hub (HF_ENDPOINT honoured) as a job: progress is the fraction of
+    bytes fetched, over the job's SSE stream; cancel stops it; only safetensors and config files."""
+    params = state.studios["image"].resolve_pull(req)
+    job = state.submit("image", params)
+    return PullAccepted(job_id=job.id, model_id=params.model_id, params=params.model_dump())
+
+
+def _registry(state: Any) -> Any:
+    return state.studios["image"].registry
+
+
+@router.delete("/models/{model_id}")
+def remove_model(model_id: ModelId, state: State) -> Deleted:
+    """Unregister a model you added (files the studio downloaded are deleted; your own are not)."""
+    registry = _registry(state)
+    if model_id.startswith("builtin:"):
+        raise LimitError("model_id", f"{model_id!r} is built in and cannot be removed")
+    try:
+        registry.remove(model_id)
+    except ModelError as exc:
+        raise HTTPException(404, detail=f"model_id: no user-added model {model_id!r}") from exc
+    return Deleted(deleted=model_id)
+
+
+@router.post("/models/{model_id}/default")
+def default_model(model_id: ModelId, state: State) -> ModelInfo:
+    """The model used when a request names none."""
+    registry = _registry(state)
+    try:
+        registry.set_default(model_id)
+    except ModelError as exc:
+        raise HTTPException(404, detail=f"model_id: unknown model {model_id!r}") from exc
+    found = [m for m in state.studios.models("image") if m["id"] == model_id]
+    return ModelInfo(**found[0])

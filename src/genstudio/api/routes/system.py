@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from genstudio import __version__
 from genstudio.api.deps import State
 from genstudio.api.schemas import DiskHealth, Health, QueueHealth, WorkerHealth
+from genstudio.image.device import DeviceError, check_settings
 
 router = APIRouter(prefix="/api", tags=["system"])
 
@@ -39,9 +40,18 @@ def health(state: State) -> Health:
                 problems.append(f"worker {w.name} is retrying: {w.last_error}")
         if found.get("unsaved_jobs"):
             problems.append(f"{found['unsaved_jobs']} finished job(s) not yet written to the database")
+    device = dtype = memory = None
+    try:
+        placed = check_settings(state.settings)
+        device, dtype, memory = placed.device, placed.dtype, placed.memory
+    except DeviceError as exc:
+        problems.append(str(exc))
     return Health(
         status="degraded" if problems else "ok",
         version=__version__,
+        device=device,
+        dtype=dtype,
+        memory=memory,
         queue=QueueHealth(
             queued=state.store.count_jobs(("queued",)),
             running=state.store.count_jobs(("running",)),
