@@ -519,3 +519,72 @@ def test_api_token_is_asked_once_kept_and_sent_on_every_call(
     page.wait_for_selector("body[data-ready='true']", state="attached")
     expect(dialog).to_be_hidden()
     expect(page.locator("#gallery .card")).to_have_count(1)
+
+
+def test_builtin_model_says_what_it_draws_and_shows_the_image_forming(
+    server: str, model_setup: dict[str, Any], open_page: Any, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    if model_setup["tiny"] is not None:
+        pytest.skip("the built-in model is not in this checkout")
+    page = open_page(server)
+    note = page.locator("#model-note")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("32-pixel emoji")
+    expect(note.get_by_role("link", name="Models page")).to_have_attribute("href", "/models")
+    note.get_by_role("button", name="a red heart").click()
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value("a red heart")
+    _fill(page, model_setup["big"])
+    page.get_by_role("button", name="Generate").click()
+    job = page.locator("#jobs .job").first
+    preview = job.locator("img.job-preview")
+    expect(preview).to_be_visible()  # the image forming, from the job's `preview` events
+    assert preview.get_attribute("src").startswith("blob:")
+    expect(preview).to_have_attribute("alt", re.compile(r"step \d+ of 100"))
+    expect(job.locator(".job-status")).to_contain_text(re.compile(r"left$"))  # an ETA once it has progressed
+    page.get_by_text("Advanced settings").click()  # closed: a shorter picture
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(screenshot_path("ui-live-preview.png", tmp_path)))
+    job.get_by_role("button", name="Cancel").click()
+    expect(job.locator(".job-status")).to_have_text("Cancelled")
+    expect(preview).to_have_count(0)
+
+
+@pytest.fixture
+def hub_server(model_setup: dict[str, Any], tiny_sd_dir: Path, tmp_path: Path) -> Iterator[str]:
+    from hub_standin import hub_standin
+
+    with hub_standin({"genstudio-test/tiny-sd": tiny_sd_dir}) as hub:
+        hub.slow(0.01)  # slow enough to see the bar move
+        yield from _serve(model_setup, tmp_path / "data", {"HF_ENDPOINT": hub.endpoint})
+
+
+def test_models_page_pulls_with_progress_then_default_and_remove(
+    hub_server: str, open_page: Any, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    page = open_page(f"{hub_server}/models")
+    expect(page.locator("#device-line")).to_contain_text("cpu in float32")
+    rows = page.locator("#models tr")
+    expect(rows.filter(has_text="builtin")).to_have_count(1)
+    page.get_by_label("Repository id").fill("genstudio-test/tiny-sd")
+    page.get_by_label("Name (optional)").fill("tiny-pulled")
+    page.get_by_role("button", name="Download", exact=True).click()
+    job = page.locator("#jobs .job").first
+    expect(job.locator(".job-status")).to_have_text("Done", timeout=120_000)
+    row = rows.filter(has_text="tiny-pulled")
+    expect(row).to_contain_text("sd1")
+    expect(row).to_contain_text("local")
+    row.get_by_role("button", name="Make tiny-pulled the default model").click()
+    expect(rows.filter(has_text="tiny-pulled").locator(".badge")).to_have_text("default")
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(screenshot_path("ui-models-phone.png", tmp_path)), full_page=True)
+    page.on("dialog", lambda d: d.accept())
+    rows.filter(has_text="tiny-pulled").get_by_role("button", name="Remove tiny-pulled").click()
+    expect(rows.filter(has_text="tiny-pulled")).to_have_count(0)
+    # A repo that is not there: the job fails saying so.
+    page.get_by_label("Repository id").fill("genstudio-test/missing")
+    page.get_by_label("Name (optional)").fill("")
+    page.get_by_role("button", name="Download", exact=True).click()
+    expect(page.locator("#jobs .job").first.locator(".job-error")).to_contain_text("has no model repo")

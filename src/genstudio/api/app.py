@@ -148,6 +148,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         def music_page() -> FileResponse:
             return FileResponse(STATIC_DIR / "music.html", headers=page_headers)
 
+        @app.get("/models", include_in_schema=False)
+        def models_page() -> FileResponse:
+            return FileResponse(STATIC_DIR / "models.html", headers=page_headers)
+
         @app.get("/faceswap", include_in_schema=False)
         def faceswap_page() -> FileResponse:
             return FileResponse(

@@ -294,7 +294,9 @@ class ModelRegistry:
 
 # What a pull fetches: weights as safetensors and the small text files a pipeline needs; no pickles, no
 # half-precision or EMA duplicates (the full-precision file is converted on load as the device needs).
-PULL_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+# Weights only inside component folders (unet/, vae/, ...): many repos also hold the whole model as one
+# file at the top (e.g. sd_turbo.safetensors), which would double the download.
+PULL_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors"]
 PULL_IGNORED = ["*.fp16.safetensors", "*ema*", "*.ckpt", "*.bin", "*.pt", "*.pth", "*.onnx", "*.msgpack",
                 "*.h5"]
 

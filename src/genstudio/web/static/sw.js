@@ -2,11 +2,12 @@
 // always go to the server; the one exception is the on-device melody model (/api/music/onnx/*) and the
 // libraries under /static/vendor/, kept after first use so the music page samples with no server.
 
-const CACHE = "genstudio-shell-v4";
+const CACHE = "genstudio-shell-v5";
 const SHELL = [
   "/",
   "/music",
   "/faceswap",
+  "/models",
   "/static/app.css",
   "/static/music.css",
   "/static/js/api.js",
@@ -15,6 +16,7 @@ const SHELL = [
   "/static/js/gallery.js",
   "/static/js/verify.js",
   "/static/js/app.js",
+  "/static/js/models.js",
   "/static/js/faceswap.js",
   "/static/js/music.js",
   "/static/js/music/page.js",

@@ -317,9 +317,12 @@ async function loadStyles() {
   describeStyle();
 }
 
+const models = new Map();
+
 async function loadModels() {
   try {
     for (const model of await api("/api/models?kind=image")) {
+      models.set(model.id, model);
       const option = make("option", model.name || model.id);
       option.value = model.id;
       if (model.description) option.title = model.description;
@@ -328,6 +331,13 @@ async function loadModels() {
   } catch {
     /* the server default still works */
   }
+  describeModel();
+}
+
+/** Say where the user types what the built-in model can draw, while it is the one that will run. */
+function describeModel() {
+  const chosen = models.get(el.model.value) || [...models.values()].find((m) => m.default);
+  show(el.modelNote, Boolean(chosen && chosen.family === "builtin"));
 }
 
 function init() {
@@ -341,6 +351,7 @@ function init() {
     loadMore: $("load-more"), paramsFile: $("params-file"), verifyFile: $("verify-file"),
     verifyFileResult: $("verify-file-result"), dropOverlay: $("drop-overlay"), tokenDialog: $("token-dialog"),
     tokenInput: $("token-input"), tokenError: $("token-error"), forgetToken: $("forget-token"),
+    modelNote: $("model-note"),
   });
 
   wireToken(el);
@@ -365,6 +376,13 @@ function init() {
     if (!el.seedRandom.checked) el.seed.focus();
   });
   el.style.addEventListener("change", describeStyle);
+  el.model.addEventListener("change", describeModel);
+  for (const example of el.modelNote.querySelectorAll(".example")) {
+    example.addEventListener("click", () => {
+      el.prompt.value = example.textContent;
+      el.prompt.focus();
+    });
+  }
   el.paramsFile.addEventListener("change", async () => {
     await loadParamsFrom(el.paramsFile.files[0]);
     el.paramsFile.value = "";

@@ -2,7 +2,7 @@
 // to date from the server (events, then polling) until the job ends.
 
 import { api } from "./api.js";
-import { FINAL, show, watchJob } from "./ui.js";
+import { dataUrlToBlobUrl, FINAL, shortDuration, show, watchJob } from "./ui.js";
 
 export const STATUS_TEXT = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled" };
 
@@ -16,12 +16,38 @@ export function countStatus(noun) {
   return (job, percent) => {
     let text = STATUS_TEXT[job.status] || job.status;
     if (job.status === "running") text += ` · ${percent}%`;
-    if (job.status === "succeeded") {
+    if (job.status === "succeeded" && noun) {
       const n = job.assets.length;
       text += ` · ${n} ${n === 1 ? noun[0] : noun[1]}`;
     }
     return text;
   };
+}
+
+/** " · about 12 s left" once a running job has shown enough progress to extrapolate from. */
+function eta(parts, job) {
+  if (job.status !== "running") return "";
+  const now = performance.now();
+  const p = Math.max(0, Math.min(1, job.progress || 0));
+  if (!parts.runningSince || p < (parts.firstProgress ?? 0)) {
+    parts.runningSince = now;
+    parts.firstProgress = p;
+    return "";
+  }
+  const done = p - parts.firstProgress;
+  const elapsed = (now - parts.runningSince) / 1000;
+  if (done < 0.05 || elapsed < 1) return "";
+  return ` · about ${shortDuration((elapsed * (1 - p)) / done)} left`;
+}
+
+/** The job's live preview (a small JPEG of the current step) on the card, where the card has room for it. */
+function renderPreview(parts, preview) {
+  if (!parts.preview || !preview.image) return;
+  const old = parts.preview.src;
+  parts.preview.src = dataUrlToBlobUrl(preview.image);
+  parts.preview.alt = `Preview of the image forming, step ${preview.step} of ${preview.steps}`;
+  show(parts.preview);
+  if (old && old.startsWith("blob:")) URL.revokeObjectURL(old);
 }
 
 function showError(parts, message) {
@@ -37,8 +63,9 @@ export function renderJob(parts, job, text) {
   parts.bar.setAttribute("aria-valuetext", `${percent}% (${STATUS_TEXT[job.status] || job.status})`);
   parts.fill.style.transform = `scaleX(${percent / 100})`;
   if (parts.node) parts.node.dataset.status = job.status;
-  parts.status.textContent = text(job, percent);
+  parts.status.textContent = text(job, percent) + eta(parts, job);
   if (!FINAL.has(job.status)) return;
+  if (parts.preview) parts.preview.remove();
   if (parts.cancel) parts.cancel.remove();
   const failed = job.status === "failed" || (job.status === "cancelled" && job.error && job.error !== "cancelled");
   if (parts.error && failed) showError(parts, job.error || "The job failed.");
@@ -48,7 +75,7 @@ export function renderJob(parts, job, text) {
  *  is gone), a card with an error box shows why and resolves to null, one without rethrows. */
 export async function followJob(jobId, parts, text) {
   try {
-    return await watchJob(jobId, (job) => renderJob(parts, job, text));
+    return await watchJob(jobId, (job) => renderJob(parts, job, text), (p) => renderPreview(parts, p));
   } catch (err) {
     if (!parts.error) throw err;
     showError(parts, err.message);
@@ -82,6 +109,7 @@ export function startJobCard({ list, empty, jobId, title, summary, label = title
     status: node.querySelector(".job-status"),
     cancel: node.querySelector(".job-cancel"),
     error: node.querySelector(".job-error"),
+    preview: node.querySelector(".job-preview"),
   };
   node.dataset.jobId = jobId;
   Object.assign(node.dataset, data);

@@ -38,12 +38,16 @@ export function askForToken(parts, wrong) {
 }
 
 /** Follow a job until it ends: Server-Sent Events, then polling if the stream breaks (proxy, network).
- *  `onJob` sees every state; returns the final job. A 404 (the job is gone) is thrown as the ApiError. */
-export async function watchJob(jobId, onJob) {
+ *  `onJob` sees every state, `onPreview` every live preview ({step, steps, image}); returns the final job. A 404 (the job is gone) is thrown as the ApiError. */
+export async function watchJob(jobId, onJob, onPreview = null) {
   const path = `/api/jobs/${encodeURIComponent(jobId)}`;
   let final = null;
   try {
-    await readEvents(`${path}/events`, (_name, data) => {
+    await readEvents(`${path}/events`, (name, data) => {
+      if (name === "preview") {
+        if (onPreview) onPreview(JSON.parse(data));
+        return;
+      }
       const job = JSON.parse(data);
       onJob(job);
       if (FINAL.has(job.status)) final = job;
@@ -87,4 +91,19 @@ export function registerServiceWorker() {
 export function onReady(init) {
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
+}
+
+/** A blob: URL for a base64 data URL (the page's CSP allows blob: images, not data: ones). */
+export function dataUrlToBlobUrl(dataUrl) {
+  const [head, b64] = dataUrl.split(",", 2);
+  const mime = (head.match(/^data:([^;]+)/) || [])[1] || "application/octet-stream";
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return URL.createObjectURL(new Blob([bytes], { type: mime }));
+}
+
+/** "12 s", "3 min 5 s": a short duration for ETAs. */
+export function shortDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
 }
