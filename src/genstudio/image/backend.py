@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,7 +58,7 @@ def make_scheduler(name: str, base_config: Any) -> Any:
 CPU_FLOAT32 = Placement("cpu", "float32", "normal")
 
 
-def load_pipeline(entry: ModelEntry, placement: Placement = CPU_FLOAT32) -> Any:
+def load_pipeline(entry: ModelEntry, placement: Placement = CPU_FLOAT32, configs: Path | None = None) -> Any:
     """Load a model into a ready-to-run pipeline on its device, precision and memory mode, from safetensors
     only. The built-in model always runs on the CPU in float32 (it is tiny: a GPU gains nothing)."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -75,7 +76,7 @@ def load_pipeline(entry: ModelEntry, placement: Placement = CPU_FLOAT32) -> Any:
             # Only what is already in the local cache; `genstudio models pull` is the explicit download.
             pipe = _auto_from_pretrained(entry.source, dtype=dtype, local_files_only=True)
         elif entry.format == "single_file":
-            pipe = _from_single_file(entry, dtype)
+            pipe = _from_single_file(entry, dtype, configs)
         else:  # pragma: no cover - guarded by ModelFormat
             raise ModelError(f"unknown model format {entry.format}")
     except ModelError:
@@ -115,28 +116,45 @@ def _auto_from_pretrained(source: str, *, dtype: torch.dtype, local_files_only: 
     )
 
 
-def _from_single_file(entry: ModelEntry, dtype: torch.dtype) -> Any:
+def _from_single_file(entry: ModelEntry, dtype: torch.dtype, configs: Path | None = None) -> Any:
+    """An A1111 / CivitAI single file, offline: the family from its keys, its configuration from the
+    package (`single_file.FAMILIES`), or from `entry.config` (a family config name such as "sd2-base", or
+    a diffusers folder)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from safetensors import safe_open
+
+    from genstudio.image.models import family_from_keys
+    from genstudio.image.single_file import DEFAULT_FOR_FAMILY, FAMILIES, config_folder
 
     with safe_open(entry.source, framework="pt") as f:
         keys = set(f.keys())
     if not any(k.startswith(("model.diffusion_model.", "first_stage_model.")) for k in keys):
         raise ModelError(f"{entry.source}: not a Stable Diffusion checkpoint (no model.diffusion_model.* weights)")
-    is_xl = any(k.startswith("conditioner.embedders.1") for k in keys)
-    cls = StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
-    kwargs: dict[str, Any] = {"torch_dtype": dtype}
-    if entry.config:
-        kwargs["config"] = entry.config
+    family = family_from_keys(keys)
+    name = entry.config if entry.config in FAMILIES else (None if entry.config else DEFAULT_FOR_FAMILY.get(family))
+    if entry.config and name is None:
+        config: str = entry.config  # the user's own diffusers folder (or a cached hub id)
+    elif name is None:
+        raise ModelError(
+            f"{entry.source}: a {family} checkpoint; single files of SD 1.x, SD 2.x and SDXL load offline, "
+            f"others need `genstudio models add FILE --config DIFFUSERS_FOLDER`"
+        )
+    else:
+        root = configs or Path(tempfile.gettempdir()) / "genstudio-configs"
+        config = str(config_folder(name, root))
+    xl = name == "sdxl" or family == "sdxl"
+    cls = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
+    kwargs: dict[str, Any] = {"torch_dtype": dtype, "config": config, "local_files_only": True}
+    if not xl:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
         return cls.from_single_file(entry.source, **kwargs)
     except Exception as exc:
-        if entry.config:
-            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelError(
-            f"{entry.source}: diffusers needs the model's configuration, which it fetches from the hub; "
-            "offline, add it with `genstudio models add FILE.safetensors --config DIFFUSERS_FOLDER` "
-            f"({type(exc).__name__})"
+            f"{entry.source}: could not load as {name or 'the given --config'} ({type(exc).__name__}: {first[:300]}); "
+            "for SD 2.x base (512 px) models add it with `--config sd2-base`, for others "
+            "`--config DIFFUSERS_FOLDER`"
         ) from exc
 
 
@@ -173,8 +191,11 @@ class PipelineCache:
     """Keeps the most recently used pipelines in memory (loading costs seconds to minutes). `placer(entry)`
     says where each model runs (device, precision, memory mode); default: the CPU in float32."""
 
-    def __init__(self, capacity: int = 1, placer: Callable[[ModelEntry], Placement] | None = None) -> None:
+    def __init__(
+        self, capacity: int = 1, placer: Callable[[ModelEntry], Placement] | None = None, configs: Path | None = None
+    ) -> None:
         self.capacity = capacity
+        self.configs = configs  # where single-file family configs are written (the data dir's models/configs)
         self.placer = placer or (lambda _entry: CPU_FLOAT32)
         self._pipes: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -188,7 +209,7 @@ class PipelineCache:
         if self._pipes and self.capacity == 1:
             self._pipes.clear()  # free the old model's memory before loading the next (a GPU holds one)
             _free_device_memory()
-        pipe = load_pipeline(entry, self.placer(entry))
+        pipe = load_pipeline(entry, self.placer(entry), self.configs)
         with self._lock:
             self._pipes[key] = pipe
             while len(self._pipes) > self.capacity:

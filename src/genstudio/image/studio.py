@@ -96,7 +96,7 @@ class ImageStudio:
         self.ctx = ctx
         self.settings = ctx.settings
         self.registry = ModelRegistry(ctx.settings)
-        self.cache = cache or PipelineCache(placer=self.placement)
+        self.cache = cache or PipelineCache(placer=self.placement, configs=ctx.settings.model_dir / "configs")
         self._run_lock = threading.Lock()
 
     def resolve(self, request: Any, op: str | None = None) -> ImageParams:
