@@ -6,6 +6,7 @@
 3. Status endpoint p50/p99 with 50 concurrent clients while a job runs.
 
     .venv/bin/python bench/run_image_bench.py [--model builtin:emoji-tiny] [--repeats 7] [--out bench/results]
+    .venv/bin/python bench/run_image_bench.py --device cuda     # real-size SD 1.5 / SDXL, GPU vs CPU (gpu_bench.py)
 """
 
 from __future__ import annotations
@@ -154,8 +155,18 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=max(1, torch.get_num_threads()))
     ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--device", default=None,
+                    help="cuda | cuda:N | mps | cpu: the real-size GPU bench (bench/gpu_bench.py) instead")
+    ap.add_argument("--models", default="sd15,sdxl", help="--device: sd15,sdxl")
+    ap.add_argument("--steps", type=int, default=20, help="--device: steps on the device")
+    ap.add_argument("--cpu-steps", type=int, default=2, help="--device: steps of the CPU comparison")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device:
+        from gpu_bench import main as gpu_main
+
+        gpu_main(args.device, args.models.split(","), args.steps, args.cpu_steps, min(args.repeats, 3), Path(args.out))
+        return
 
     data = Path(tempfile.mkdtemp(prefix="genstudio-bench-"))
     settings = Settings(data_dir=data)

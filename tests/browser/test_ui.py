@@ -588,3 +588,25 @@ def test_models_page_pulls_with_progress_then_default_and_remove(
     page.get_by_label("Name (optional)").fill("")
     page.get_by_role("button", name="Download", exact=True).click()
     expect(page.locator("#jobs .job").first.locator(".job-error")).to_contain_text("has no model repo")
+
+
+def test_click_to_enlarge_and_two_columns_on_a_phone(
+    server: str, model_setup: dict[str, Any], open_page: Any, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    page = open_page(server, viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    page.get_by_label("Prompt", exact=True).fill("a blue star")
+    _fill(page, {**model_setup["quick"], "Batch (1-8)": "2"})
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#jobs .job").first.locator(".job-status")).to_have_text("Done · 2 images")
+    cards = page.locator("#gallery .card")
+    first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
+    assert abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"]  # side by side
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    cards.nth(0).locator(".card-zoom").click()
+    viewer = page.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(page.locator("#viewer-caption")).to_contain_text("a blue star")
+    assert page.locator("#viewer-img").evaluate("img => img.complete && img.naturalWidth > 0")
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()

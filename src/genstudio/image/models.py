@@ -204,6 +204,15 @@ class ModelRegistry:
             fmt = "hub"
         else:
             raise ModelError(f"{source}: no such folder or file, and not a hub id like 'org/name'")
+        if config:
+            from genstudio.image.single_file import FAMILIES
+
+            known = Path(config).expanduser().is_dir() or config in FAMILIES or _HUB_ID.match(config)
+            if not known:
+                raise ModelError(
+                    f"--config {config!r}: not a folder, not a hub id, and not one of the shipped family "
+                    f"configs ({', '.join(FAMILIES)})"
+                )
         entry = ModelEntry(
             id=model_slug(name or (path.stem if fmt != "hub" else source.replace("/", "-"))),
             format=fmt,

@@ -44,8 +44,13 @@ def health(state: State) -> Health:
     try:
         placed = check_settings(state.settings)
         device, dtype, memory = placed.device, placed.dtype, placed.memory
+        image = state.studios["image"]  # the default model's own precision and memory mode
+        placed = image.placement(image.registry.get(None))
+        dtype, memory = placed.dtype, placed.memory
     except DeviceError as exc:
         problems.append(str(exc))
+    except ValueError:  # no default model: the device's general choice stands
+        pass
     return Health(
         status="degraded" if problems else "ok",
         version=__version__,

@@ -218,6 +218,9 @@ function makeCard(item) {
     img.height = p.height;
   }
   setImage(img, item);
+  const zoom = node.querySelector(".card-zoom");
+  zoom.setAttribute("aria-label", `Enlarge the image with seed ${seed}`);
+  zoom.addEventListener("click", () => openViewer(img, p, seed));
   const promptNode = node.querySelector(".card-prompt");
   promptNode.textContent = p.prompt || "";
   // Every card has the same button names; the prompt tells a screen reader which image they act on.
@@ -242,6 +245,18 @@ function makeCard(item) {
     gallery.remove(item, node, `Delete the image “${prompt.slice(0, 80)}” (seed ${item.seed})? This cannot be undone.`);
   });
   return node;
+}
+
+/** The image at full size in a dialog (Escape or Close to leave). */
+function openViewer(img, p, seed) {
+  const viewer = $("viewer");
+  const big = $("viewer-img");
+  big.src = img.currentSrc || img.src;
+  big.alt = img.alt;
+  $("viewer-caption").textContent = `${p.prompt || ""} · seed ${seed ?? "?"} · ${p.width}×${p.height}`;
+  if (typeof viewer.showModal === "function") viewer.showModal();
+  else viewer.setAttribute("open", "");
+  $("viewer-close").focus();
 }
 
 // ---------------------------------------------------------------- settings from a PNG
