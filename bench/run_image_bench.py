@@ -149,12 +149,18 @@ async def status_load(base: str, job_id: str, clients: int, per_client: int) -> 
     return lat
 
 
+class _Done(Exception):
+    """--overhead-only: leave after the API overhead part."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="model id (default: the built-in model)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=max(1, torch.get_num_threads()))
     ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--request", default="{}", help='JSON merged into the request, e.g. \'{"steps": 4}\'')
+    ap.add_argument("--overhead-only", action="store_true", help="only the API overhead (1.)")
     ap.add_argument("--device", default=None,
                     help="cuda | cuda:N | mps | cpu: the real-size GPU bench (bench/gpu_bench.py) instead")
     ap.add_argument("--models", default="sd15,sdxl", help="--device: sd15,sdxl")
@@ -173,11 +179,19 @@ def main() -> None:
     settings.ensure_dirs()
     registry = ModelRegistry(settings)
     model = args.model or settings.default_image_model
+    if model == "sd15-random":  # a full-size SD 1.5 (real architecture, random weights), built offline
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from genstudio.image.single_file import config_folder
+        from ldm_layout import random_pipeline
+
+        folder = data / "sd15-random"
+        random_pipeline("sd1", config_folder("sd1", data / "cfg")).save_pretrained(folder, safe_serialization=True)
+        model = str(folder)
     if Path(model).exists():  # a folder or file: register it in the bench's own data dir
         model = registry.add(model, name="bench-model").id
     ctx = runtime.context(settings)
     studio = ImageStudio(ctx)
-    body = {"prompt": "a red heart", "seed": 1, "model": model}
+    body = {"prompt": "a red heart", "seed": 1, "model": model, **json.loads(args.request)}
     params = resolve(ImageRequest(**body), registry, settings)
     results: dict = {
         "model": model,
@@ -209,6 +223,8 @@ def main() -> None:
                 "api_all_s": api,
             }
 
+            if args.overhead_only:
+                raise _Done
             # 3. Status endpoint under 50 concurrent clients while a long job runs.
             long_body = {**body, "batch": 8, "steps": 100}
             job_id = client.post("/api/images", json=long_body).json()["job_id"]
@@ -228,9 +244,18 @@ def main() -> None:
             load["job_still_running_after"] = client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
             results["status_under_load"] = load
             client.post(f"/api/jobs/{job_id}/cancel")
+    except _Done:
+        pass
     finally:
         server.terminate()
         server.wait(30)
+    if args.overhead_only:
+        ao = results["api_overhead"]
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"api-overhead-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
+        print(f"API {ao['api_median_s']:.3f} s vs direct {ao['direct_median_s']:.3f} s: {ao['ratio']:.3f}x")
+        return
 
     # 2. Built-in model speed: pipeline alone and the full studio (PNG + watermark + C2PA).
     pipe = studio.cache.get(registry.get(model))

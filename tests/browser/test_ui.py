@@ -602,6 +602,7 @@ def test_click_to_enlarge_and_two_columns_on_a_phone(
     cards = page.locator("#gallery .card")
     first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
     assert abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"]  # side by side
+    expect(cards.nth(0).locator(".card-batch")).to_have_text(re.compile(r"Batch [12]/2"))
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     cards.nth(0).locator(".card-zoom").click()
     viewer = page.locator("#viewer")
@@ -610,3 +611,21 @@ def test_click_to_enlarge_and_two_columns_on_a_phone(
     assert page.locator("#viewer-img").evaluate("img => img.complete && img.naturalWidth > 0")
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
+
+
+def test_styles_for_the_built_in_model_come_first_with_its_real_size(
+    server: str, model_setup: dict[str, Any], open_page: Any
+) -> None:
+    expect = sync_api.expect
+    if model_setup["tiny"] is not None:
+        pytest.skip("the built-in model is not in this checkout")
+    page = open_page(server)
+    style = page.get_by_label("Style", exact=True)
+    first_group = style.locator("optgroup").first
+    expect(first_group).to_have_attribute("label", "Suit the built-in model")
+    assert "flat-emoji" in first_group.locator("option").evaluate_all("os => os.map(o => o.value)")
+    expect(style.locator("option[value='photography']")).to_have_text("Photography (for real models)")
+    style.select_option("photography")
+    # The style suggests 768x512; the built-in model returns 256x256, and the hint says so.
+    expect(page.locator("#style-description")).to_contain_text("256×256 (the built-in model's size)")
+    expect(page.locator("#style-description")).not_to_contain_text("768×512")

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from genstudio.image.single_file import FAMILIES, config_folder
 from helpers import wait_job
-from ldm_layout import sd1_single_file
+from ldm_layout import SINGLE_FILE_WRITERS, random_pipeline
 
 # Published parameter counts of the reference models (UNet, VAE, text encoder(s)).
 PUBLISHED = {
@@ -52,37 +52,28 @@ def test_family_configs_build_the_published_architectures(family: str, tmp_path:
 
 
 @pytest.mark.slow
-def test_full_size_sd15_as_folder_and_single_file_makes_512px_images(tmp_path: Path) -> None:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    cfg = config_folder("sd1", tmp_path / "configs")
-    torch.manual_seed(0)
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(cfg / "vae")),
-        text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder")),
-        tokenizer=CLIPTokenizer.from_pretrained(cfg / "tokenizer"),
-        unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(cfg / "unet")),
-        scheduler=DDIMScheduler.from_pretrained(cfg / "scheduler"),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):  # random weights, small enough to stay finite
-        for p in module.parameters():
-            p.data.mul_(0.5)
-    pipe.save_pretrained(tmp_path / "sd15-folder", safe_serialization=True)
-    single = tmp_path / "sd15-random.safetensors"
-    save_file(sd1_single_file(pipe), str(single))
+@pytest.mark.parametrize(("family", "config"), [("sd1", "sd1"), ("sd2", "sd2")])
+def test_full_size_pipeline_as_folder_and_single_file_makes_512px_images(
+    family: str, config: str, tmp_path: Path
+) -> None:
+    """SD 1.5 and SD 2.1 at full size (about 1.1 and 1.3 billion parameters). SDXL's full size needs about
+    14 GB in float32: it runs in bench/run_real_shapes.py instead of CI."""
+    cfg = config_folder(config, tmp_path / "configs")
+    pipe = random_pipeline(family, cfg)
+    pipe.save_pretrained(tmp_path / "folder", safe_serialization=True)
+    single = tmp_path / f"{family}-random.safetensors"
+    save_file(SINGLE_FILE_WRITERS[family](pipe), str(single))
     del pipe
     gc.collect()
-    assert single.stat().st_size > 1.9e9  # a real SD 1.5 checkpoint in float16 is about 2 GB
+    assert single.stat().st_size > 1.9e9  # a real SD 1.x/2.x checkpoint in float16 is 2-2.6 GB
 
     data = tmp_path / "data"
     env = {**os.environ, "GENSTUDIO_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
-    for source, name in ((single, "sd15-file"), (tmp_path / "sd15-folder", "sd15-folder")):
+    for source, name in ((single, "file"), (tmp_path / "folder", "folder")):
         added = subprocess.run([sys.executable, "-m", "genstudio.cli", "models", "add", str(source), "--name", name],
                                env=env, capture_output=True, text=True, timeout=600)
         assert added.returncode == 0, added.stderr
-        assert "sd1" in added.stdout
+        assert family in added.stdout
 
     from genstudio.api.app import create_app
     from genstudio.config import Settings
@@ -90,8 +81,8 @@ def test_full_size_sd15_as_folder_and_single_file_makes_512px_images(tmp_path: P
     settings = Settings(data_dir=data, executor="thread", torch_threads=2)
     with TestClient(create_app(settings)) as client:
         families = {m["id"]: m["family"] for m in client.get("/api/models?kind=image").json()}
-        assert families["sd15-file"] == families["sd15-folder"] == "sd1"
-        for model in ("sd15-file", "sd15-folder"):
+        assert families["file"] == families["folder"] == family
+        for model in ("file", "folder"):
             r = client.post("/api/images", json={"prompt": "a lighthouse", "model": model, "steps": 1, "guidance": 0,
                                                 "width": 512, "height": 512, "seed": 1})
             assert r.status_code == 202, r.text

@@ -63,6 +63,9 @@ class Style(BaseModel):
     prompt: str
     negative_prompt: str = ""
     suggested: StyleSuggested = StyleSuggested()
+    # Model families the style is made for ("builtin": what the built-in emoji model can draw; "sd": any
+    # Stable Diffusion family). The page lists the ones that suit the selected model first.
+    suits: list[Literal["builtin", "sd"]] = Field(default_factory=lambda: ["sd"])
 
     @field_validator("prompt")
     @classmethod

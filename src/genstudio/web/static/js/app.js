@@ -31,7 +31,10 @@ function describeStyle() {
   }
   const s = style.suggested || {};
   const bits = [];
-  if (s.width && s.height) bits.push(`${s.width}×${s.height}`);
+  const model = currentModel();
+  const fixed = model && model.format === "builtin" ? model.defaults || {} : null;
+  if (fixed && fixed.width) bits.push(`${fixed.width}×${fixed.height} (the built-in model's size)`);
+  else if (s.width && s.height) bits.push(`${s.width}×${s.height}`);
   if (s.steps) bits.push(`${s.steps} steps`);
   if (s.guidance !== undefined && s.guidance !== null) bits.push(`guidance ${s.guidance}`);
   if (s.sampler) bits.push(SAMPLER_NAMES[s.sampler] || s.sampler);
@@ -194,7 +197,10 @@ async function startJob(jobId, params) {
     list: el.jobs, empty: el.jobsEmpty, jobId, title: params.prompt, summary: `Resolved: ${paramsSummary(params)}`,
     label: quoted, noun: ["image", "images"],
   });
-  if (job && job.status === "succeeded") await gallery.add(job.assets);
+  if (job && job.status === "succeeded") {
+    await gallery.add(job.assets);
+    markBatches();
+  }
 }
 
 // ---------------------------------------------------------------- gallery
@@ -210,6 +216,7 @@ async function setImage(img, item) {
 function makeCard(item) {
   const p = item.params || {};
   const node = $("card-template").content.firstElementChild.cloneNode(true);
+  if (item.job_id) node.dataset.jobId = item.job_id;
   const seed = item.seed ?? p.seed;
   const img = node.querySelector(".card-img");
   img.alt = `Generated image: ${p.prompt || "untitled"}`;
@@ -245,6 +252,25 @@ function makeCard(item) {
     gallery.remove(item, node, `Delete the image “${prompt.slice(0, 80)}” (seed ${item.seed})? This cannot be undone.`);
   });
   return node;
+}
+
+/** Results of one job (a batch) side by side, each labelled "Batch 2/4": the gallery keeps them adjacent
+ *  (newest first, in order), this names the group. */
+function markBatches() {
+  const cards = [...el.gallery.querySelectorAll(".card")];
+  const byJob = new Map();
+  for (const card of cards) {
+    const job = card.dataset.jobId;
+    if (job) byJob.set(job, [...(byJob.get(job) || []), card]);
+  }
+  for (const group of byJob.values()) {
+    group.forEach((card, i) => {
+      const label = card.querySelector(".card-batch");
+      label.textContent = group.length > 1 ? `Batch ${i + 1}/${group.length}` : "";
+      show(label, group.length > 1);
+      card.classList.toggle("in-batch", group.length > 1);
+    });
+  }
 }
 
 /** The image at full size in a dialog (Escape or Close to leave). */
@@ -311,24 +337,42 @@ function wireDrop() {
 
 async function loadStyles() {
   try {
-    const list = await api("/api/styles");
-    const groups = new Map();
-    for (const style of list) {
-      styles.set(style.id, style);
-      if (!groups.has(style.category)) {
-        const group = document.createElement("optgroup");
-        group.label = style.category;
-        groups.set(style.category, group);
-      }
-      const option = make("option", style.name);
-      option.value = style.id;
-      option.title = style.description;
-      groups.get(style.category).append(option);
-    }
-    el.style.append(...groups.values());
+    for (const style of await api("/api/styles")) styles.set(style.id, style);
   } catch (err) {
     el.styleDescription.textContent = `Styles are unavailable: ${err.message}`;
   }
+  arrangeStyles();
+}
+
+/** The model that will run: the one picked, else the server's default. */
+function currentModel() {
+  return models.get(el.model.value) || [...models.values()].find((m) => m.default) || null;
+}
+
+/** The style list for the model that will run: the styles made for it first, the rest marked. */
+function arrangeStyles() {
+  const chosen = el.style.value;
+  const family = currentModel()?.family === "builtin" ? "builtin" : "sd";
+  const groups = new Map();
+  const group = (label) => {
+    if (!groups.has(label)) {
+      const node = document.createElement("optgroup");
+      node.label = label;
+      groups.set(label, node);
+    }
+    return groups.get(label);
+  };
+  if (family === "builtin") group("Suit the built-in model");
+  for (const style of styles.values()) {
+    const suits = (style.suits || ["sd"]).includes(family);
+    const option = make("option", suits || family === "sd" ? style.name : `${style.name} (for real models)`);
+    option.value = style.id;
+    option.title = style.description;
+    group(family === "builtin" && suits ? "Suit the built-in model" : style.category).append(option);
+  }
+  el.style.replaceChildren(el.style.options[0] || make("option", "No style"), ...groups.values());
+  el.style.options[0].value = "";
+  el.style.value = styles.has(chosen) ? chosen : "";
   describeStyle();
 }
 
@@ -351,8 +395,9 @@ async function loadModels() {
 
 /** Say where the user types what the built-in model can draw, while it is the one that will run. */
 function describeModel() {
-  const chosen = models.get(el.model.value) || [...models.values()].find((m) => m.default);
+  const chosen = currentModel();
   show(el.modelNote, Boolean(chosen && chosen.family === "builtin"));
+  arrangeStyles();
 }
 
 function init() {
@@ -407,7 +452,8 @@ function init() {
   registerServiceWorker();
 
   // Styles first: a 401 there asks for the token once, and the rest then run with it.
-  loadStyles().then(() => Promise.all([loadModels(), gallery.load()])).finally(() => {
+  el.loadMore.addEventListener("click", () => setTimeout(markBatches, 0));
+  loadStyles().then(() => Promise.all([loadModels(), gallery.load().then(markBatches)])).finally(() => {
     document.body.dataset.ready = "true";
   });
 }
