@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+os.environ.setdefault("GENSTUDIO_ALLOWED_HOSTS", "testserver")  # the in-process client's host name
 
 from ldm_layout import SINGLE_FILE_WRITERS, random_pipeline  # noqa: E402
 
