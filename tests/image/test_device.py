@@ -158,3 +158,11 @@ def test_health_reports_device_and_dtype(client) -> None:  # noqa: ANN001
     # The default model here is an SD 1.x pipeline: bfloat16 where the CPU has it in hardware.
     assert (health["device"], health["dtype"]) == ("cpu", "bfloat16" if machine().cpu_bf16 else "float32")
     assert health["memory"] in ("normal", "low")
+
+
+def test_memory_modes_have_what_diffusers_needs_for_them() -> None:
+    """Model and sequential CPU offload (GENSTUDIO_MEMORY=low|minimal on a GPU) and loading without a random
+    init first (an SDXL single file: 13.5 GB peak instead of 22.7 GB) need accelerate in the environment."""
+    from diffusers.utils import is_accelerate_available
+
+    assert is_accelerate_available()
