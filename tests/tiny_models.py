@@ -141,3 +141,70 @@ def tiny_sdxl_pipeline(seed: int = 0):  # noqa: ANN201
         unet=unet,
         scheduler=sched,
     )
+
+
+def save_tiny_sd3(folder: Path, seed: int = 0) -> Path:
+    """A tiny Stable Diffusion 3 pipeline (MMDiT transformer, flow matching, two CLIP encoders; the optional
+    T5 encoder left out, as SD3 allows), saved in diffusers format."""
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(
+        sample_size=32, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=4,
+        caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64, out_channels=4,
+    )
+    clip = CLIPTextConfig(bos_token_id=0, eos_token_id=1, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05,
+                          num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
+                          hidden_act="gelu", projection_dim=32, max_position_embeddings=16)
+    vae = AutoencoderKL(
+        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1, latent_channels=4,
+        norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+        text_encoder=CLIPTextModelWithProjection(clip), tokenizer=tiny_clip_tokenizer(),
+        text_encoder_2=CLIPTextModelWithProjection(clip), tokenizer_2=tiny_clip_tokenizer(),
+        text_encoder_3=None, tokenizer_3=None,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def save_tiny_flux(folder: Path, seed: int = 0) -> Path:
+    """A tiny FLUX.1 pipeline (double- and single-stream transformer, CLIP + T5 encoders with a tokenizer
+    built in code, a one-channel VAE packed 2x2), saved in diffusers format."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, T5TokenizerFast
+
+    torch.manual_seed(seed)
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(c, -1.0) for c in "abcdefghijklmnopqrstuvwxyz "]
+    unigram = Tokenizer(models.Unigram(pieces, unk_id=2))
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
+    t5_tokenizer = T5TokenizerFast(tokenizer_object=unigram, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   extra_ids=0, model_max_length=32)
+    clip = CLIPTextConfig(bos_token_id=0, eos_token_id=1, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                          num_hidden_layers=2, pad_token_id=1, vocab_size=1000, hidden_act="gelu", projection_dim=32,
+                          max_position_embeddings=16)
+    t5 = T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, decoder_start_token_id=0,
+                  pad_token_id=0, eos_token_id=1)
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                          latent_channels=1, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
+                          shift_factor=0.0609, scaling_factor=1.5035),
+        text_encoder=CLIPTextModel(clip), tokenizer=tiny_clip_tokenizer(),
+        text_encoder_2=T5EncoderModel(t5), tokenizer_2=t5_tokenizer,
+        transformer=FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
+                                           attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                           pooled_projection_dim=32, axes_dims_rope=(4, 4, 8)),
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

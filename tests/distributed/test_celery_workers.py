@@ -155,15 +155,24 @@ def test_progress_cancel_and_both_workers_used(cluster: dict) -> None:
     # Batch 8 x 100 steps: long enough on any machine to see progress and cancel mid-run.
     slow = httpx.post(f"{base}/api/images", json={"prompt": "slow", **BODY, "steps": 100, "batch": 8}).json()["job_id"]
     progress: list[float] = []
+    previews: list[dict] = []
+    event = None
+    cancelled = False
     with httpx.stream("GET", f"{base}/api/jobs/{slow}/events", timeout=120) as r:
         for line in r.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            if line.startswith("data:") and event == "preview":  # from the worker process, through Redis
+                previews.append(json.loads(line.split(":", 1)[1]))
             if line.startswith("data:") and '"running"' in line:
                 progress.append(json.loads(line.split(":", 1)[1])["progress"])
-                if len(progress) == 2:  # the first beat after the start: it is mid-run
+                if len(progress) >= 2 and previews and not cancelled:  # mid-run, with a preview seen
                     httpx.post(f"{base}/api/jobs/{slow}/cancel")
+                    cancelled = True
             if line.startswith("event: end"):
                 break
     assert len(progress) >= 2 and progress[-1] > 0 and progress == sorted(progress)
+    assert previews and all(p["steps"] == 100 and p["image"].startswith("data:image/jpeg;base64,") for p in previews)
     assert wait_status(base, slow)["status"] == "cancelled"
 
 

@@ -47,7 +47,15 @@ def scheduler_class(name: str) -> Any:
     }[name]
 
 
+FLOW_FAMILIES = frozenset({"sd3", "flux"})  # trained with flow matching: one sampler family fits them
+
+
 def make_scheduler(name: str, base_config: Any) -> Any:
+    if str(base_config.get("_class_name", "")).startswith("FlowMatch"):
+        # SD3 / FLUX: the model's own flow-matching Euler (resolve() allows only "euler" for them).
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        return FlowMatchEulerDiscreteScheduler.from_config(base_config)
     cls = scheduler_class(name)
     extra: dict[str, Any] = {}
     if name == "dpmpp_2m":
@@ -111,8 +119,14 @@ def _is_tiny_folder(entry: ModelEntry) -> bool:
 def _auto_from_pretrained(source: str, *, dtype: torch.dtype, local_files_only: bool) -> Any:
     from diffusers import AutoPipelineForText2Image
 
+    # Components a folder leaves out on purpose ([null, null] in model_index.json: SD3 without its T5
+    # encoder, no safety checker) are passed as None, which the pipelines accept but the loader does not infer.
+    absent: dict[str, Any] = {}
+    index = Path(source) / "model_index.json"
+    if index.is_file():
+        absent = {k: None for k, v in json.loads(index.read_text()).items() if v == [None, None]}
     return AutoPipelineForText2Image.from_pretrained(
-        source, torch_dtype=dtype, use_safetensors=True, local_files_only=local_files_only
+        source, torch_dtype=dtype, use_safetensors=True, local_files_only=local_files_only, **absent
     )
 
 

@@ -42,7 +42,7 @@ def latent_rgb(pipe: Any, latents: torch.Tensor, family: str) -> np.ndarray | No
         with torch.no_grad():
             img = pipe.decode(first.to(next(pipe.unet.parameters()).device))[0].float().cpu()
         return ((img.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
-    if first.shape[1] != 4:
+    if first.shape[1] != 4 or family in ("sd3", "flux"):  # their latents are not SD's: no projection known
         return None
     if family in ("sdxl", "sdxl-refiner"):
         rgb = torch.einsum("chw,cr->hwr", first[0], _SDXL_FACTORS) + _SDXL_BIAS

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from genstudio import __version__
 from genstudio.config import Settings
 from genstudio.errors import LimitError
-from genstudio.image.backend import PipelineCache, generate
+from genstudio.image.backend import FLOW_FAMILIES, PipelineCache, generate
 from genstudio.image.device import Placement, machine, place
 from genstudio.image.models import ModelError, ModelRegistry, family_of, model_slug, size_of
 from genstudio.image.params import ImageParams, ImageRequest, PullParams, PullRequest
@@ -42,10 +42,18 @@ def resolve(req: ImageRequest, registry: ModelRegistry, settings: Settings) -> I
     defaults = {"width": 512, "height": 512, "steps": 30, "guidance": 7.0, "sampler": "dpmpp_2m"}
     defaults.update(entry.defaults)
 
+    flow = family_of(entry) in FLOW_FAMILIES
+    if flow:
+        if req.sampler not in (None, "euler"):
+            raise LimitError("sampler", f"{entry.id} is a flow-matching model (SD3/FLUX): it samples with euler only")
+        defaults["sampler"] = "euler"
+
     def pick(name: str) -> Any:
         value = getattr(req, name)
         if value is not None:
             return value
+        if name == "sampler" and flow:
+            return "euler"
         # A fixed-size model keeps its own size even when a style suggests another.
         if name in ("width", "height") and entry.format == "builtin":
             return defaults[name]

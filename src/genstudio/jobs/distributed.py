@@ -11,6 +11,7 @@ on its queue after `GENSTUDIO_HEARTBEAT_TIMEOUT_S` (or fails it after too many a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -55,6 +56,22 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+PREVIEW_TTL_S = 120  # a live preview outlives its job by this much at most
+
+
+def _preview_key(job_id: str) -> str:
+    return f"genstudio:preview:{job_id}"
+
+
+def preview_store(settings: Settings) -> Any:
+    """Where workers leave live previews for the server: the Redis broker itself (None for other brokers)."""
+    if not (settings.broker_url or "").startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    return redis.Redis.from_url(settings.broker_url, socket_timeout=1.0)
+
+
 class DistributedQueue:
     """The server's side: enqueue, cancel, read status, and reap jobs of dead workers."""
 
@@ -70,6 +87,20 @@ class DistributedQueue:
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self._submit_lock = threading.Lock()
+        self._previews: Any = None
+
+    def latest_preview(self, job_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The running job's latest live preview, left in Redis by its worker: (sequence number, data)."""
+        try:
+            if self._previews is None:
+                self._previews = preview_store(self.settings) or False
+            raw = self._previews.get(_preview_key(job_id)) if self._previews else None
+        except Exception:  # noqa: BLE001 - a preview is a nicety: never an error for the reader
+            return None
+        if not raw:
+            return None
+        found = json.loads(raw)
+        return int(found["seq"]), found["data"]
 
     def register(self, kind: str, handler: Handler) -> None:
         self._kinds.add(kind)
@@ -172,13 +203,26 @@ class DistributedQueue:
 
 
 class _WorkerContext:
-    def __init__(self, store: Store, job: Job, worker: str, beat_every: float) -> None:
+    def __init__(self, store: Store, job: Job, worker: str, beat_every: float, previews: Any = None) -> None:
         self.store = store
         self.job = job
         self.worker = worker
         self.beat_every = beat_every
+        self.previews = previews
         self._last_write = 0.0
         self._fraction = 0.0
+        self._seq = 0
+
+    def preview(self, data: dict[str, Any]) -> None:
+        """Leave the job's latest live preview where the server's SSE readers find it (Redis, with a TTL)."""
+        if self.previews is None:
+            return
+        self._seq += 1
+        try:
+            self.previews.set(_preview_key(self.job.id), json.dumps({"seq": self._seq, "data": data}),
+                              ex=PREVIEW_TTL_S)
+        except Exception:  # noqa: BLE001 - a lost preview must not fail the job
+            log.debug("preview of job %s not stored", self.job.id, exc_info=True)
 
     def check_cancelled(self) -> None:
         job = self.store.get_job(self.job.id)
@@ -206,6 +250,7 @@ class Worker:
         self.files = files
         self.handlers = handlers
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.previews = preview_store(settings)
 
     def claim(self, job_id: str) -> Job | None:
         """Atomically take a queued job (or one whose worker went silent); None if someone else has it."""
@@ -242,7 +287,7 @@ class Worker:
         if job.cancel_requested:
             self.store.update_job(job_id, status="cancelled", finished_at=utcnow(), error="cancelled")
             return "cancelled"
-        ctx = _WorkerContext(self.store, job, self.name, self.settings.heartbeat_timeout_s / 4)
+        ctx = _WorkerContext(self.store, job, self.name, self.settings.heartbeat_timeout_s / 4, self.previews)
         beating = threading.Event()
 
         def heartbeat() -> None:  # a long model step must not look like a dead worker
