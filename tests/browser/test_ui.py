@@ -629,3 +629,18 @@ def test_styles_for_the_built_in_model_come_first_with_its_real_size(
     # The style suggests 768x512; the built-in model returns 256x256, and the hint says so.
     expect(page.locator("#style-description")).to_contain_text("256×256 (the built-in model's size)")
     expect(page.locator("#style-description")).not_to_contain_text("768×512")
+
+
+def test_variations_of_a_gallery_image(server: str, model_setup: dict[str, Any], open_page: Any) -> None:
+    expect = sync_api.expect
+    page = open_page(server)
+    page.get_by_label("Prompt", exact=True).fill("a yellow moon")
+    _fill(page, model_setup["quick"])
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#jobs .job").first.locator(".job-status")).to_have_text("Done · 1 image")
+    card = page.locator("#gallery .card").first
+    card.get_by_role("button", name="Variations").click()
+    job = page.locator("#jobs .job").first
+    expect(job.locator(".job-params")).to_contain_text("from an image, strength 0.35")
+    expect(job.locator(".job-status")).to_have_text("Done · 2 images")
+    expect(page.locator("#gallery .card").first.locator(".card-batch")).to_contain_text("/2")

@@ -38,6 +38,8 @@ def cmd_image(args: argparse.Namespace) -> int:
         batch=args.batch,
         sampler=args.sampler,
         tile=args.tile,
+        init_image=f"file:{Path(args.init_image).expanduser().resolve()}" if args.init_image else None,
+        strength=args.strength,
     )
     params = studio.resolve(req)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,8 @@ def register(sub: Any) -> None:
     i.add_argument("--batch", type=int, default=1)
     i.add_argument("--sampler", choices=["ddim", "euler", "euler_a", "dpmpp_2m", "lcm"])
     i.add_argument("--tile", action="store_true")
+    i.add_argument("--init-image", help="img2img: start from this image file (PNG, JPEG or WebP)")
+    i.add_argument("--strength", type=float, help="img2img: how much to change it, 0..1 (default 0.75)")
     i.add_argument("--model", help="a model id (genstudio models list) or a local folder/.safetensors")
     i.add_argument("-o", "--output", required=True)
     i.add_argument("--data-dir")

@@ -239,26 +239,39 @@ def generate(
     negative_prompt: str,
     on_step: ProgressFn | None = None,
     on_preview: PreviewFn | None = None,
+    init: Image.Image | None = None,
 ) -> list[Image.Image]:
-    """Run one text-to-image job; a raise from `on_step` (a cancel) stops it between steps. `on_preview`
-    gets a small approximate JPEG of the first image a few times during sampling (live preview)."""
+    """Run one text-to-image job (img2img from `init` at `params.strength`); a raise from `on_step` (a
+    cancel) stops it between steps. `on_preview` gets a small approximate JPEG of the first image a few
+    times during sampling (live preview)."""
     from genstudio.image.preview import preview_jpeg, preview_steps
 
-    pipe.scheduler = make_scheduler(params.sampler, pipe._genstudio_base_scheduler_config)
+    base_pipe = pipe
+    if init is not None and native_size(pipe) is None:
+        # diffusers' img2img pipeline of the same family, sharing the loaded components (no second copy).
+        if getattr(pipe, "_genstudio_i2i", None) is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            pipe._genstudio_i2i = AutoPipelineForImage2Image.from_pipe(pipe)
+            pipe._genstudio_i2i.set_progress_bar_config(disable=True)
+        pipe = pipe._genstudio_i2i
+    pipe.scheduler = make_scheduler(params.sampler, base_pipe._genstudio_base_scheduler_config)
     # Seeded on the CPU whatever the device: a seed gives the same starting noise on CUDA, MPS or CPU.
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.image_seeds()]
-    fixed = native_size(pipe)
-    when = preview_steps(params.steps) if on_preview is not None else set()
-    family = getattr(pipe, "_genstudio_family", "unknown")
+    fixed = native_size(base_pipe)
+    # img2img runs the last `strength` of the steps (diffusers' rule), and reports progress over those.
+    steps = max(1, int(params.steps * (params.strength or 1.0))) if init is not None else params.steps
+    when = preview_steps(steps) if on_preview is not None else set()
+    family = getattr(base_pipe, "_genstudio_family", "unknown")
     size = (fixed, fixed) if fixed else (params.width, params.height)
 
     def _callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if step + 1 in when and "latents" in kwargs:
-            jpeg = preview_jpeg(pipe, kwargs["latents"], family, size)
+            jpeg = preview_jpeg(base_pipe, kwargs["latents"], family, size)
             if jpeg is not None:
-                on_preview(step + 1, params.steps, jpeg)  # type: ignore[misc]
+                on_preview(step + 1, steps, jpeg)  # type: ignore[misc]
         if on_step is not None:
-            on_step(step + 1, params.steps)
+            on_step(step + 1, steps)
         return kwargs
 
     kwargs: dict[str, Any] = {
@@ -271,7 +284,15 @@ def generate(
     }
     if negative_prompt and params.guidance > 1.0:
         kwargs["negative_prompt"] = [negative_prompt] * params.batch
-    if fixed is None:
+    if init is not None:
+        kwargs["strength"] = params.strength if params.strength is not None else 0.75
+        start = init.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        if fixed is None:
+            kwargs["image"] = start  # the size comes from the image
+        else:  # the built-in model: its own pixels in [-1, 1]
+            arr = torch.from_numpy(np.asarray(start, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+            kwargs["image"] = arr
+    elif fixed is None:
         kwargs["width"], kwargs["height"] = params.width, params.height
     set_tiling(pipe, params.tile)
     try:
@@ -280,7 +301,7 @@ def generate(
     except Exception as exc:
         if out_of_memory(exc):
             _free_device_memory()
-            raise JobFailed(oom_reason(getattr(pipe, "_genstudio_placement", CPU_FLOAT32))) from None
+            raise JobFailed(oom_reason(getattr(base_pipe, "_genstudio_placement", CPU_FLOAT32))) from None
         raise
     finally:
         set_tiling(pipe, False)

@@ -38,6 +38,10 @@ class ImageRequest(BaseModel):
     batch: int = Field(default=1, ge=1)
     sampler: SamplerName | None = None
     tile: bool = Field(default=False, description="Seamless tiling: opposite edges match.")
+    init_image: str | None = Field(default=None, max_length=4096,
+                                   description="img2img: an image asset (upload or result) to start from")
+    strength: float | None = Field(default=None, ge=0.0, le=1.0,
+                                   description="img2img: how much to change it, 0..1 (default 0.75)")
 
     @field_validator("prompt", "negative_prompt", "style", "model")
     @classmethod
@@ -55,6 +59,8 @@ class ImageRequest(BaseModel):
         return v
 
     def check_limits(self, s: Settings) -> None:
+        if self.strength is not None and self.init_image is None:
+            raise LimitError("strength", "is for img2img: give init_image too")
         if len(self.prompt) > s.max_prompt_chars:
             raise LimitError("prompt", f"at most {s.max_prompt_chars} characters (got {len(self.prompt)})")
         if not self.prompt.strip():
@@ -94,6 +100,8 @@ class ImageParams(BaseModel):
     batch: int
     sampler: SamplerName
     tile: bool
+    init_image: str | None = None  # img2img: the asset id (or "file:PATH" from the CLI) started from
+    strength: float | None = None
 
     def image_seeds(self) -> list[int]:
         # A1111's convention: image i of a batch uses seed + i, so each image can be re-made alone.

@@ -30,6 +30,8 @@ def a1111_text(p: ImageParams, *, final_prompt: str, final_negative: str, seed: 
         pairs.append(("Style", p.style))
     if p.tile:
         pairs.append(("Tiling", "True"))
+    if p.init_image is not None and p.strength is not None:  # img2img, as A1111 writes it
+        pairs.append(("Denoising strength", f"{p.strength:g}"))
     lines = [final_prompt]
     if final_negative:
         lines.append(f"Negative prompt: {final_negative}")
@@ -90,6 +92,8 @@ def parse_a1111(text: str) -> dict[str, Any]:
         out["style"] = kv["Style"]
     if kv.get("Tiling", "").lower() == "true":
         out["tile"] = True
+    if "Denoising strength" in kv:  # the init image itself is not in the text: the caller picks one
+        out["strength"] = number("Denoising strength", float)
     return out
 
 

@@ -72,7 +72,11 @@ def resolve(req: ImageRequest, registry: ModelRegistry, settings: Settings) -> I
         batch=req.batch,
         sampler=pick("sampler"),
         tile=req.tile or bool(suggested.get("tile", False)),
+        init_image=req.init_image,
+        strength=(req.strength if req.strength is not None else 0.75) if req.init_image else None,
     )
+    if params.strength is not None and int(params.steps * params.strength) < 1:
+        raise LimitError("strength", f"{params.strength:g} x {params.steps} steps leaves no step to run; raise either")
     # Style suggestions go through the same limits as user values.
     ImageRequest(**params.model_dump()).check_limits(settings)
     return params
@@ -108,7 +112,13 @@ class ImageStudio:
         self._run_lock = threading.Lock()
 
     def resolve(self, request: Any, op: str | None = None) -> ImageParams:
-        return resolve(request, self.registry, self.settings)
+        params = resolve(request, self.registry, self.settings)
+        if params.init_image is not None:  # img2img: an image the caller may read (asset id, or CLI file)
+            found = self.ctx.inputs.get(params.init_image, "init_image")
+            if found.kind != "image":
+                raise LimitError("init_image", f"{found.mime} is not an image (PNG, JPEG or WebP)")
+            params = params.model_copy(update={"init_image": found.ref})
+        return params
 
     def params(self, raw: dict[str, Any]) -> ImageParams | PullParams:
         return PullParams(**raw) if raw.get("op") == "pull" else ImageParams(**raw)
@@ -159,6 +169,17 @@ class ImageStudio:
         report(0.05)
         style = get_style(params.style) if params.style else None
         prompt, negative = apply_style(style, params.prompt, params.negative_prompt)
+        init = None
+        if params.init_image is not None:
+            from PIL import Image as PILImage
+
+            try:
+                found = self.ctx.inputs.get(params.init_image, "init_image")
+                with PILImage.open(found.path) as im:
+                    im.draft("RGB", (params.width * 2, params.height * 2))  # JPEG: decode at about the size used
+                    init = im.convert("RGB")
+            except (LimitError, OSError) as exc:
+                raise JobFailed(f"init_image: {exc}") from exc
         with self._run_lock:
             images = generate(
                 pipe,
@@ -167,6 +188,7 @@ class ImageStudio:
                 negative_prompt=negative,
                 on_step=lambda done, total: report(0.05 + 0.9 * done / total),
                 on_preview=_previewer(job),
+                init=init,
             )
         outputs = []
         for img, seed in zip(images, params.image_seeds(), strict=True):

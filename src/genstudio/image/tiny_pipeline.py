@@ -151,7 +151,11 @@ class GenStudioTinyPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        image: torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> ImagePipelineOutput | tuple[Any]:
+        """`image` (img2img): (1 or batch, 3, native, native) in [-1, 1]; it is noised to the point that
+        `strength` of the steps remain (as diffusers' img2img pipelines do) and denoised from there."""
         # height/width are accepted for signature compatibility; the model only knows its native size.
         del height, width
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -182,7 +186,18 @@ class GenStudioTinyPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         shape = (batch, self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-        latents = latents * self.scheduler.init_noise_sigma
+        if image is None:
+            latents = latents * self.scheduler.init_noise_sigma
+        else:
+            kept = min(int(num_inference_steps * strength), num_inference_steps)
+            if kept < 1:
+                raise ValueError("strength: too small for the number of steps (no step would run)")
+            timesteps = timesteps[(num_inference_steps - kept) * getattr(self.scheduler, "order", 1):]
+            if hasattr(self.scheduler, "set_begin_index"):
+                self.scheduler.set_begin_index((num_inference_steps - kept) * getattr(self.scheduler, "order", 1))
+            start = F.pixel_unshuffle(image.to(device, torch.float32), int(self.config.unshuffle_factor))
+            start = start.expand(batch, -1, -1, -1) if start.shape[0] == 1 else start
+            latents = self.scheduler.add_noise(start, latents, timesteps[:1].repeat(batch))
 
         step_kwargs: dict[str, Any] = {}
         if "generator" in self.scheduler.step.__code__.co_varnames:

@@ -3,7 +3,7 @@
 // page through textContent or an attribute, never through innerHTML.
 
 import { api, detailLines, uploadForm } from "./api.js";
-import { Gallery, wireDownload } from "./gallery.js";
+import { cardError, Gallery, wireDownload } from "./gallery.js";
 import { startJobCard } from "./jobcard.js";
 import { make, onReady, registerServiceWorker, show, wireToken } from "./ui.js";
 import { wireVerifyButton, wireVerifyFile } from "./verify.js";
@@ -175,6 +175,23 @@ async function submitForm(event) {
   }
 }
 
+/** Variations of a gallery image in one click: img2img from it at a low strength, two new seeds. */
+async function variations(item, node) {
+  const p = item.params || {};
+  const body = { prompt: p.prompt || "variation", init_image: item.id, strength: 0.35, batch: 2 };
+  for (const key of ["negative_prompt", "style", "model", "steps", "guidance", "width", "height", "sampler"]) {
+    if (p[key] !== undefined && p[key] !== null && p[key] !== "") body[key] = p[key];
+  }
+  // img2img runs strength x steps of them: keep at least one.
+  if (body.steps && body.steps * body.strength < 1) body.steps = Math.ceil(1 / body.strength);
+  try {
+    const answer = await api("/api/images", { method: "POST", json: body });
+    startJob(answer.job_id, answer.params);
+  } catch (err) {
+    cardError(node, err.message);
+  }
+}
+
 // ---------------------------------------------------------------- jobs
 
 function paramsSummary(p) {
@@ -188,6 +205,7 @@ function paramsSummary(p) {
   parts.push(SAMPLER_NAMES[p.sampler] || p.sampler);
   if (p.batch > 1) parts.push(`batch ${p.batch}`);
   if (p.tile) parts.push("seamless tile");
+  if (p.init_image) parts.push(`from an image, strength ${p.strength}`);
   return parts.join(" · ");
 }
 
@@ -243,6 +261,7 @@ function makeCard(item) {
   wireDownload(download, `${item.url}?download=true`, name, node);
   download.setAttribute("aria-label", `Download image with seed ${seed}`);
 
+  node.querySelector(".card-variations").addEventListener("click", () => variations(item, node));
   node.querySelector(".card-reuse").addEventListener("click", () => {
     fillForm({ ...p, seed, batch: 1 }, `Settings from the gallery image with seed ${seed}`);
   });

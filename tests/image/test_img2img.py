@@ -1,0 +1,115 @@
+"""img2img (`init_image` + `strength`, API v2): from an uploaded or generated image, with the built-in model
+(pixel space: its result must stay closer to the start the lower the strength) and SD pipelines (diffusers'
+img2img sharing the loaded components); recorded in the PNG as A1111 writes it; errors name the field."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from helpers import wait_job
+
+
+def png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def start_image(size: int = 256) -> Image.Image:
+    """A red disc on white: a picture the built-in emoji model knows how to keep."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    disc = (xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (size * 0.35) ** 2
+    arr = np.full((size, size, 3), 255, np.uint8)
+    arr[disc] = (220, 30, 40)
+    return Image.fromarray(arr)
+
+
+def upload(client: TestClient, data: bytes, name: str = "start.png", mime: str = "image/png") -> str:
+    r = client.post("/api/uploads", files={"file": (name, data, mime)})
+    assert r.status_code == 201, r.text
+    return r.json()["asset_id"]
+
+
+def run(client: TestClient, body: dict) -> Image.Image:
+    r = client.post("/api/images", json=body)
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["job_id"], timeout=120)
+    assert job["status"] == "succeeded", job["error"]
+    return Image.open(io.BytesIO(client.get(f"/api/assets/{job['assets'][0]}").content)).convert("RGB")
+
+
+def distance(a: Image.Image, b: Image.Image) -> float:
+    return float(np.abs(np.asarray(a, float) - np.asarray(b.resize(a.size), float)).mean())
+
+
+def test_builtin_model_keeps_more_of_the_start_at_lower_strength(client: TestClient) -> None:
+    start = start_image()
+    asset = upload(client, png(start))
+    body = {"prompt": "a green frog", "model": "builtin:emoji-tiny", "steps": 20, "seed": 4, "init_image": asset}
+    low = run(client, {**body, "strength": 0.2})
+    high = run(client, {**body, "strength": 0.95})
+    assert low.size == high.size == (256, 256)
+    assert distance(start, low) < 0.6 * distance(start, high), (distance(start, low), distance(start, high))
+    text2img = run(client, {k: v for k, v in body.items() if k != "init_image"})
+    assert distance(start, low) < distance(start, text2img)
+
+
+def test_sd_img2img_records_strength_and_reads_it_back(client: TestClient) -> None:
+    asset = upload(client, png(start_image(96).convert("RGB")))
+    out = run(client, {"prompt": "a red ball", "steps": 4, "width": 128, "height": 64, "init_image": asset,
+                       "strength": 0.5, "seed": 2})
+    assert out.size == (128, 64)
+    jobs = client.get("/api/gallery?studio=image&limit=1").json()["items"]
+    meta = jobs[0]["params"]
+    assert (meta["init_image"], meta["strength"]) == (asset, 0.5)
+    data = client.get(jobs[0]["url"]).content
+    assert "Denoising strength: 0.5" in Image.open(io.BytesIO(data)).text["parameters"]
+    back = client.post("/api/images/params", files={"file": ("x.png", data, "image/png")}).json()
+    assert back["params"]["strength"] == 0.5 and back["params"]["init_image"] == asset
+    from genstudio.image.pngmeta import parse_a1111
+
+    assert parse_a1111(back["parameters"])["strength"] == 0.5  # A1111's own text, as A1111 would read it
+
+
+def test_img2img_errors_name_the_field(client: TestClient) -> None:
+    r = client.post("/api/images", json={"prompt": "x", "strength": 0.5})
+    assert r.status_code == 422 and "strength" in r.text and "init_image" in r.text
+    r = client.post("/api/images", json={"prompt": "x", "init_image": "0" * 32})
+    assert r.status_code in (404, 422) and "init_image" in r.text
+    import mido
+
+    mid = mido.MidiFile()
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for i in range(4):
+        track.append(mido.Message("note_on", note=60 + i, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=60 + i, velocity=0, time=240))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    midi = upload(client, buf.getvalue(), "tune.mid", "audio/midi")
+    r = client.post("/api/images", json={"prompt": "x", "init_image": midi})
+    assert r.status_code == 422 and "init_image" in r.text and "not an image" in r.text
+    asset = upload(client, png(start_image(64)))
+    r = client.post("/api/images", json={"prompt": "x", "init_image": asset, "strength": 0.05, "steps": 10})
+    assert r.status_code == 422 and "strength" in r.text
+
+
+def test_cli_init_image(tmp_path: Path) -> None:
+    start = tmp_path / "start.png"
+    start_image().save(start)
+    out = tmp_path / "out.png"
+    env = {**os.environ, "GENSTUDIO_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "genstudio.cli", "image", "a red heart", "--init-image", str(start),
+                           "--strength", "0.4", "--steps", "10", "-o", str(out), "-q"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    made = Image.open(out)
+    assert made.size == (256, 256) and "Denoising strength: 0.4" in made.text["parameters"]
