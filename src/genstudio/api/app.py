@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             sweeper.cancel()
             state.queue.stop()
             state.pool.stop()
+            gc.unfreeze()  # an app made and stopped in a longer-lived process (tests) leaves nothing pinned
 
     # The interactive docs are served below from vendored files: FastAPI's default page loads them from a CDN.
     app = FastAPI(title="genstudio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
