@@ -40,6 +40,7 @@ def cmd_image(args: argparse.Namespace) -> int:
         tile=args.tile,
         init_image=f"file:{Path(args.init_image).expanduser().resolve()}" if args.init_image else None,
         strength=args.strength,
+        mask=f"file:{Path(args.mask).expanduser().resolve()}" if args.mask else None,
     )
     params = studio.resolve(req)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,7 @@ def register(sub: Any) -> None:
     i.add_argument("--tile", action="store_true")
     i.add_argument("--init-image", help="img2img: start from this image file (PNG, JPEG or WebP)")
     i.add_argument("--strength", type=float, help="img2img: how much to change it, 0..1 (default 0.75)")
+    i.add_argument("--mask", help="inpaint (with --init-image): white repaints, black keeps")
     i.add_argument("--model", help="a model id (genstudio models list) or a local folder/.safetensors")
     i.add_argument("-o", "--output", required=True)
     i.add_argument("--data-dir")

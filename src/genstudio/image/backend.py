@@ -240,6 +240,7 @@ def generate(
     on_step: ProgressFn | None = None,
     on_preview: PreviewFn | None = None,
     init: Image.Image | None = None,
+    mask: Image.Image | None = None,
 ) -> list[Image.Image]:
     """Run one text-to-image job (img2img from `init` at `params.strength`); a raise from `on_step` (a
     cancel) stops it between steps. `on_preview` gets a small approximate JPEG of the first image a few
@@ -247,7 +248,16 @@ def generate(
     from genstudio.image.preview import preview_jpeg, preview_steps
 
     base_pipe = pipe
-    if init is not None and native_size(pipe) is None:
+    if init is not None and mask is not None and native_size(pipe) is None:
+        # Inpainting: a 9-channel inpainting UNet is used as such; any other goes through diffusers' generic
+        # path (known latents re-noised each step). Either way the pixels outside the mask are put back below.
+        if getattr(pipe, "_genstudio_inpaint", None) is None:
+            from diffusers import AutoPipelineForInpainting
+
+            pipe._genstudio_inpaint = AutoPipelineForInpainting.from_pipe(pipe)
+            pipe._genstudio_inpaint.set_progress_bar_config(disable=True)
+        pipe = pipe._genstudio_inpaint
+    elif init is not None and native_size(pipe) is None:
         # diffusers' img2img pipeline of the same family, sharing the loaded components (no second copy).
         if getattr(pipe, "_genstudio_i2i", None) is None:
             from diffusers import AutoPipelineForImage2Image
@@ -289,7 +299,10 @@ def generate(
         start = init.convert("RGB").resize(size, Image.Resampling.LANCZOS)
         if fixed is None:
             kwargs["image"] = start  # the size comes from the image
-        else:  # the built-in model: its own pixels in [-1, 1]
+            if mask is not None:
+                kwargs["mask_image"] = mask.convert("L").resize(size, Image.Resampling.LANCZOS)
+                kwargs["width"], kwargs["height"] = size
+        else:  # the built-in model: its own pixels in [-1, 1] (inpainting: img2img, then the composite below)
             arr = torch.from_numpy(np.asarray(start, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
             kwargs["image"] = arr
     elif fixed is None:
@@ -305,7 +318,21 @@ def generate(
         raise
     finally:
         set_tiling(pipe, False)
-    return [resize_image(im.convert("RGB"), params.width, params.height, wrap=params.tile) for im in images]
+    out = [resize_image(im.convert("RGB"), params.width, params.height, wrap=params.tile) for im in images]
+    if init is not None and mask is not None:
+        out = [keep_outside_mask(im, init, mask, params.mask_blur or 0) for im in out]
+    return out
+
+
+def keep_outside_mask(made: Image.Image, init: Image.Image, mask: Image.Image, blur: int) -> Image.Image:
+    """`made` inside the mask, `init` outside it, exactly: the mask is feathered inward by `blur` pixels
+    (never outward), so every pixel the mask leaves black comes back unchanged."""
+    from PIL import ImageChops, ImageFilter
+
+    base = init.convert("RGB").resize(made.size, Image.Resampling.LANCZOS)
+    hard = mask.convert("L").resize(made.size, Image.Resampling.NEAREST)
+    soft = ImageChops.darker(hard.filter(ImageFilter.GaussianBlur(blur)), hard) if blur else hard
+    return Image.composite(made, base, soft)
 
 
 def _free_device_memory() -> None:

@@ -42,6 +42,9 @@ class ImageRequest(BaseModel):
                                    description="img2img: an image asset (upload or result) to start from")
     strength: float | None = Field(default=None, ge=0.0, le=1.0,
                                    description="img2img: how much to change it, 0..1 (default 0.75)")
+    mask: str | None = Field(default=None, max_length=4096,
+                             description="inpaint: an image asset, white = repaint, black = keep")
+    mask_blur: int | None = Field(default=None, ge=0, le=64, description="inpaint: feathering of the mask edge, px")
 
     @field_validator("prompt", "negative_prompt", "style", "model")
     @classmethod
@@ -61,6 +64,10 @@ class ImageRequest(BaseModel):
     def check_limits(self, s: Settings) -> None:
         if self.strength is not None and self.init_image is None:
             raise LimitError("strength", "is for img2img: give init_image too")
+        if self.mask is not None and self.init_image is None:
+            raise LimitError("mask", "is for inpainting: give init_image (the picture to repaint) too")
+        if self.mask_blur is not None and self.mask is None:
+            raise LimitError("mask_blur", "is for inpainting: give mask too")
         if len(self.prompt) > s.max_prompt_chars:
             raise LimitError("prompt", f"at most {s.max_prompt_chars} characters (got {len(self.prompt)})")
         if not self.prompt.strip():
@@ -102,6 +109,8 @@ class ImageParams(BaseModel):
     tile: bool
     init_image: str | None = None  # img2img: the asset id (or "file:PATH" from the CLI) started from
     strength: float | None = None
+    mask: str | None = None  # inpaint: white repaints, black keeps (pixels outside come back unchanged)
+    mask_blur: int | None = None
 
     def image_seeds(self) -> list[int]:
         # A1111's convention: image i of a batch uses seed + i, so each image can be re-made alone.

@@ -32,6 +32,8 @@ def a1111_text(p: ImageParams, *, final_prompt: str, final_negative: str, seed: 
         pairs.append(("Tiling", "True"))
     if p.init_image is not None and p.strength is not None:  # img2img, as A1111 writes it
         pairs.append(("Denoising strength", f"{p.strength:g}"))
+    if p.mask is not None and p.mask_blur is not None:
+        pairs.append(("Mask blur", str(p.mask_blur)))
     lines = [final_prompt]
     if final_negative:
         lines.append(f"Negative prompt: {final_negative}")
@@ -94,6 +96,8 @@ def parse_a1111(text: str) -> dict[str, Any]:
         out["tile"] = True
     if "Denoising strength" in kv:  # the init image itself is not in the text: the caller picks one
         out["strength"] = number("Denoising strength", float)
+    if "Mask blur" in kv:
+        out["mask_blur"] = number("Mask blur", int)
     return out
 
 

@@ -74,6 +74,8 @@ def resolve(req: ImageRequest, registry: ModelRegistry, settings: Settings) -> I
         tile=req.tile or bool(suggested.get("tile", False)),
         init_image=req.init_image,
         strength=(req.strength if req.strength is not None else 0.75) if req.init_image else None,
+        mask=req.mask,
+        mask_blur=(req.mask_blur if req.mask_blur is not None else 4) if req.mask else None,
     )
     if params.strength is not None and int(params.steps * params.strength) < 1:
         raise LimitError("strength", f"{params.strength:g} x {params.steps} steps leaves no step to run; raise either")
@@ -118,6 +120,11 @@ class ImageStudio:
             if found.kind != "image":
                 raise LimitError("init_image", f"{found.mime} is not an image (PNG, JPEG or WebP)")
             params = params.model_copy(update={"init_image": found.ref})
+        if params.mask is not None:
+            found = self.ctx.inputs.get(params.mask, "mask")
+            if found.kind != "image":
+                raise LimitError("mask", f"{found.mime} is not an image (white = repaint, black = keep)")
+            params = params.model_copy(update={"mask": found.ref})
         return params
 
     def params(self, raw: dict[str, Any]) -> ImageParams | PullParams:
@@ -130,6 +137,17 @@ class ImageStudio:
         if model_id.startswith("builtin"):
             raise LimitError("name", f"{model_id!r} is reserved for built-in models")
         return PullParams(repo=req.repo, revision=req.revision, name=req.name, model_id=model_id)
+
+    def _open_image(self, ref: str, field: str, params: ImageParams, mode: str) -> Any:
+        from PIL import Image as PILImage
+
+        try:
+            found = self.ctx.inputs.get(ref, field)
+            with PILImage.open(found.path) as im:
+                im.draft("RGB", (params.width * 2, params.height * 2))  # JPEG: decode at about the size used
+                return im.convert(mode)
+        except (LimitError, OSError) as exc:
+            raise JobFailed(f"{field}: {exc}") from exc
 
     def pull(self, params: PullParams, job: JobContext | None = None) -> list[OutputFile]:
         """A pull job: progress is the fraction of bytes fetched; the job's output is the registered model
@@ -169,17 +187,11 @@ class ImageStudio:
         report(0.05)
         style = get_style(params.style) if params.style else None
         prompt, negative = apply_style(style, params.prompt, params.negative_prompt)
-        init = None
+        init = mask = None
         if params.init_image is not None:
-            from PIL import Image as PILImage
-
-            try:
-                found = self.ctx.inputs.get(params.init_image, "init_image")
-                with PILImage.open(found.path) as im:
-                    im.draft("RGB", (params.width * 2, params.height * 2))  # JPEG: decode at about the size used
-                    init = im.convert("RGB")
-            except (LimitError, OSError) as exc:
-                raise JobFailed(f"init_image: {exc}") from exc
+            init = self._open_image(params.init_image, "init_image", params, "RGB")
+        if params.mask is not None:
+            mask = self._open_image(params.mask, "mask", params, "L")
         with self._run_lock:
             images = generate(
                 pipe,
@@ -189,6 +201,7 @@ class ImageStudio:
                 on_step=lambda done, total: report(0.05 + 0.9 * done / total),
                 on_preview=_previewer(job),
                 init=init,
+                mask=mask,
             )
         outputs = []
         for img, seed in zip(images, params.image_seeds(), strict=True):
