@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,44 +23,17 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the random-pipeline builder
+
 SIZES = {"sd15": ("sd1", 512), "sdxl": ("sdxl", 1024)}
 
 
 def build(family: str) -> Any:
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
     from genstudio.image.single_file import config_folder
+    from ldm_layout import random_pipeline
 
-    cfg = config_folder(family, Path(tempfile.mkdtemp(prefix="genstudio-bench-cfg-")))
-    torch.manual_seed(0)
-    parts: dict[str, Any] = {
-        "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(cfg / "vae")),
-        "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder")),
-        "tokenizer": CLIPTokenizer.from_pretrained(cfg / "tokenizer"),
-        "unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(cfg / "unet")),
-        "scheduler": EulerDiscreteScheduler.from_pretrained(cfg / "scheduler"),
-    }
-    if family == "sdxl":
-        parts["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(cfg / "text_encoder_2"))
-        parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(cfg / "tokenizer_2")
-        pipe = StableDiffusionXLPipeline(**parts)
-    else:
-        pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
-    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
-        module = getattr(pipe, name, None)
-        if module is not None:
-            for p in module.parameters():
-                p.data.mul_(0.5)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return random_pipeline(family, config_folder(family, Path(tempfile.mkdtemp(prefix="genstudio-bench-cfg-"))),
+                           euler=True)
 
 
 def _sync(device: str) -> None:

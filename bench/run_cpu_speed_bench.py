@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the random-pipeline builder
+
 CASES = {
     "turbo": {"family": "sd2-base", "steps": 1, "guidance": 0.0, "label": "SD-Turbo size (SD 2.1 arch), 1 step"},
     "sd15": {"family": "sd1", "steps": 4, "guidance": 7.0, "label": "SD 1.5 size, 4 steps, guidance 7"},
@@ -33,26 +36,11 @@ CASES = {
 
 
 def build(family: str) -> Any:
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
     from genstudio.image.single_file import config_folder
+    from ldm_layout import random_pipeline
 
-    cfg = config_folder(family, Path(tempfile.mkdtemp(prefix="genstudio-bench-cfg-")))
-    torch.manual_seed(0)
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(cfg / "vae")),
-        text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder")),
-        tokenizer=CLIPTokenizer.from_pretrained(cfg / "tokenizer"),
-        unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(cfg / "unet")),
-        scheduler=EulerDiscreteScheduler.from_pretrained(cfg / "scheduler"),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
-        for p in module.parameters():
-            p.data.mul_(0.5)  # random weights that stay finite through the steps
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return random_pipeline(family, config_folder(family, Path(tempfile.mkdtemp(prefix="genstudio-bench-cfg-"))),
+                           euler=True)
 
 
 def variant(pipe: Any, dtype: torch.dtype, channels_last: bool) -> Any:

@@ -17,6 +17,20 @@ def wait_job(client, job_id: str, timeout: float = 60.0) -> dict:  # noqa: ANN00
     raise AssertionError(f"job {job_id} did not finish in {timeout}s")
 
 
+def job_events(client, job_id: str) -> list[tuple[str, dict]]:  # noqa: ANN001
+    """A job's Server-Sent Events, read to the end: [(event name, decoded data), ...]."""
+    import json
+
+    out, event = [], "message"
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as r:
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                out.append((event, json.loads(line[5:])))
+    return out
+
+
 SMALL = {"width": 64, "height": 64, "steps": 2, "guidance": 5.0}
 
 

@@ -168,9 +168,10 @@ def sdxl_single_file(pipe: Any, dtype: torch.dtype = torch.float16) -> dict[str,
     return out
 
 
-def random_pipeline(family: str, cfg: Any, dtype: torch.dtype = torch.float32) -> Any:
+def random_pipeline(family: str, cfg: Any, dtype: torch.dtype = torch.float32, euler: bool = False) -> Any:
     """A full-size pipeline of `family` ("sd1", "sd2", "sdxl") from the config folder `cfg`, with random
-    weights (scaled so activations stay finite through the steps), built directly in `dtype`."""
+    weights (scaled so activations stay finite through the steps), built directly in `dtype`. SD 1.x/2.x get
+    DDIM, or Euler with `euler` (SDXL always Euler)."""
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -198,7 +199,7 @@ def random_pipeline(family: str, cfg: Any, dtype: torch.dtype = torch.float32) -
             parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(cfg / "tokenizer_2")
             pipe = StableDiffusionXLPipeline(**parts)
         else:
-            parts["scheduler"] = DDIMScheduler.from_pretrained(cfg / "scheduler")
+            parts["scheduler"] = (EulerDiscreteScheduler if euler else DDIMScheduler).from_pretrained(cfg / "scheduler")
             pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
                                            requires_safety_checker=False)
     finally:
@@ -209,6 +210,7 @@ def random_pipeline(family: str, cfg: Any, dtype: torch.dtype = torch.float32) -
             if module is not None:
                 for p in module.parameters():
                     p.mul_(0.5)
+    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 

@@ -4,13 +4,13 @@ offline): their family in /api/models, bfloat16 chosen for them on GPUs with bfl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from genstudio.image.device import Machine, pick_dtype
+from helpers import job_events
 from tiny_models import save_tiny_flux, save_tiny_sd3
 
 
@@ -24,13 +24,9 @@ def test_tiny_folder_generates_through_the_api(client: TestClient, tmp_path: Pat
                                         "guidance": 2.0,
                                         "width": 64, "height": 64, "seed": 3})
     assert r.status_code == 202, r.text
-    events = []
-    with client.stream("GET", f"/api/jobs/{r.json()['job_id']}/events") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                events.append(line[6:].strip())
-            elif line.startswith("data:") and events[-1] == "end":
-                end = json.loads(line[5:])
+    seen = job_events(client, r.json()["job_id"])
+    events = [name for name, _data in seen]
+    end = [data for name, data in seen if name == "end"][0]
     assert end["status"] == "succeeded", end["error"]
     meta = client.get(f"/api/assets/{end['assets'][0]}/meta").json()
     assert (meta["params"]["width"], meta["params"]["height"]) == (64, 64)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 
 from genstudio.image.models import family_from_keys
-from helpers import wait_job
+from helpers import job_events, wait_job
 from hub_standin import hub_standin
 from tiny_models import save_tiny_sd
 
@@ -34,21 +34,12 @@ def hub(tiny_sd_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # 
         yield h
 
 
-def events(client: TestClient, job_id: str) -> list[dict]:
-    seen = []
-    with client.stream("GET", f"/api/jobs/{job_id}/events") as r:
-        for line in r.iter_lines():
-            if line.startswith("data:"):
-                seen.append(json.loads(line[5:]))
-    return seen
-
-
 def test_pull_is_a_job_with_byte_progress_then_the_model_generates(client: TestClient, hub) -> None:  # noqa: ANN001
     r = client.post("/api/models/pull", json={"repo": REPO, "kind": "image"})
     assert r.status_code == 202, r.text
     job_id, model_id = r.json()["job_id"], r.json()["model_id"]
     assert model_id == "genstudio-test-tiny-sd"
-    seen = events(client, job_id)
+    seen = [data for _event, data in job_events(client, job_id)]
     assert seen[-1]["status"] == "succeeded", seen[-1]
     fractions = [e["progress"] for e in seen]
     assert fractions == sorted(fractions), fractions  # bytes only grow: the total is known before the first

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from genstudio.image.preview import preview_steps
-
-
-def stream(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
-    out, event = [], None
-    with client.stream("GET", f"/api/jobs/{job_id}/events") as r:
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                out.append((event, json.loads(line[5:])))
-    return out
+from helpers import job_events
 
 
 def jpeg_of(data_url: str) -> Image.Image:
@@ -42,7 +31,7 @@ def test_preview_steps_are_spread_and_include_the_last() -> None:
 def test_builtin_model_preview_ends_as_the_image(client: TestClient) -> None:
     job = client.post("/api/images", json={"prompt": "a red heart", "model": "builtin:emoji-tiny", "steps": 8,
                                           "seed": 5}).json()["job_id"]
-    seen = stream(client, job)
+    seen = job_events(client, job)
     previews = [d for e, d in seen if e == "preview"]
     assert previews and previews[-1]["step"] == 8 and all(p["steps"] == 8 for p in previews)
     assert [p["step"] for p in previews] == sorted(p["step"] for p in previews)
@@ -55,7 +44,7 @@ def test_builtin_model_preview_ends_as_the_image(client: TestClient) -> None:
 
 def test_sd_pipeline_preview_has_the_output_aspect(client: TestClient) -> None:
     job = client.post("/api/images", json={"prompt": "a cat", "steps": 4, "width": 128, "height": 64}).json()["job_id"]
-    previews = [d for e, d in stream(client, job) if e == "preview"]
+    previews = [d for e, d in job_events(client, job) if e == "preview"]
     assert previews, "no preview in a 4-step job"
     im = jpeg_of(previews[-1]["image"])
     assert im.size[0] == 2 * im.size[1]
@@ -68,6 +57,6 @@ def test_previews_cross_the_job_process(tmp_path: Path, steps: int) -> None:
 
     with TestClient(create_app(Settings(data_dir=tmp_path / "data", executor="process"))) as client:
         job = client.post("/api/images", json={"prompt": "a star", "steps": steps}).json()["job_id"]
-        seen = stream(client, job)
+        seen = job_events(client, job)
     assert [d["step"] for e, d in seen if e == "preview"][-1:] == [steps]
     assert seen[-1][1]["status"] == "succeeded"

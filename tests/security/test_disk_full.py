@@ -8,7 +8,6 @@ import errno
 import io
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from genstudio.jobs.base import OutputFile
+from helpers import wait_job
 
 DISK_MB = 20
 
@@ -81,16 +81,6 @@ def app_on_small_disk(small_disk: Path) -> Iterator[tuple[TestClient, Path]]:
     state.store.engine.dispose()
 
 
-def wait(client: TestClient, job_id: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job}")
-
-
 def test_enospc_while_writing_outputs_fails_the_job_and_the_worker_goes_on(app_on_small_disk) -> None:  # noqa: ANN001
     client, disk = app_on_small_disk
     queue = client.app.state.genstudio.queue
@@ -99,7 +89,7 @@ def test_enospc_while_writing_outputs_fails_the_job_and_the_worker_goes_on(app_o
     filler = fill(disk, leave=256 * 1024)  # room for the database, not for a 2.4 MB output
 
     job = queue.submit("bigwriter", {})
-    ended = wait(client, job.id)
+    ended = wait_job(client, job.id)
     assert ended["status"] == "failed"
     assert "data disk is full" in ended["error"] and "delete assets" in ended["error"]
     assert not list((disk / "data" / "tmp").glob("*.part")), "the half-written output was left behind"
@@ -122,7 +112,7 @@ def test_enospc_while_writing_outputs_fails_the_job_and_the_worker_goes_on(app_o
         f.unlink()
     assert not filler.exists()
     again = queue.submit("bigwriter", {})
-    assert wait(client, again.id)["status"] == "succeeded"
+    assert wait_job(client, again.id)["status"] == "succeeded"
     assert client.get("/api/health").json()["status"] == "ok"
 
 
@@ -137,7 +127,7 @@ def test_a_disk_too_full_for_the_database_refuses_new_work_with_507_and_recovers
         f.unlink()
     made = client.post("/api/music/sample", json={"n": 1, "bars": 2, "seed": 3})
     assert made.status_code == 202, made.text
-    assert wait(client, made.json()["job_id"])["status"] == "succeeded"
+    assert wait_job(client, made.json()["job_id"])["status"] == "succeeded"
 
 
 def test_under_the_free_space_floor_new_jobs_are_refused_and_health_is_degraded(app_on_small_disk) -> None:  # noqa: ANN001

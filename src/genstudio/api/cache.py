@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from genstudio.storage.db import Store
@@ -42,11 +41,3 @@ class ReadCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-
-    def through(self, key: Any, make: Callable[[], bytes]) -> bytes:
-        data = self.get(key)
-        if data is None:
-            generation = self.store.asset_generation
-            data = make()
-            self.put(key, data, generation)
-        return data

@@ -55,33 +55,23 @@ def label_scores(bgr: np.ndarray) -> dict[str, float]:
     return scores
 
 
+def _no_label() -> dict[str, Any]:
+    return {"found": False, "corner": None, "score": None, "frames_checked": 0, "frames_labelled": 0,
+            "text": "AI-generated"}
+
+
 def label_report(frames: list[np.ndarray]) -> dict[str, Any]:
     """Whether most of `frames` carry the label in one corner, and which."""
-    report: dict[str, Any] = {
-        "found": False,
-        "corner": None,
-        "score": None,
-        "frames_checked": 0,
-        "frames_labelled": 0,
-        "text": "AI-generated",
-    }
     try:
         per_frame = [label_scores(f) for f in frames]
     except ImportError as exc:
-        return report | {"error": f"label check unavailable: {exc}"}
+        return _no_label() | {"error": f"label check unavailable: {exc}"}
     return label_report_of_scores(per_frame)
 
 
 def label_report_of_scores(per_frame: list[dict[str, float]]) -> dict[str, Any]:
     """label_report from each frame's label_scores (so frames need not be held)."""
-    report: dict[str, Any] = {
-        "found": False,
-        "corner": None,
-        "score": None,
-        "frames_checked": 0,
-        "frames_labelled": 0,
-        "text": "AI-generated",
-    }
+    report = _no_label()
     frames = per_frame
     if not per_frame or not per_frame[0]:
         return report | {"error": "no frames to check"}

@@ -169,6 +169,18 @@ class MidiSize:
 _CHANNEL_DATA = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 
 
+def _varlen(data: bytes, i: int, end: int) -> tuple[int, int]:
+    """A MIDI variable-length quantity starting at `i` (7 bits a byte, high bit = more): (value, next index)."""
+    value = 0
+    while i < end:
+        byte = data[i]
+        i += 1
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            break
+    return value, i
+
+
 def midi_size(data: bytes, *, stop_at_notes: int | None = None) -> MidiSize:
     """Count note-ons and the length in seconds by one pass over the track chunks' bytes, without building
     any message objects (what pretty_midi or mido would hold for each of 400 k notes). ValueError when
@@ -188,26 +200,14 @@ def midi_size(data: bytes, *, stop_at_notes: int | None = None) -> MidiSize:
             continue
         tick, running = 0, 0
         while i < body_end:
-            delta = 0
-            while i < body_end:  # variable-length delta time
-                byte = data[i]
-                i += 1
-                delta = (delta << 7) | (byte & 0x7F)
-                if byte < 0x80:
-                    break
+            delta, i = _varlen(data, i, body_end)  # delta time
             tick += delta
             if i >= body_end:
                 break
             status = data[i]
             if status == 0xFF:  # meta event: type, length, data
                 kind, i = data[i + 1] if i + 1 < body_end else 0, i + 2
-                mlen = 0
-                while i < body_end:
-                    byte = data[i]
-                    i += 1
-                    mlen = (mlen << 7) | (byte & 0x7F)
-                    if byte < 0x80:
-                        break
+                mlen, i = _varlen(data, i, body_end)
                 if kind == 0x51 and mlen == 3:
                     tempos.append((tick, int.from_bytes(data[i : i + 3], "big")))
                 i += mlen
@@ -215,14 +215,7 @@ def midi_size(data: bytes, *, stop_at_notes: int | None = None) -> MidiSize:
                     break
                 continue
             if status in (0xF0, 0xF7):  # sysex: length, data
-                i += 1
-                slen = 0
-                while i < body_end:
-                    byte = data[i]
-                    i += 1
-                    slen = (slen << 7) | (byte & 0x7F)
-                    if byte < 0x80:
-                        break
+                slen, i = _varlen(data, i + 1, body_end)
                 i += slen
                 continue
             if status & 0x80:

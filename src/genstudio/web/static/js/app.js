@@ -223,14 +223,6 @@ async function startJob(jobId, params) {
 
 // ---------------------------------------------------------------- gallery
 
-async function setImage(img, item) {
-  try {
-    img.src = await gallery.src(item.id, item.url);
-  } catch {
-    img.alt = `${img.alt} (could not load)`;
-  }
-}
-
 function makeCard(item) {
   const p = item.params || {};
   const node = $("card-template").content.firstElementChild.cloneNode(true);
@@ -242,7 +234,7 @@ function makeCard(item) {
     img.width = p.width;
     img.height = p.height;
   }
-  setImage(img, item);
+  gallery.setImage(img, item);
   const zoom = node.querySelector(".card-zoom");
   zoom.setAttribute("aria-label", `Enlarge the image with seed ${seed}`);
   zoom.addEventListener("click", () => openViewer(img, p, seed));

@@ -119,14 +119,6 @@ async function showResult(assetId) {
 
 // ---------------------------------------------------------------- gallery
 
-async function setImage(img, item) {
-  try {
-    img.src = await gallery.src(item.id, item.url);
-  } catch {
-    img.alt = `${img.alt} (could not load)`;
-  }
-}
-
 function makeCard(item) {
   const p = item.params || {};
   const node = $("swap-template").content.firstElementChild.cloneNode(true);
@@ -144,7 +136,7 @@ function makeCard(item) {
     img.remove(); // "Show" plays it in the Result panel
   } else {
     img.alt = `Face swap result from ${when}`;
-    setImage(img, item);
+    gallery.setImage(img, item);
   }
   const name = `genstudio-faceswap-${item.id.slice(0, 12)}${extension(item.mime)}`;
   wireDownload(node.querySelector(".card-download"), `${item.url}?download=true`, name, node);

@@ -127,6 +127,15 @@ export class Gallery {
     return objectUrl;
   }
 
+  /** Show asset `item` in `img` (through a blob URL when a token is needed); a failure says so in the alt. */
+  async setImage(img, item) {
+    try {
+      img.src = await this.src(item.id, item.url);
+    } catch {
+      img.alt = `${img.alt} (could not load)`;
+    }
+  }
+
   updateEmpty() {
     show(this.empty, this.list.children.length === 0);
   }
