@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	# invisible-watermark depends on the GUI build of OpenCV; keep only the headless one.
 	$(BIN)/pip uninstall --quiet -y opencv-python || true
 	$(BIN)/pip install --quiet --force-reinstall --no-deps opencv-python-headless
+	# spandrel pulls torchvision, whose PyPI wheel is built for CUDA torch: with the CPU torch it cannot import.
+	# Without it, spandrel's upscalers load (genstudio stands in for the two restoration models that need it).
+	$(BIN)/python -c "import torchvision" >/dev/null 2>&1 || $(BIN)/pip uninstall --quiet -y torchvision
 	# Face detector + face mesh .tflite files from the mediapipe wheel (sha256-pinned, never installed).
 	$(BIN)/python scripts/fetch_face_models.py
 	touch $(STAMP)

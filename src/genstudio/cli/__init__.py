@@ -61,13 +61,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     registry = ModelRegistry(_settings(args))
     if args.action == "list":
         default = registry.default_id()
-        for e in registry.list():
+        for e in registry.list(None):
             size = size_of(e)
-            print(f"{'*' if e.id == default else ' '} {e.id:32} {family_of(e):12} {e.format:12} "
+            print(f"{'*' if e.id == default else ' '} {e.id:32} {e.kind:10} {family_of(e):12} {e.format:12} "
                   f"{f'{size / 2**30:.2f} GB' if size else '':>9}  {e.name}")
     elif args.action == "add":
-        e = registry.add(args.target, name=args.name, config=args.config)
-        print(f"added {e.id} ({e.format}, {family_of(e)})")
+        e = registry.add(args.target, name=args.name, config=args.config, kind=args.kind)
+        print(f"added {e.id} ({e.kind}, {e.format}, {family_of(e)})")
     elif args.action == "pull":
         e = registry.pull(args.target, revision=args.revision, name=args.name, progress=_bytes_line())
         print(f"\npulled {args.target} as {e.id} ({family_of(e)}, {size_of(e) / 2**30:.2f} GB)")
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("action", choices=["list", "add", "pull", "remove", "default"])
     m.add_argument("target", nargs="?", help="add: a folder or .safetensors file; pull: a hub id; else a model id")
     m.add_argument("--name")
-    m.add_argument("--kind", choices=["image"], default="image", help="what the model is (image pipelines for now)")
+    m.add_argument("--kind", choices=["image", "lora", "embedding", "controlnet", "upscaler"], default="image",
+                   help="add: what the file is, an image model (default) or an add-on used with one")
     m.add_argument("--revision", help="pull: a branch, tag or commit")
     m.add_argument("--config", help="for a single .safetensors file: a local diffusers folder with its configs")
     m.add_argument("--data-dir")

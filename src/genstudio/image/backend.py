@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from genstudio.image.addons import Addons
 from genstudio.image.device import Placement, apply_memory, oom_reason, out_of_memory
 from genstudio.image.models import ModelEntry, ModelError, family_of
 from genstudio.image.params import ImageParams
@@ -241,98 +242,214 @@ def generate(
     on_preview: PreviewFn | None = None,
     init: Image.Image | None = None,
     mask: Image.Image | None = None,
+    addons: Addons | None = None,
 ) -> list[Image.Image]:
-    """Run one text-to-image job (img2img from `init` at `params.strength`); a raise from `on_step` (a
-    cancel) stops it between steps. `on_preview` gets a small approximate JPEG of the first image a few
-    times during sampling (live preview)."""
+    """Run one image job: text to image, img2img from `init` at `params.strength`, inpainting with `mask`
+    (whole picture or only a crop around the mask), outpainting, and the hires fix; with the job's LoRAs,
+    embeddings and ControlNet units. A raise from `on_step` (a cancel) stops it between steps. `on_preview`
+    gets a small approximate JPEG of the first image a few times during sampling (live preview)."""
+    from genstudio.image.addons import apply_loras, load_embeddings
+    from genstudio.image.edit import extend_canvas, masked_box, paste_crop
+
+    addons = addons or Addons()
+    if native_size(pipe) is None:
+        apply_loras(pipe, addons.loras)
+        load_embeddings(pipe, addons.embeddings)
+    size = (params.width, params.height)
+    if init is not None and params.outpaint is not None:
+        # The canvas grows; the new area is what gets painted (with any mask the user drew as well).
+        pad = params.outpaint
+        inner = (size[0] - pad.left - pad.right, size[1] - pad.top - pad.bottom)
+        init, grown = extend_canvas(init.convert("RGB").resize(inner, Image.Resampling.LANCZOS), pad, params.seed)
+        if mask is not None:
+            from PIL import ImageChops
+
+            drawn = Image.new("L", size, 0)
+            drawn.paste(mask.convert("L").resize(inner, Image.Resampling.LANCZOS), (pad.left, pad.top))
+            grown = ImageChops.lighter(grown, drawn)
+        mask = grown
+    keep = init.convert("RGB").resize(size, Image.Resampling.LANCZOS) if init is not None else None
+    full_mask = mask.convert("L").resize(size, Image.Resampling.LANCZOS) if mask is not None else None
+    box = None
+    if keep is not None and full_mask is not None and params.inpaint_area == "masked":
+        box = masked_box(full_mask, size[0] / size[1])
+    first_steps = max(1, int(params.steps * (params.strength or 1.0))) if init is not None else params.steps
+    hires_steps = 0
+    if params.hires is not None and native_size(pipe) is None:
+        hires_steps = max(1, int((params.hires.steps or params.steps) * params.hires.strength))
+    total = first_steps + hires_steps
+
+    def first_progress(done: int, _n: int) -> None:
+        if on_step is not None:
+            on_step(done, total)
+
+    sample_init, sample_mask = keep, full_mask
+    if box is not None:  # "only masked": the crop around the mask, repainted at the full generation size
+        sample_init = keep.crop(box).resize(size, Image.Resampling.LANCZOS)  # type: ignore[union-attr]
+        sample_mask = full_mask.crop(box).resize(size, Image.Resampling.LANCZOS)  # type: ignore[union-attr]
+    latent_hires = params.hires is not None and params.hires.upscaler == "latent" and native_size(pipe) is None
+    images = _sample(pipe, params, prompt=prompt, negative_prompt=negative_prompt, size=size,
+                     init=sample_init, mask=sample_mask, strength=params.strength, steps=params.steps,
+                     controls=addons.controls, on_step=first_progress, on_preview=on_preview,
+                     latents_out=latent_hires)
+    if latent_hires:
+        return _hires(pipe, params, images, prompt, negative_prompt, addons, on_step, on_preview, first_steps, total)
+    out = [resize_image(im.convert("RGB"), *size, wrap=params.tile) for im in images]
+    if box is not None:
+        out = [paste_crop(keep, im, box) for im in out]  # type: ignore[arg-type]
+    if keep is not None and full_mask is not None:
+        out = [keep_outside_mask(im, keep, full_mask, params.mask_blur or 0) for im in out]
+    if params.hires is not None:
+        out = _hires(pipe, params, out, prompt, negative_prompt, addons, on_step, on_preview, first_steps, total)
+    return out
+
+
+def _hires(
+    pipe: Any, params: ImageParams, first: Any, prompt: str, negative: str, addons: Addons,
+    on_step: ProgressFn | None, on_preview: PreviewFn | None, done: int, total: int,
+) -> list[Image.Image]:
+    """A1111's hires fix, second half: upscale the first pass (its latents, or its pixels with Lanczos or an
+    upscaler model) to `scale` times the size and refine at the hires strength. The built-in model works at
+    32 px whatever the output size, so for it the upscale is the whole of the fix (no refine pass)."""
+    import torch.nn.functional as F
+
+    from genstudio.image.upscale import upscale
+
+    hires = params.hires
+    assert hires is not None
+    target = params.out_size()
+    if native_size(pipe) is not None:
+        return [upscale(im, target, addons.upscaler) for im in first]
+    if hires.upscaler == "latent":
+        scale_factor = getattr(pipe, "vae_scale_factor", 8)
+        start: Any = F.interpolate(first, size=(target[1] // scale_factor, target[0] // scale_factor),
+                                   mode="bilinear", antialias=False)
+    else:
+        start = [upscale(im, target, addons.upscaler) for im in first]
+
+    def progress(k: int, _n: int) -> None:
+        if on_step is not None:
+            on_step(done + k, total)
+
+    images = _sample(pipe, params, prompt=prompt, negative_prompt=negative, size=target, init=start, mask=None,
+                     strength=hires.strength, steps=hires.steps or params.steps, controls=[], on_step=progress,
+                     on_preview=on_preview)
+    return [im.convert("RGB").resize(target, Image.Resampling.LANCZOS) if im.size != target else im.convert("RGB")
+            for im in images]
+
+
+def _pipeline_for(base: Any, init: Any, mask: Any, controls: list[Any]) -> Any:
+    """The diffusers pipeline of the base model's family for this job's kind, sharing its loaded components:
+    img2img, inpainting (a 9-channel inpainting UNet is used as such, any other through diffusers' generic
+    path), and the ControlNet variants of each."""
+    if native_size(base) is not None:
+        return base
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
+
+    kind = "inpaint" if init is not None and mask is not None else "i2i" if init is not None else "t2i"
+    auto = {"inpaint": AutoPipelineForInpainting, "i2i": AutoPipelineForImage2Image,
+            "t2i": AutoPipelineForText2Image}[kind]
+    if controls:
+        models = [c[0] for c in controls]
+        pipe = auto.from_pipe(base, controlnet=models[0] if len(models) == 1 else models)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+    if kind == "t2i":
+        return base
+    attr = f"_genstudio_{kind}"
+    if getattr(base, attr, None) is None:
+        derived = auto.from_pipe(base)
+        derived.set_progress_bar_config(disable=True)
+        setattr(base, attr, derived)
+    return getattr(base, attr)
+
+
+def _sample(
+    base: Any, params: ImageParams, *, prompt: str, negative_prompt: str, size: tuple[int, int], init: Any,
+    mask: Image.Image | None, strength: float | None, steps: int, controls: list[Any],
+    on_step: ProgressFn | None, on_preview: PreviewFn | None, latents_out: bool = False,
+) -> Any:
+    """One sampling pass at `size` (PIL images out, or latents when `latents_out`)."""
     from genstudio.image.preview import preview_jpeg, preview_steps
 
-    base_pipe = pipe
-    if init is not None and mask is not None and native_size(pipe) is None:
-        # Inpainting: a 9-channel inpainting UNet is used as such; any other goes through diffusers' generic
-        # path (known latents re-noised each step). Either way the pixels outside the mask are put back below.
-        if getattr(pipe, "_genstudio_inpaint", None) is None:
-            from diffusers import AutoPipelineForInpainting
-
-            pipe._genstudio_inpaint = AutoPipelineForInpainting.from_pipe(pipe)
-            pipe._genstudio_inpaint.set_progress_bar_config(disable=True)
-        pipe = pipe._genstudio_inpaint
-    elif init is not None and native_size(pipe) is None:
-        # diffusers' img2img pipeline of the same family, sharing the loaded components (no second copy).
-        if getattr(pipe, "_genstudio_i2i", None) is None:
-            from diffusers import AutoPipelineForImage2Image
-
-            pipe._genstudio_i2i = AutoPipelineForImage2Image.from_pipe(pipe)
-            pipe._genstudio_i2i.set_progress_bar_config(disable=True)
-        pipe = pipe._genstudio_i2i
-    pipe.scheduler = make_scheduler(params.sampler, base_pipe._genstudio_base_scheduler_config)
+    pipe = _pipeline_for(base, init, mask, controls)
+    pipe.scheduler = make_scheduler(params.sampler, base._genstudio_base_scheduler_config)
     # Seeded on the CPU whatever the device: a seed gives the same starting noise on CUDA, MPS or CPU.
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.image_seeds()]
-    fixed = native_size(base_pipe)
+    fixed = native_size(base)
+    run_size = (fixed, fixed) if fixed else size
     # img2img runs the last `strength` of the steps (diffusers' rule), and reports progress over those.
-    steps = max(1, int(params.steps * (params.strength or 1.0))) if init is not None else params.steps
-    when = preview_steps(steps) if on_preview is not None else set()
-    family = getattr(base_pipe, "_genstudio_family", "unknown")
-    size = (fixed, fixed) if fixed else (params.width, params.height)
+    done_steps = max(1, int(steps * (strength or 1.0))) if init is not None else steps
+    when = preview_steps(done_steps) if on_preview is not None else set()
+    family = getattr(base, "_genstudio_family", "unknown")
 
     def _callback(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if step + 1 in when and "latents" in kwargs:
-            jpeg = preview_jpeg(base_pipe, kwargs["latents"], family, size)
+            jpeg = preview_jpeg(base, kwargs["latents"], family, run_size)
             if jpeg is not None:
-                on_preview(step + 1, steps, jpeg)  # type: ignore[misc]
+                on_preview(step + 1, done_steps, jpeg)  # type: ignore[misc]
         if on_step is not None:
-            on_step(step + 1, steps)
+            on_step(step + 1, done_steps)
         return kwargs
 
     kwargs: dict[str, Any] = {
         "prompt": [prompt] * params.batch,
-        "num_inference_steps": params.steps,
+        "num_inference_steps": steps,
         "guidance_scale": params.guidance,
         "generator": generators,
         "callback_on_step_end": _callback,
-        "output_type": "pil",
+        "output_type": "latent" if latents_out else "pil",
     }
     if negative_prompt and params.guidance > 1.0:
         kwargs["negative_prompt"] = [negative_prompt] * params.batch
     if init is not None:
-        kwargs["strength"] = params.strength if params.strength is not None else 0.75
-        start = init.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-        if fixed is None:
-            kwargs["image"] = start  # the size comes from the image
+        kwargs["strength"] = strength if strength is not None else 0.75
+        if isinstance(init, torch.Tensor):  # latents (the hires fix's latent upscale)
+            kwargs["image"] = init
+        elif isinstance(init, list):  # one start per image of the batch (the hires fix's pixel upscale)
+            kwargs["image"] = [im.convert("RGB").resize(run_size, Image.Resampling.LANCZOS) for im in init]
+        elif fixed is None:
+            kwargs["image"] = init.convert("RGB").resize(run_size, Image.Resampling.LANCZOS)
             if mask is not None:
-                kwargs["mask_image"] = mask.convert("L").resize(size, Image.Resampling.LANCZOS)
-                kwargs["width"], kwargs["height"] = size
-        else:  # the built-in model: its own pixels in [-1, 1] (inpainting: img2img, then the composite below)
+                kwargs["mask_image"] = mask.convert("L").resize(run_size, Image.Resampling.LANCZOS)
+                kwargs["width"], kwargs["height"] = run_size
+        else:  # the built-in model: its own pixels in [-1, 1] (inpainting: img2img, then the composite)
+            start = init.convert("RGB").resize(run_size, Image.Resampling.LANCZOS)
             arr = torch.from_numpy(np.asarray(start, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
             kwargs["image"] = arr
     elif fixed is None:
-        kwargs["width"], kwargs["height"] = params.width, params.height
+        kwargs["width"], kwargs["height"] = run_size
+    if controls:
+        from genstudio.image.edit import preprocess
+
+        images = [preprocess(img, unit.preprocessor).resize(run_size, Image.Resampling.LANCZOS)
+                  for _m, img, unit in controls]
+        one = len(controls) == 1
+        kwargs["image" if init is None else "control_image"] = images[0] if one else images
+        kwargs["controlnet_conditioning_scale"] = controls[0][2].weight if one else [u.weight for *_, u in controls]
+        kwargs["control_guidance_start"] = [u.start for *_, u in controls]
+        kwargs["control_guidance_end"] = [u.end for *_, u in controls]
     set_tiling(pipe, params.tile)
     try:
         with torch.inference_mode():
-            images = pipe(**kwargs).images
+            return pipe(**kwargs).images
     except Exception as exc:
         if out_of_memory(exc):
             _free_device_memory()
-            raise JobFailed(oom_reason(getattr(base_pipe, "_genstudio_placement", CPU_FLOAT32))) from None
+            raise JobFailed(oom_reason(getattr(base, "_genstudio_placement", CPU_FLOAT32))) from None
         raise
     finally:
         set_tiling(pipe, False)
-    out = [resize_image(im.convert("RGB"), params.width, params.height, wrap=params.tile) for im in images]
-    if init is not None and mask is not None:
-        out = [keep_outside_mask(im, init, mask, params.mask_blur or 0) for im in out]
-    return out
 
 
 def keep_outside_mask(made: Image.Image, init: Image.Image, mask: Image.Image, blur: int) -> Image.Image:
     """`made` inside the mask, `init` outside it, exactly: the mask is feathered inward by `blur` pixels
     (never outward), so every pixel the mask leaves black comes back unchanged."""
-    from PIL import ImageChops, ImageFilter
+    from genstudio.image.edit import feather_inward
 
     base = init.convert("RGB").resize(made.size, Image.Resampling.LANCZOS)
     hard = mask.convert("L").resize(made.size, Image.Resampling.NEAREST)
-    soft = ImageChops.darker(hard.filter(ImageFilter.GaussianBlur(blur)), hard) if blur else hard
-    return Image.composite(made, base, soft)
+    return Image.composite(made, base, feather_inward(hard, blur))
 
 
 def _free_device_memory() -> None:

@@ -17,6 +17,9 @@ from genstudio.storage.files import atomic_write
 
 BUILTIN_ROOT = Path(__file__).resolve().parent.parent / "builtin_models"
 ModelFormat = Literal["builtin", "folder", "single_file", "hub"]
+# What a registered file is: a whole pipeline, or an add-on used with one (API v2 `kind`).
+ModelKind = Literal["image", "lora", "embedding", "controlnet", "upscaler"]
+ADDON_KINDS: tuple[str, ...] = ("lora", "embedding", "controlnet", "upscaler")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -34,6 +37,7 @@ class ModelEntry:
     description: str = ""
     config: str | None = None  # for single files: a local diffusers folder (or cached hub id) with configs
     defaults: dict[str, Any] = field(default_factory=dict)
+    kind: ModelKind = "image"
 
     def public(self) -> dict[str, Any]:
         # Never leak server paths to API clients: `source` is the hub id for hub models, else the format.
@@ -43,7 +47,7 @@ class ModelEntry:
             "format": self.format,
             "description": self.description,
             "defaults": self.defaults,
-            "kind": "image",
+            "kind": self.kind,
             "family": family_of(self),
             "size_bytes": size_of(self),
             "source": self.source if self.format == "hub" else ("built-in" if self.format == "builtin" else "local"),
@@ -66,6 +70,8 @@ def family_of(entry: ModelEntry) -> str:
     if entry.format == "builtin":
         return "builtin"
     path = Path(entry.source)
+    if entry.kind != "image":
+        return addon_family(entry.kind, path)
     try:
         if entry.format == "single_file" and path.is_file():
             from safetensors import safe_open
@@ -102,6 +108,52 @@ def family_from_keys(keys: set[str]) -> str:
     if any(k.startswith("cond_stage_model.transformer.") for k in keys):
         return "sd1"  # CLIP ViT-L text encoder
     return "unknown"
+
+
+# The width of the text states the UNet cross-attends to, per family (SDXL: both encoders concatenated).
+_CROSS_DIM_FAMILIES = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+
+
+def addon_family(kind: str, path: Path) -> str:
+    """The family a LoRA, embedding or ControlNet was made for, from tensor names and shapes (the file's
+    header only) or a ControlNet folder's config; "any" for upscalers (they work on pixels)."""
+    if kind == "upscaler":
+        return "any"
+    try:
+        if kind == "controlnet" and path.is_dir():
+            config = json.loads((path / "config.json").read_text())
+            if config.get("addition_embed_type") == "text_time":
+                return "sdxl"
+            return _CROSS_DIM_FAMILIES.get(int(config.get("cross_attention_dim") or 0), "unknown")
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (OSError, ValueError, TypeError, json.JSONDecodeError):
+        return "unknown"
+    keys = set(shapes)
+    if kind == "embedding":
+        if "clip_g" in keys:
+            return "sdxl"
+        width = next((s[-1] for k, s in shapes.items() if k in ("emb_params", "clip_l") or k.startswith("<")), 0)
+        return {768: "sd1", 1024: "sd2"}.get(width, "unknown")
+    # LoRA (kohya or diffusers/PEFT names) and single-file ControlNets: the cross-attention key projection's
+    # input width is the text states' width.
+    for k, s in shapes.items():
+        if "attn2" in k and "to_k" in k and len(s) == 2 and any(t in k for t in ("lora_down", "lora_A", "lora.down")):
+            return _CROSS_DIM_FAMILIES.get(s[1], "unknown")
+        if kind == "controlnet" and "attn2.to_k.weight" in k and len(s) == 2:
+            return _CROSS_DIM_FAMILIES.get(s[1], "unknown")
+    if any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in keys):
+        return "sdxl"
+    return "unknown"
+
+
+def family_matches(addon: str, model: str) -> bool:
+    """Whether an add-on of family `addon` fits a model of family `model` (unknown: let the loader judge)."""
+    if "unknown" in (addon, model) or addon == "any":
+        return True
+    return addon == model or {addon, model} <= {"sdxl", "sdxl-refiner"}
 
 
 def size_of(entry: ModelEntry) -> int:
@@ -177,18 +229,28 @@ class ModelRegistry:
         self._save(self._user_entries(), default=entry.id)
         return entry
 
-    def list(self) -> list[ModelEntry]:
-        return self.builtin() + self._user_entries()
+    def list(self, kind: str | None = "image") -> list[ModelEntry]:
+        """Registered models of one kind (None: every kind)."""
+        return [e for e in self.builtin() + self._user_entries() if kind in (None, e.kind)]
 
-    def get(self, model_id: str | None) -> ModelEntry:
+    def get(self, model_id: str | None, kind: str = "image") -> ModelEntry:
         model_id = model_id or self.default_id()
-        for e in self.list():
+        for e in self.list(None):
             if e.id == model_id:
+                if e.kind != kind:
+                    raise ModelError(f"model: {model_id!r} is a {e.kind}, not a{'n' if kind[0] in 'aeiu' else ''} "
+                                     f"{kind} model")
                 return e
-        raise ModelError(f"model: unknown model {model_id!r}; see `genstudio models list` or GET /api/models")
+        listing = f"GET /api/models?kind={kind}"
+        raise ModelError(f"model: unknown {kind} model {model_id!r}; see `genstudio models list` or {listing}")
 
-    def add(self, source: str, *, name: str | None = None, config: str | None = None) -> ModelEntry:
-        """Register a local diffusers folder, a single .safetensors checkpoint, or a cached hub id."""
+    def add(
+        self, source: str, *, name: str | None = None, config: str | None = None, kind: str = "image"
+    ) -> ModelEntry:
+        """Register a local diffusers folder, a single .safetensors checkpoint, or a cached hub id; or an
+        add-on of `kind` lora / embedding / upscaler (a .safetensors file) or controlnet (a file or a folder)."""
+        if kind != "image":
+            return self._add_addon(source, name=name, kind=kind)
         path = Path(source).expanduser()
         if path.is_dir():
             if not (path / "model_index.json").is_file():
@@ -220,6 +282,36 @@ class ModelRegistry:
             name=name or source.rsplit("/", 1)[-1],
             config=str(Path(config).expanduser().resolve()) if config and Path(config).exists() else config,
         )
+        entries = [e for e in self._user_entries() if e.id != entry.id]
+        entries.append(entry)
+        self._save(entries)
+        return entry
+
+    def _add_addon(self, source: str, *, name: str | None, kind: str) -> ModelEntry:
+        if kind not in ADDON_KINDS:
+            raise ModelError(f"--kind {kind!r}: one of image, {', '.join(ADDON_KINDS)}")
+        path = Path(source).expanduser()
+        defaults: dict[str, Any] = {}
+        if kind == "controlnet" and path.is_dir():
+            if not (path / "config.json").is_file() or not list(path.glob("*.safetensors")):
+                raise ModelError(f"{source}: not a diffusers ControlNet folder (config.json and .safetensors weights)")
+            fmt: ModelFormat = "folder"
+        elif path.is_file():
+            if path.suffix != ".safetensors":
+                raise ModelError(f"{source}: only .safetensors files are loaded (never pickled .ckpt/.pt/.pth/.bin)")
+            fmt = "single_file"
+        else:
+            raise ModelError(f"{source}: no such file" + (" or folder" if kind == "controlnet" else ""))
+        if kind == "upscaler":
+            from genstudio.image.upscale import describe
+
+            defaults = describe(path)  # refuses a file spandrel does not know, before it is registered
+        elif fmt == "single_file":
+            _check_addon_keys(path, kind)
+        entry = ModelEntry(id=model_slug(name or path.stem), format=fmt, source=str(path.resolve()),
+                           name=name or path.stem, kind=kind, defaults=defaults)  # type: ignore[arg-type]
+        if entry.id.startswith("builtin"):
+            raise ModelError(f"--name {entry.id!r}: reserved for built-in models")
         entries = [e for e in self._user_entries() if e.id != entry.id]
         entries.append(entry)
         self._save(entries)
@@ -299,6 +391,24 @@ class ModelRegistry:
                 why = f"{type(exc).__name__}: {first}"
             raise ModelError(f"repo: could not download {hub_id}: {why}") from exc
         return self.add(str(target), name=name or hub_id.replace("/", "-"))
+
+
+def _check_addon_keys(path: Path, kind: str) -> None:
+    """A clear refusal for a file of the wrong kind (a checkpoint registered as a LoRA, and so on)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for garbage
+        raise ModelError(f"{path.name}: not a readable .safetensors file ({type(exc).__name__})") from exc
+    ok = {
+        "lora": lambda k: "lora" in k.lower() or k.endswith(".alpha"),
+        "embedding": lambda k: k in ("emb_params", "clip_l", "clip_g") or k.startswith("<") or k == "string_to_param",
+        "controlnet": lambda k: k.startswith(("control_model.", "controlnet_", "input_hint_block", "zero_convs")),
+    }[kind]
+    if not any(ok(k) for k in keys):
+        raise ModelError(f"{path.name}: does not look like a {kind} (none of its {len(keys)} tensor names fit)")
 
 
 # What a pull fetches: weights as safetensors and the small text files a pipeline needs; no pickles, no

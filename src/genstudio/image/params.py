@@ -21,6 +21,50 @@ A1111_SAMPLER_NAMES: dict[str, str] = {
 }
 
 
+class Outpaint(BaseModel):
+    """Pixels to add on each side of the init image; the new area is painted to continue the picture."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    left: int = Field(default=0, ge=0, le=4096)
+    right: int = Field(default=0, ge=0, le=4096)
+    top: int = Field(default=0, ge=0, le=4096)
+    bottom: int = Field(default=0, ge=0, le=4096)
+
+
+class Hires(BaseModel):
+    """A1111's hires fix: generate, upscale by `scale`, then refine at `strength` for `steps` steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scale: float = Field(default=2.0, ge=1.0, le=4.0)
+    strength: float = Field(default=0.5, ge=0.0, le=1.0)
+    steps: int | None = Field(default=None, ge=1, description="refine steps (default: the first pass's)")
+    upscaler: str = Field(default="latent", min_length=1, max_length=80, pattern=r"^[a-z0-9:-]+$",
+                          description="latent | lanczos | an upscaler model id")
+
+
+class LoraRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=80, pattern=r"^[a-z0-9:-]+$", description="a model id of kind lora")
+    weight: float = Field(default=1.0, ge=-5.0, le=5.0)
+
+
+Preprocessor = Literal["none", "canny", "lineart", "scribble"]
+
+
+class ControlUnit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=80, pattern=r"^[a-z0-9:-]+$", description="a controlnet model id")
+    image: str = Field(min_length=1, max_length=4096, description="the control image: an image asset")
+    preprocessor: Preprocessor = "none"
+    weight: float = Field(default=1.0, ge=0.0, le=2.0)
+    start: float = Field(default=0.0, ge=0.0, le=1.0)
+    end: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class ImageRequest(BaseModel):
     """What a user asks for; unset values are filled from the style, then the model's defaults."""
 
@@ -45,6 +89,12 @@ class ImageRequest(BaseModel):
     mask: str | None = Field(default=None, max_length=4096,
                              description="inpaint: an image asset, white = repaint, black = keep")
     mask_blur: int | None = Field(default=None, ge=0, le=64, description="inpaint: feathering of the mask edge, px")
+    inpaint_area: Literal["whole", "masked"] | None = Field(
+        default=None, description="inpaint: 'masked' repaints a crop around the mask at full resolution")
+    outpaint: Outpaint | None = Field(default=None, description="extend the init image by these pixels")
+    hires: Hires | None = Field(default=None, description="hires fix: generate, upscale, refine")
+    loras: list[LoraRef] = Field(default_factory=list, max_length=8)
+    controlnets: list[ControlUnit] = Field(default_factory=list, max_length=4)
 
     @field_validator("prompt", "negative_prompt", "style", "model")
     @classmethod
@@ -68,6 +118,21 @@ class ImageRequest(BaseModel):
             raise LimitError("mask", "is for inpainting: give init_image (the picture to repaint) too")
         if self.mask_blur is not None and self.mask is None:
             raise LimitError("mask_blur", "is for inpainting: give mask too")
+        if self.inpaint_area is not None and self.mask is None:
+            raise LimitError("inpaint_area", "is for inpainting: give mask too")
+        if self.outpaint is not None and self.init_image is None:
+            raise LimitError("outpaint", "extends an image: give init_image too")
+        if self.outpaint is not None:
+            for side, px in self.outpaint.model_dump().items():
+                if px % 8:
+                    raise LimitError(f"outpaint.{side}", f"must be a multiple of 8 (got {px})")
+        if self.hires is not None and self.init_image is not None:
+            raise LimitError("hires", "is for text to image; to enlarge an image use POST /api/images/upscale")
+        for i, unit in enumerate(self.controlnets):
+            if unit.start >= unit.end:
+                raise LimitError(f"controlnets.{i}.end", f"must be after start ({unit.start:g})")
+        if len({lo.id for lo in self.loras}) < len(self.loras):
+            raise LimitError("loras", "lists a LoRA twice")
         if len(self.prompt) > s.max_prompt_chars:
             raise LimitError("prompt", f"at most {s.max_prompt_chars} characters (got {len(self.prompt)})")
         if not self.prompt.strip():
@@ -111,10 +176,51 @@ class ImageParams(BaseModel):
     strength: float | None = None
     mask: str | None = None  # inpaint: white repaints, black keeps (pixels outside come back unchanged)
     mask_blur: int | None = None
+    inpaint_area: Literal["whole", "masked"] | None = None
+    outpaint: Outpaint | None = None
+    hires: Hires | None = None
+    loras: list[LoraRef] = Field(default_factory=list)
+    controlnets: list[ControlUnit] = Field(default_factory=list)
+
+    def out_size(self) -> tuple[int, int]:
+        """The size of the images made: the hires fix multiplies the first pass's size."""
+        if self.hires is None:
+            return self.width, self.height
+        return hires_size(self.width, self.height, self.hires.scale)
 
     def image_seeds(self) -> list[int]:
         # A1111's convention: image i of a batch uses seed + i, so each image can be re-made alone.
         return [(self.seed + i) % 2**32 for i in range(self.batch)]
+
+
+def hires_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return round(width * scale / 8) * 8, round(height * scale / 8) * 8
+
+
+class UpscaleRequest(BaseModel):
+    """POST /api/images/upscale: an image made bigger (Lanczos or an upscaler model), as a job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, max_length=4096, description="an image asset")
+    scale: float = Field(default=2.0, ge=1.0, le=4.0)
+    upscaler: str = Field(default="lanczos", min_length=1, max_length=80, pattern=r"^[a-z0-9:-]+$",
+                          description="lanczos | an upscaler model id")
+
+
+class UpscaleParams(UpscaleRequest):
+    op: Literal["upscale"] = "upscale"
+    width: int
+    height: int
+
+
+class PreprocessRequest(BaseModel):
+    """POST /api/images/preprocess: what a ControlNet preprocessor makes of an image (a preview)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, max_length=4096)
+    preprocessor: Preprocessor = "canny"
 
 
 class PullRequest(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 from typing import Any, ClassVar
@@ -17,10 +18,19 @@ from genstudio.config import Settings
 from genstudio.errors import LimitError
 from genstudio.image.backend import FLOW_FAMILIES, PipelineCache, generate
 from genstudio.image.device import Placement, machine, place
-from genstudio.image.models import ModelError, ModelRegistry, family_of, model_slug, size_of
-from genstudio.image.params import ImageParams, ImageRequest, PullParams, PullRequest
-from genstudio.image.pngmeta import GENSTUDIO_CHUNK, a1111_text
+from genstudio.image.models import ModelError, ModelRegistry, family_matches, family_of, model_slug, size_of
+from genstudio.image.params import (
+    ImageParams,
+    ImageRequest,
+    LoraRef,
+    PullParams,
+    PullRequest,
+    UpscaleParams,
+    UpscaleRequest,
+)
+from genstudio.image.pngmeta import GENSTUDIO_CHUNK, LORA_TAG, a1111_text
 from genstudio.image.styles import apply_style, get_style
+from genstudio.image.upscale import UpscalerCache
 from genstudio.jobs.base import JobContext, JobFailed, OutputFile
 from genstudio.provenance.stage import Seal
 from genstudio.studio import StudioContext
@@ -76,12 +86,71 @@ def resolve(req: ImageRequest, registry: ModelRegistry, settings: Settings) -> I
         strength=(req.strength if req.strength is not None else 0.75) if req.init_image else None,
         mask=req.mask,
         mask_blur=(req.mask_blur if req.mask_blur is not None else 4) if req.mask else None,
+        inpaint_area=(req.inpaint_area or "whole") if req.mask else None,
+        outpaint=req.outpaint if req.outpaint is not None and any(req.outpaint.model_dump().values()) else None,
+        hires=req.hires,
+        loras=merge_loras(req.loras, req.prompt),
+        controlnets=req.controlnets,
     )
+    if params.outpaint is not None and req.strength is None:
+        params.strength = 0.85  # the new area starts from a fill of the edge colours: keep a trace of it
+    family = family_of(entry)
+    if entry.format == "builtin":
+        for name in ("loras", "controlnets"):
+            if getattr(params, name):
+                raise LimitError(name, f"the built-in model takes no {name[:-1]}s: use a Stable Diffusion model")
+    for i, lora in enumerate(params.loras):
+        found = _addon(registry, lora.id, "lora", f"loras.{i}.id", family)
+        params.loras[i] = lora.model_copy(update={"id": found.id})
+    for i, unit in enumerate(params.controlnets):
+        _addon(registry, unit.model, "controlnet", f"controlnets.{i}.model", family)
+    if params.hires is not None:
+        if params.hires.upscaler not in ("latent", "lanczos"):
+            _addon(registry, params.hires.upscaler, "upscaler", "hires.upscaler", family)
+        elif params.hires.upscaler == "latent" and family == "flux":
+            raise LimitError("hires.upscaler", "FLUX packs its latents: use lanczos or an upscaler model")
+        w, h = params.out_size()
+        if max(w, h) > settings.max_size:
+            raise LimitError("hires.scale", f"{params.width}x{params.height} x {params.hires.scale:g} = {w}x{h}, "
+                             f"past {settings.max_size} (GENSTUDIO_MAX_SIZE)")
+        if int((params.hires.steps or params.steps) * params.hires.strength) < 1:
+            raise LimitError("hires.strength", "leaves no refine step to run; raise it or hires.steps")
     if params.strength is not None and int(params.steps * params.strength) < 1:
         raise LimitError("strength", f"{params.strength:g} x {params.steps} steps leaves no step to run; raise either")
     # Style suggestions go through the same limits as user values.
     ImageRequest(**params.model_dump()).check_limits(settings)
     return params
+
+
+def merge_loras(given: list[LoraRef], prompt: str) -> list[LoraRef]:
+    """The `loras` field and A1111's `<lora:ID:WEIGHT>` tags in the prompt, as one list (the field wins)."""
+    out = list(given)
+    seen = {lo.id for lo in out}
+    for m in LORA_TAG.finditer(prompt):
+        lid = model_slug(m.group(1))
+        if lid not in seen:
+            try:
+                out.append(LoraRef(id=lid, weight=float(m.group(2)) if m.group(2) else 1.0))
+            except ValueError as exc:
+                raise LimitError("prompt", f"<lora:{m.group(1)}:...>: {exc.errors()[0]['msg']}") from None
+            seen.add(lid)
+    return out
+
+
+def strip_lora_tags(prompt: str) -> str:
+    """The prompt the text encoder reads: A1111 removes its `<lora:...>` tags before encoding."""
+    return re.sub(r"\s{2,}", " ", LORA_TAG.sub("", prompt)).strip(" ,")
+
+
+def _addon(registry: ModelRegistry, model_id: str, kind: str, field: str, family: str) -> Any:
+    try:
+        found = registry.get(model_id, kind=kind)
+    except ModelError as exc:
+        raise LimitError(field, str(exc).removeprefix("model: ")) from exc
+    made_for = family_of(found)
+    if not family_matches(made_for, family):
+        raise LimitError(field, f"{found.id} is a {kind} for {made_for} models; this model is {family}")
+    return found
 
 
 def _previewer(job: Any) -> Any:
@@ -112,23 +181,65 @@ class ImageStudio:
         self.registry = ModelRegistry(ctx.settings)
         self.cache = cache or PipelineCache(placer=self.placement, configs=ctx.settings.model_dir / "configs")
         self._run_lock = threading.Lock()
+        self.upscalers = UpscalerCache()
 
     def resolve(self, request: Any, op: str | None = None) -> ImageParams:
         params = resolve(request, self.registry, self.settings)
         if params.init_image is not None:  # img2img: an image the caller may read (asset id, or CLI file)
-            found = self.ctx.inputs.get(params.init_image, "init_image")
-            if found.kind != "image":
-                raise LimitError("init_image", f"{found.mime} is not an image (PNG, JPEG or WebP)")
-            params = params.model_copy(update={"init_image": found.ref})
+            params = params.model_copy(update={"init_image": self._image_ref(params.init_image, "init_image")})
         if params.mask is not None:
-            found = self.ctx.inputs.get(params.mask, "mask")
-            if found.kind != "image":
-                raise LimitError("mask", f"{found.mime} is not an image (white = repaint, black = keep)")
-            params = params.model_copy(update={"mask": found.ref})
+            params = params.model_copy(update={"mask": self._image_ref(params.mask, "mask", "white = repaint")})
+        units = [u.model_copy(update={"image": self._image_ref(u.image, f"controlnets.{i}.image")})
+                 for i, u in enumerate(params.controlnets)]
+        params = params.model_copy(update={"controlnets": units})
+        if params.outpaint is not None:
+            params = self._outpaint_size(request, params)
         return params
 
-    def params(self, raw: dict[str, Any]) -> ImageParams | PullParams:
-        return PullParams(**raw) if raw.get("op") == "pull" else ImageParams(**raw)
+    def _image_ref(self, ref: str, field: str, what: str = "PNG, JPEG or WebP") -> str:
+        found = self.ctx.inputs.get(ref, field)
+        if found.kind != "image":
+            raise LimitError(field, f"{found.mime} is not an image ({what})")
+        return found.ref
+
+    def _outpaint_size(self, request: ImageRequest, params: ImageParams) -> ImageParams:
+        """Outpainting's output: the init image (at `width` x `height` when given, else its own size) plus the
+        added pixels on each side, within GENSTUDIO_MAX_SIZE."""
+        from PIL import Image as PILImage
+
+        pad = params.outpaint
+        assert pad is not None and params.init_image is not None
+        with PILImage.open(self.ctx.inputs.get(params.init_image, "init_image").path) as im:
+            own = im.size
+        inner_w = request.width or (params.width if self.registry.get(params.model).format == "builtin" else
+                                    max(8, round(own[0] / 8) * 8))
+        inner_h = request.height or (params.height if self.registry.get(params.model).format == "builtin" else
+                                     max(8, round(own[1] / 8) * 8))
+        w, h = inner_w + pad.left + pad.right, inner_h + pad.top + pad.bottom
+        if max(w, h) > self.settings.max_size:
+            raise LimitError("outpaint", f"{inner_w}x{inner_h} grown to {w}x{h} is past {self.settings.max_size} "
+                             "(GENSTUDIO_MAX_SIZE): add fewer pixels or give a smaller width/height")
+        return params.model_copy(update={"width": w, "height": h})
+
+    def resolve_upscale(self, req: UpscaleRequest) -> UpscaleParams:
+        from PIL import Image as PILImage
+
+        ref = self._image_ref(req.image, "image")
+        if req.upscaler != "lanczos":
+            _addon(self.registry, req.upscaler, "upscaler", "upscaler", "any")
+        with PILImage.open(self.ctx.inputs.get(ref, "image").path) as im:
+            w, h = im.size
+        out_w, out_h = round(w * req.scale), round(h * req.scale)
+        cap = 4 * self.settings.max_size
+        if max(out_w, out_h) > cap:
+            raise LimitError("scale", f"{w}x{h} x {req.scale:g} = {out_w}x{out_h}, past {cap} px "
+                             "(4 x GENSTUDIO_MAX_SIZE)")
+        return UpscaleParams(image=ref, scale=req.scale, upscaler=req.upscaler, width=out_w, height=out_h)
+
+    def params(self, raw: dict[str, Any]) -> ImageParams | PullParams | UpscaleParams:
+        if raw.get("op") == "pull":
+            return PullParams(**raw)
+        return UpscaleParams(**raw) if raw.get("op") == "upscale" else ImageParams(**raw)
 
     def resolve_pull(self, req: PullRequest) -> PullParams:
         if not self.settings.allow_hub_downloads:
@@ -163,9 +274,71 @@ class ImageStudio:
             raise JobFailed(str(exc).removeprefix("repo: ")) from exc
         return []
 
+    def _addons(self, params: ImageParams, pipe: Any, text: str) -> Any:
+        """The job's LoRAs, the embeddings its prompts name, its ControlNet units and its upscaler, loaded."""
+        from genstudio.image.addons import Addons, controlnet
+
+        addons = Addons()
+        addons.loras = [(self.registry.get(lo.id, kind="lora"), lo.weight) for lo in params.loras]
+        words = set(re.findall(r"[\w:-]+", text.lower()))
+        addons.embeddings = [e for e in self.registry.list("embedding") if e.id in words]
+        for i, unit in enumerate(params.controlnets):
+            entry = self.registry.get(unit.model, kind="controlnet")
+            image = self._open_image(unit.image, f"controlnets.{i}.image", params, "RGB")
+            addons.controls.append((controlnet(pipe, entry), image, unit))
+        if params.hires is not None and params.hires.upscaler not in ("latent", "lanczos"):
+            entry = self.registry.get(params.hires.upscaler, kind="upscaler")
+            addons.upscaler = self.upscalers.get(entry.source, self._upscaler_device())
+        return addons
+
+    def _hashes(self, params: ImageParams) -> dict[str, str]:
+        """Short hashes of the add-ons used, by id (A1111's `Lora hashes` and ControlNet model hashes)."""
+        from genstudio.image.addons import short_hash
+
+        ids = [(lo.id, "lora") for lo in params.loras] + [(u.model, "controlnet") for u in params.controlnets]
+        out = {}
+        for model_id, kind in ids:
+            try:
+                out[model_id] = short_hash(self.registry.get(model_id, kind=kind))
+            except (ModelError, OSError):
+                continue
+        return out
+
+    def _upscaler_device(self) -> str:
+        entry = self.registry.get(None)
+        return self.placement(entry).device if entry.format != "builtin" else "cpu"
+
+    def upscale(self, params: UpscaleParams, job: JobContext | None = None) -> list[OutputFile]:
+        """An "Upscale" job: the image at `scale` times its size, through Lanczos or an upscaler model."""
+        from PIL import Image as PILImage
+
+        from genstudio.image.upscale import upscale
+
+        report = job.progress if job is not None else (lambda _f, _m=None: None)
+        report(0.0)
+        try:
+            with PILImage.open(self.ctx.inputs.get(params.image, "image").path) as im:
+                img = im.convert("RGB")
+            model = None
+            if params.upscaler != "lanczos":
+                entry = self.registry.get(params.upscaler, kind="upscaler")
+                model = self.upscalers.get(entry.source, self._upscaler_device())
+        except (LimitError, ModelError, OSError) as exc:
+            raise JobFailed(str(exc)) from exc
+        report(0.1)
+        with self._run_lock:
+            big = upscale(img, (params.width, params.height), model)
+        info = params.model_dump()
+        chunks = {GENSTUDIO_CHUNK: json.dumps(info, sort_keys=True), "Software": f"genstudio {__version__}",
+                  "parameters": f"Upscale: {params.scale:g}, Upscaler: {params.upscaler}, "
+                                f"Size: {params.width}x{params.height}"}
+        seal = Seal(title="genstudio upscale", ai_info={"model": params.upscaler, "params": info},
+                    text_chunks=chunks, image=big)
+        return [OutputFile(data=b"", mime="image/png", kind="image", seed=None, params=info, seal=seal)]
+
     def models(self) -> list[dict[str, Any]]:
         default = self.registry.default_id()
-        return [{**e.public(), "kind": "image", "default": e.id == default} for e in self.registry.list()]
+        return [{**e.public(), "default": e.id == default} for e in self.registry.list(None)]
 
     def placement(self, entry: Any) -> Placement:
         """Where `entry` runs: GENSTUDIO_DEVICE / _DTYPE / _MEMORY on this machine, for its family and size."""
@@ -177,6 +350,8 @@ class ImageStudio:
         `job.progress(fraction)` may raise to cancel between steps. (Or pull a model: op "pull".)"""
         if isinstance(params, PullParams):
             return self.pull(params, job)
+        if isinstance(params, UpscaleParams):
+            return self.upscale(params, job)
         report = job.progress if job is not None else (lambda _f, _m=None: None)
         report(0.0)
         try:
@@ -193,22 +368,28 @@ class ImageStudio:
         if params.mask is not None:
             mask = self._open_image(params.mask, "mask", params, "L")
         with self._run_lock:
-            images = generate(
-                pipe,
-                params,
-                prompt=prompt,
-                negative_prompt=negative,
-                on_step=lambda done, total: report(0.05 + 0.9 * done / total),
-                on_preview=_previewer(job),
-                init=init,
-                mask=mask,
-            )
+            try:
+                addons = self._addons(params, pipe, prompt + " " + negative)
+                images = generate(
+                    pipe,
+                    params,
+                    prompt=strip_lora_tags(prompt),
+                    negative_prompt=strip_lora_tags(negative),
+                    on_step=lambda done, total: report(0.05 + 0.9 * done / total),
+                    on_preview=_previewer(job),
+                    init=init,
+                    mask=mask,
+                    addons=addons,
+                )
+            except ModelError as exc:
+                raise JobFailed(str(exc)) from exc
         outputs = []
         for img, seed in zip(images, params.image_seeds(), strict=True):
             single = params.model_copy(update={"seed": seed, "batch": 1})
             chunks = {
                 "parameters": a1111_text(
-                    params, final_prompt=prompt, final_negative=negative, seed=seed, model_name=entry.id
+                    params, final_prompt=prompt, final_negative=negative, seed=seed, model_name=entry.id,
+                    hashes=self._hashes(params),
                 ),
                 GENSTUDIO_CHUNK: json.dumps(single.model_dump(), sort_keys=True),
                 "Software": f"genstudio {__version__}",

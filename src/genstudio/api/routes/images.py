@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, Response, UploadFile
 
 from genstudio.api.deps import State
 from genstudio.api.routes.uploads import read_upload
 from genstudio.api.schemas import JobAccepted
-from genstudio.image.params import ImageRequest
+from genstudio.image.edit import preprocess_file
+from genstudio.image.params import ImageRequest, PreprocessRequest, UpscaleRequest
 from genstudio.image.pngmeta import read_png_params
 from genstudio.image.styles import Style, load_styles
 
@@ -27,6 +28,27 @@ def create_image(req: ImageRequest, state: State) -> JobAccepted:
     params = state.studios["image"].resolve(req)
     job = state.submit("image", params)
     return JobAccepted(job_id=job.id, params=params.model_dump())
+
+
+@router.post("/images/upscale", status_code=202)
+def upscale_image(req: UpscaleRequest, state: State) -> JobAccepted:
+    """An image at `scale` times its size (Lanczos, or an upscaler model from GET /api/models?kind=upscaler),
+    as a job whose result is a new gallery image."""
+    params = state.studios["image"].resolve_upscale(req)
+    job = state.submit("image", params)
+    return JobAccepted(job_id=job.id, params=params.model_dump())
+
+
+@router.post("/images/preprocess", response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "the control image"}})
+async def preprocess_image(req: PreprocessRequest, state: State) -> Response:
+    """What a ControlNet preprocessor (canny, lineart, scribble, none) makes of an image: a preview of the
+    control image a unit will use (at most 1024 px on its longer side)."""
+    found = state.studios["image"].ctx.inputs.get(req.image, "image")
+    if found.kind != "image":
+        raise HTTPException(422, detail=f"image: {found.mime} is not an image")
+    data = await state.pool.run("image", preprocess_file, str(found.path), req.preprocessor)
+    return Response(content=data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 def png_params(data: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from genstudio.api.deps import State
 from genstudio.api.schemas import Deleted, ModelInfo, PullAccepted
 from genstudio.errors import LimitError
-from genstudio.image.models import ModelError
+from genstudio.image.models import ADDON_KINDS, ModelError
 from genstudio.image.params import PullRequest
 
 router = APIRouter(prefix="/api", tags=["models"])
@@ -20,11 +20,15 @@ ModelId = Annotated[str, Path(pattern=r"^[a-z0-9:-]{1,80}$", description="a mode
 @router.get("/models")
 def models(
     state: State,
-    kind: Annotated[str | None, Query(pattern="^[a-z]+$", max_length=32, description="a studio's name")] = None,
+    kind: Annotated[str | None, Query(pattern="^[a-z]+$", max_length=32,
+                                      description="image|lora|embedding|controlnet|upscaler|music|faceswap")] = None,
 ) -> list[ModelInfo]:
-    if kind is not None and kind not in state.studios.names():
-        raise LimitError("kind", f"unknown studio {kind!r}; one of {', '.join(state.studios.names())}")
-    return [ModelInfo(**m) for m in state.studios.models(kind)]
+    """Registered models; `kind` filters on what a model is (an image pipeline, or an add-on used with one:
+    lora, embedding, controlnet, upscaler), or names a studio."""
+    kinds = set(state.studios.names()) | set(ADDON_KINDS)
+    if kind is not None and kind not in kinds:
+        raise LimitError("kind", f"unknown kind {kind!r}; one of {', '.join(sorted(kinds))}")
+    return [ModelInfo(**m) for m in state.studios.models(None) if kind in (None, m["kind"])]
 
 
 @router.post("/models/pull", status_code=202)

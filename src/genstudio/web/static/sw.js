@@ -2,7 +2,7 @@
 // always go to the server; the one exception is the on-device melody model (/api/music/onnx/*) and the
 // libraries under /static/vendor/, kept after first use so the music page samples with no server.
 
-const CACHE = "genstudio-shell-v5";
+const CACHE = "genstudio-shell-v6";
 const SHELL = [
   "/",
   "/music",
@@ -16,6 +16,8 @@ const SHELL = [
   "/static/js/gallery.js",
   "/static/js/verify.js",
   "/static/js/app.js",
+  "/static/js/editor.js",
+  "/static/js/customise.js",
   "/static/js/models.js",
   "/static/js/faceswap.js",
   "/static/js/music.js",

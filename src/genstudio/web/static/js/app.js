@@ -1,8 +1,11 @@
-// The image studio page: the form, PNG settings and drag and drop; its jobs, gallery and provenance checks
-// use the shared job card, gallery and verify modules. Every string from a user or the server goes into the
+// The image studio page: the form, PNG settings and drag and drop, the image editor (editor.js) and the
+// form's add-ons (customise.js); its jobs, gallery and provenance checks use the shared job card, gallery and
+// verify modules. Every string from a user or the server goes into the
 // page through textContent or an attribute, never through innerHTML.
 
 import { api, detailLines, uploadForm } from "./api.js";
+import { Customise } from "./customise.js";
+import { Editor } from "./editor.js";
 import { cardError, Gallery, wireDownload } from "./gallery.js";
 import { startJobCard } from "./jobcard.js";
 import { make, onReady, registerServiceWorker, show, wireToken } from "./ui.js";
@@ -15,6 +18,8 @@ const $ = (id) => document.getElementById(id);
 const el = {};
 const styles = new Map();
 let gallery = null;
+let editor = null;
+let customise = null;
 
 // ---------------------------------------------------------------- form
 
@@ -76,35 +81,73 @@ function readForm() {
   return { body, errors };
 }
 
+function clearMarks() {
+  for (const root of [el.form, el.editor]) {
+    for (const node of root.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  }
+}
+
 function clearFormError() {
   el.formError.replaceChildren();
   show(el.formError, false);
-  for (const node of el.form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  clearMarks();
 }
 
-function showFormError(lines, fields = []) {
-  clearFormError();
-  if (lines.length === 1) {
-    el.formError.append(make("p", lines[0]));
-  } else {
-    const list = make("ul");
-    for (const line of lines) list.append(make("li", line));
-    el.formError.append(list);
+/** The input a field path names ("steps", "outpaint.left", "controlnets.0.end"), or the nearest one above. */
+function findField(path) {
+  const parts = path.split(".");
+  for (let n = parts.length; n > 0; n--) {
+    const key = parts.slice(0, n).join(".");
+    let node = document.querySelector(`[data-field="${CSS.escape(key)}"]`);
+    if (!node && n === 1) node = el.form.elements.namedItem(key);
+    if (!node || !node.setAttribute) continue;
+    if (node.matches("fieldset, li")) node = node.querySelector("input, select") || node;
+    return node;
   }
-  show(el.formError);
+  return null;
+}
+
+/** Mark the inputs the error lines name, open what hides them, and focus the first. */
+function markFields(paths) {
   let first = null;
-  for (const name of fields) {
-    const input = el.form.elements.namedItem(name);
-    if (!input || !input.setAttribute) continue;
+  for (const path of paths) {
+    const input = findField(path);
+    if (!input) continue;
     input.setAttribute("aria-invalid", "true");
-    if (el.advanced.contains(input)) el.advanced.open = true;
+    const details = input.closest("details");
+    if (details) details.open = true;
     first = first || input;
   }
   if (first) first.focus();
 }
 
+function errorList(box, lines) {
+  box.replaceChildren();
+  if (lines.length === 1) {
+    box.append(make("p", lines[0]));
+  } else {
+    const list = make("ul");
+    for (const line of lines) list.append(make("li", line));
+    box.append(list);
+  }
+  show(box);
+}
+
+function showFormError(lines, fields = []) {
+  clearFormError();
+  errorList(el.formError, lines);
+  markFields(fields);
+}
+
 function fieldsFromLines(lines) {
-  return lines.map((line) => /^([a-z_]+)[:.]/.exec(line)).filter(Boolean).map((m) => m[1]);
+  return lines.map((line) => /^([a-z_][a-z0-9_.]*)[:]/.exec(line)).filter(Boolean).map((m) => m[1]);
+}
+
+/** An API failure as lines and the field paths they name. */
+function failure(err) {
+  const lines = err.detail !== undefined ? detailLines(err.detail) : [String(err.message || err)];
+  const named = fieldsFromLines(lines);
+  return { lines, fields: named.length ? named : err.fields || [] };
 }
 
 function selectIfPresent(select, value) {
@@ -155,23 +198,93 @@ function resetForm() {
   describeStyle();
 }
 
+/** The POST /api/images body: the form, its add-ons, and with `edit` the editor's picture, mask and outpaint
+ *  (the mask is uploaded here). Returns {body} or {errors}. */
+async function buildBody(edit) {
+  const { body, errors } = readForm();
+  errors.push(...customise.check(edit));
+  if (edit) errors.push(...editor.check());
+  if (errors.length) return { errors };
+  Object.assign(body, customise.fields(edit));
+  if (edit) Object.assign(body, await editor.fields(body));
+  return { body };
+}
+
 async function submitForm(event) {
   event.preventDefault();
-  const { body, errors } = readForm();
-  if (errors.length) {
-    showFormError(errors, fieldsFromLines(errors));
-    return;
-  }
   clearFormError();
   el.generate.disabled = true;
   try {
+    const { body, errors } = await buildBody(false);
+    if (errors) {
+      showFormError(errors, fieldsFromLines(errors));
+      return;
+    }
     const answer = await api("/api/images", { method: "POST", json: body });
     startJob(answer.job_id, answer.params);
   } catch (err) {
-    const lines = err.detail !== undefined ? detailLines(err.detail) : [String(err.message || err)];
-    showFormError(lines, err.fields || fieldsFromLines(lines));
+    const { lines, fields } = failure(err);
+    showFormError(lines, fields);
   } finally {
     el.generate.disabled = false;
+  }
+}
+
+/** The editor's Run: the form's settings with the editor's picture and mask. Errors show beside the Run button;
+ *  the mask and every field stay as they were. */
+async function runEdit() {
+  clearFormError();
+  editor.showError([]);
+  el.edRun.disabled = true;
+  try {
+    const { body, errors } = await buildBody(true);
+    if (errors) {
+      editor.showError(errors);
+      markFields(fieldsFromLines(errors));
+      return;
+    }
+    const answer = await api("/api/images", { method: "POST", json: body });
+    startJob(answer.job_id, answer.params);
+  } catch (err) {
+    const { lines, fields } = failure(err);
+    editor.showError(lines);
+    markFields(fields);
+  } finally {
+    el.edRun.disabled = false;
+  }
+}
+
+/** Open a gallery image in the editor; an empty prompt takes the image's prompt and model. */
+async function editImage(item, node) {
+  const p = item.params || {};
+  cardError(node, "");
+  try {
+    await editor.openAsset(item.id, item.url, `Gallery image “${(p.prompt || "untitled").slice(0, 60)}”, seed ${item.seed ?? p.seed ?? "?"}`);
+  } catch (err) {
+    cardError(node, `Could not open it in the editor: ${err.message}`);
+    return;
+  }
+  if (!el.prompt.value.trim() && p.prompt) {
+    el.prompt.value = p.prompt;
+    el.negative.value = p.negative_prompt || "";
+    if (p.model && selectIfPresent(el.model, p.model)) describeModel();
+  }
+  editor.reveal();
+}
+
+async function editUpload() {
+  const file = el.editFile.files[0];
+  if (!file) return;
+  el.editFileError.textContent = "";
+  show(el.editFileError, false);
+  try {
+    await editor.openFile(file);
+    editor.reveal();
+  } catch (err) {
+    el.editFileError.textContent = `${file.name}: ${err.message}`;
+    show(el.editFileError);
+  } finally {
+    el.editFile.value = "";
   }
 }
 
@@ -206,6 +319,11 @@ function paramsSummary(p) {
   if (p.batch > 1) parts.push(`batch ${p.batch}`);
   if (p.tile) parts.push("seamless tile");
   if (p.init_image) parts.push(`from an image, strength ${p.strength}`);
+  if (p.mask) parts.push(`inpaint${p.inpaint_area === "masked" ? " (only masked)" : ""}, mask blur ${p.mask_blur}`);
+  if (p.outpaint) parts.push(`outpaint ${["left", "right", "top", "bottom"].map((s) => p.outpaint[s] || 0).join("/")}`);
+  if (p.hires) parts.push(`hires ×${p.hires.scale} (${p.hires.upscaler})`);
+  for (const lora of p.loras || []) parts.push(`LoRA ${lora.id} ${lora.weight}`);
+  for (const unit of p.controlnets || []) parts.push(`ControlNet ${unit.model} (${unit.preprocessor})`);
   return parts.join(" · ");
 }
 
@@ -254,6 +372,7 @@ function makeCard(item) {
   download.setAttribute("aria-label", `Download image with seed ${seed}`);
 
   node.querySelector(".card-variations").addEventListener("click", () => variations(item, node));
+  node.querySelector(".card-edit").addEventListener("click", () => editImage(item, node));
   node.querySelector(".card-reuse").addEventListener("click", () => {
     fillForm({ ...p, seed, batch: 1 }, `Settings from the gallery image with seed ${seed}`);
   });
@@ -409,6 +528,7 @@ function describeModel() {
   const chosen = currentModel();
   show(el.modelNote, Boolean(chosen && chosen.family === "builtin"));
   arrangeStyles();
+  if (customise) customise.familyNotes();
 }
 
 function init() {
@@ -422,7 +542,8 @@ function init() {
     loadMore: $("load-more"), paramsFile: $("params-file"), verifyFile: $("verify-file"),
     verifyFileResult: $("verify-file-result"), dropOverlay: $("drop-overlay"), tokenDialog: $("token-dialog"),
     tokenInput: $("token-input"), tokenError: $("token-error"), forgetToken: $("forget-token"),
-    modelNote: $("model-note"),
+    modelNote: $("model-note"), editor: $("editor"), edRun: $("ed-run"), editFile: $("edit-file"),
+    editFileError: $("edit-file-error"),
   });
 
   wireToken(el);
@@ -431,6 +552,10 @@ function init() {
     studio: "image", kind: "image", makeCard,
   });
 
+  editor = new Editor(el.editor);
+  customise = new Customise({ editor, modelFamily: () => currentModel()?.family || null });
+  el.edRun.addEventListener("click", runEdit);
+  el.editFile.addEventListener("change", editUpload);
   el.form.addEventListener("submit", submitForm);
   el.prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
@@ -464,7 +589,7 @@ function init() {
 
   // Styles first: a 401 there asks for the token once, and the rest then run with it.
   el.loadMore.addEventListener("click", () => setTimeout(markBatches, 0));
-  loadStyles().then(() => Promise.all([loadModels(), gallery.load().then(markBatches)])).finally(() => {
+  loadStyles().then(() => Promise.all([loadModels(), customise.load(), gallery.load().then(markBatches)])).finally(() => {
     document.body.dataset.ready = "true";
   });
 }
