@@ -234,8 +234,8 @@ def test_upscalers_load_from_safetensors_only(tmp_path: Path, settings: Any) -> 
     pth.write_bytes(b"\x80\x04not a pickle we would open")
     with pytest.raises(ModelError, match="safetensors"):
         registry.add(str(pth), kind="upscaler")
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     odd = tmp_path / "odd.safetensors"
     save_file({"weird.weight": torch.zeros(3, 3)}, str(odd))

@@ -246,7 +246,7 @@ def encode(pipe: Any, prompt: str, negative: str, batch: int) -> dict[str, torch
     device = pipe._execution_device
     dtype = pairs[-1][1].dtype
     compels = [
-        Compel(tokenizer=tok, text_encoder=te, textual_inversion_manager=_Expander(tok),  # type: ignore[arg-type]
+        Compel(tokenizer=tok, text_encoder=te, textual_inversion_manager=_Expander(tok),  # compel calls only its one method
                truncate_long_prompts=False, returned_embeddings_type=kind,
                split_long_text_mode=SplitLongTextMode.BRUTAL, device=device)
         for tok, te in pairs
@@ -256,10 +256,14 @@ def encode(pipe: Any, prompt: str, negative: str, batch: int) -> dict[str, torch
         """(embeddings (1, n * window, d), token ids of the first chunk (1, window)) of `text`."""
         provider = compel.conditioning_provider
         chunks, first = [], None
-        for runs in parse(text):
+        parts = parse(text)
+        for n, runs in enumerate(parts):
             ids = provider.get_token_ids([r[0] for r in runs], include_start_and_end_markers=False)
             # A run with no tokens (only spaces, say) changes nothing in A1111; compel cannot place it.
-            runs = [r for r, i in zip(runs, ids, strict=True) if i] or [("", 1.0)]
+            runs = [r for r, i in zip(runs, ids, strict=True) if i]
+            if not runs and 0 < n == len(parts) - 1:
+                break  # A1111: an empty part after the last BREAK adds no chunk (an empty one before it does)
+            runs = runs or [("", 1.0)]
             fragments = []
             for piece, weight in runs:
                 fragment = Fragment("", _compel_weight(weight))

@@ -141,7 +141,8 @@ export class Editor {
   /** Bring the panel into view and put the focus on its heading (a screen reader reads where it is). */
   reveal() {
     this.el.title.focus({ preventScroll: true });
-    this.root.scrollIntoView({ block: "start", behavior: "smooth" });
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    this.root.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
   }
 
   setErase(erase) {
