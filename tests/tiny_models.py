@@ -18,7 +18,8 @@ def tiny_clip_tokenizer():  # noqa: ANN201 - transformers type
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
 
 
-def tiny_sd_pipeline(seed: int = 0):  # noqa: ANN201
+def tiny_sd_pipeline(seed: int = 0, in_channels: int = 4):  # noqa: ANN201
+    """in_channels=9: an inpainting UNet (latents + mask + masked-image latents), as SD's inpainting models."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -27,7 +28,7 @@ def tiny_sd_pipeline(seed: int = 0):  # noqa: ANN201
         block_out_channels=(4, 8),
         layers_per_block=1,
         sample_size=16,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -80,6 +81,15 @@ def tiny_sd_pipeline(seed: int = 0):  # noqa: ANN201
 
 def save_tiny_sd(folder: Path, seed: int = 0) -> Path:
     tiny_sd_pipeline(seed).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def save_tiny_sd_inpainting(folder: Path, seed: int = 0) -> Path:
+    """A tiny SD inpainting model (9-channel UNet) saved as diffusers saves one (StableDiffusionInpaintPipeline)."""
+    from diffusers import StableDiffusionInpaintPipeline
+
+    StableDiffusionInpaintPipeline(**tiny_sd_pipeline(seed, in_channels=9).components).save_pretrained(
+        folder, safe_serialization=True)
     return folder
 
 

@@ -19,7 +19,6 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from helpers import wait_job
-from tiny_models import tiny_sd_pipeline
 from toy_addons import save_controlnet, save_embedding, save_kohya_lora, save_peft_lora
 
 

@@ -278,3 +278,29 @@ def test_cli_outpaint_and_hires(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     im = Image.open(out)
     assert im.size == (512, 512) and "Hires upscaler: Lanczos" in im.text["parameters"]
+
+
+# ---- inpainting models (9-channel UNets) ------------------------------------------------------------------
+
+def test_an_inpainting_model_is_used_as_one(client: TestClient, tmp_path: Path) -> None:
+    """A 9-channel inpainting UNet gets the mask and the masked picture (diffusers' inpainting pipeline of
+    its family); text to image and img2img with it work too (an inpaint of everything, as A1111 does)."""
+    from tiny_models import save_tiny_sd_inpainting
+
+    folder = save_tiny_sd_inpainting(tmp_path / "tiny-inpaint")
+    registry = client.app.state.genstudio.studios["image"].registry
+    registry.add(str(folder), name="tiny-inpaint")
+    assert {m["id"]: m["family"] for m in client.get("/api/models?kind=image").json()}["tiny-inpaint"] == "sd1"
+    start = two_tone(64, 64)
+    init = upload(client, start)
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    body = {"prompt": "a cat", "model": "tiny-inpaint", "steps": 4, "seed": 1, "width": 64, "height": 64}
+    out, _ = run(client, {**body, "init_image": init, "mask": upload(client, mask), "strength": 1.0})
+    right = np.abs(np.asarray(out, int)[:, 32:] - np.asarray(start, int)[:, 32:])
+    assert right.max() <= 8 and right.mean() < 1.0
+    assert run(client, body)[0].size == (64, 64)
+    assert run(client, {**body, "init_image": init, "strength": 0.5})[0].size == (64, 64)
+    pipe = client.app.state.genstudio.studios["image"].cache.get(registry.get("tiny-inpaint"))
+    assert pipe.unet.config.in_channels == 9 and type(pipe._genstudio_inpaint).__name__ == \
+        "StableDiffusionInpaintPipeline"

@@ -28,6 +28,11 @@ PUBLISHED = {
     "sd2-base": (865_910_724, 83_653_863, [340_387_840]),
     "sdxl": (2_567_463_684, 83_653_863, [123_060_480, 694_659_840]),
 }
+# Inpainting checkpoints: the same, with 5 more input channels in the UNet's first convolution (320 x 5 x 3 x 3);
+# sd-v1-5-inpainting's UNet has 859,535,364 parameters.
+for _family in ("sd1", "sd2-base", "sdxl"):
+    _unet, _vae, _text = PUBLISHED[_family]
+    PUBLISHED[f"{_family}-inpaint"] = (_unet + 320 * 5 * 9, _vae, _text)
 
 
 def count(module: torch.nn.Module) -> int:
@@ -53,11 +58,12 @@ def test_family_configs_build_the_published_architectures(family: str, tmp_path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("family", "config"), [("sd1", "sd1"), ("sd2", "sd2")])
+@pytest.mark.parametrize(("family", "config"), [("sd1", "sd1"), ("sd2", "sd2"), ("sd1", "sd1-inpaint")])
 def test_full_size_pipeline_as_folder_and_single_file_makes_512px_images(
     family: str, config: str, tmp_path: Path
 ) -> None:
-    """SD 1.5 and SD 2.1 at full size (about 1.1 and 1.3 billion parameters). SDXL's full size needs about
+    """SD 1.5, SD 2.1 and SD 1.5 inpainting (9-channel UNet, recognised from the weights, run as an inpainting
+    model even for text to image) at full size (about 1.1 and 1.3 billion parameters). SDXL's full size needs about
     14 GB in float32: it runs in bench/run_real_shapes.py instead of CI."""
     cfg = config_folder(config, tmp_path / "configs")
     pipe = random_pipeline(family, cfg)

@@ -147,6 +147,11 @@ def _from_single_file(entry: ModelEntry, dtype: torch.dtype, configs: Path | Non
         raise ModelError(f"{entry.source}: not a Stable Diffusion checkpoint (no model.diffusion_model.* weights)")
     family = family_from_keys(keys)
     name = entry.config if entry.config in FAMILIES else (None if entry.config else DEFAULT_FOR_FAMILY.get(family))
+    first_conv = "model.diffusion_model.input_blocks.0.0.weight"
+    if name is not None and not name.endswith("-inpaint") and first_conv in keys:
+        with safe_open(entry.source, framework="pt") as f:
+            if f.get_slice(first_conv).get_shape()[1] == 9:  # an inpainting checkpoint
+                name = {"sd2": "sd2-base"}.get(name, name) + "-inpaint"
     if entry.config and name is None:
         config: str = entry.config  # the user's own diffusers folder (or a cached hub id)
     elif name is None:
@@ -157,7 +162,7 @@ def _from_single_file(entry: ModelEntry, dtype: torch.dtype, configs: Path | Non
     else:
         root = configs or Path(tempfile.gettempdir()) / "genstudio-configs"
         config = str(config_folder(name, root))
-    xl = name == "sdxl" or family == "sdxl"
+    xl = name in ("sdxl", "sdxl-inpaint") or family == "sdxl"
     cls = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
     kwargs: dict[str, Any] = {"torch_dtype": dtype, "config": config, "local_files_only": True}
     if not xl:
@@ -338,6 +343,12 @@ def _hires(
             for im in images]
 
 
+def inpainting_unet(pipe: Any) -> bool:
+    """A model trained for inpainting: its UNet also takes the mask and the masked picture (9 channels)."""
+    unet = getattr(pipe, "unet", None)
+    return unet is not None and getattr(unet.config, "in_channels", 4) == 9
+
+
 def _pipeline_for(base: Any, init: Any, mask: Any, controls: list[Any]) -> Any:
     """The diffusers pipeline of the base model's family for this job's kind, sharing its loaded components:
     img2img, inpainting (a 9-channel inpainting UNet is used as such, any other through diffusers' generic
@@ -372,12 +383,18 @@ def _sample(
     """One sampling pass at `size` (PIL images out, or latents when `latents_out`)."""
     from genstudio.image.preview import preview_jpeg, preview_steps
 
+    fixed = native_size(base)
+    run_size = (fixed, fixed) if fixed else size
+    if fixed is None and inpainting_unet(base) and mask is None:
+        # An inpainting model (9-channel UNet) is always run as one, as A1111 does: text to image is an
+        # inpaint of everything on an empty picture, img2img an inpaint of everything from the start image.
+        mask = Image.new("L", run_size, 255)
+        if init is None:
+            init, strength = Image.new("RGB", run_size, (127, 127, 127)), 1.0
     pipe = _pipeline_for(base, init, mask, controls)
     pipe.scheduler = make_scheduler(params.sampler, base._genstudio_base_scheduler_config)
     # Seeded on the CPU whatever the device: a seed gives the same starting noise on CUDA, MPS or CPU.
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.image_seeds()]
-    fixed = native_size(base)
-    run_size = (fixed, fixed) if fixed else size
     # img2img runs the last `strength` of the steps (diffusers' rule), and reports progress over those.
     done_steps = max(1, int(steps * (strength or 1.0))) if init is not None else steps
     when = preview_steps(done_steps) if on_preview is not None else set()
@@ -410,14 +427,14 @@ def _sample(
             kwargs["image"] = [im.convert("RGB").resize(run_size, Image.Resampling.LANCZOS) for im in init]
         elif fixed is None:
             kwargs["image"] = init.convert("RGB").resize(run_size, Image.Resampling.LANCZOS)
-            if mask is not None:
-                kwargs["mask_image"] = mask.convert("L").resize(run_size, Image.Resampling.LANCZOS)
-                kwargs["width"], kwargs["height"] = run_size
         else:  # the built-in model: its own pixels in [-1, 1] (inpainting: img2img, then the composite)
             start = init.convert("RGB").resize(run_size, Image.Resampling.LANCZOS)
             arr = torch.from_numpy(np.asarray(start, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
             kwargs["image"] = arr
     elif fixed is None:
+        kwargs["width"], kwargs["height"] = run_size
+    if mask is not None and fixed is None:
+        kwargs["mask_image"] = mask.convert("L").resize(run_size, Image.Resampling.LANCZOS)
         kwargs["width"], kwargs["height"] = run_size
     if controls:
         from genstudio.image.edit import preprocess

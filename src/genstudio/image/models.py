@@ -57,6 +57,7 @@ class ModelEntry:
 # The pipeline class a diffusers folder names -> the family (SD 1.x and 2.x share a class: see the UNet).
 _PIPELINE_FAMILIES = {
     "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusionXLInpaintPipeline": "sdxl",
     "StableDiffusionXLImg2ImgPipeline": "sdxl-refiner",
     "StableDiffusion3Pipeline": "sd3",
     "FluxPipeline": "flux",
@@ -84,7 +85,7 @@ def family_of(entry: ModelEntry) -> str:
             if cls in _PIPELINE_FAMILIES:
                 return _PIPELINE_FAMILIES[cls]
             unet = path / "unet" / "config.json"
-            if cls == "StableDiffusionPipeline" and unet.is_file():
+            if cls in ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline") and unet.is_file():
                 config = json.loads(unet.read_text())  # SD 2.x: OpenCLIP's 1024-d states, linear projections
                 sd2 = config.get("cross_attention_dim") == 1024 or config.get("use_linear_projection")
                 return "sd2" if sd2 else "sd1"

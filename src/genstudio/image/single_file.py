@@ -189,6 +189,11 @@ FAMILIES: dict[str, dict[str, Any]] = {
         },
     },
 }
+# Inpainting checkpoints (sd-v1-5-inpainting, 512-inpainting-ema, sd_xl_base_1.0_inpainting): the family's
+# configuration with a 9-channel UNet input (latents, mask, masked-picture latents), chosen from the weights.
+for _name in ("sd1", "sd2-base", "sdxl"):
+    FAMILIES[f"{_name}-inpaint"] = FAMILIES[_name] | {
+        "unet/config.json": FAMILIES[_name]["unet/config.json"] | {"in_channels": 9}}
 # A single file's family (from its keys) -> the config used when the user names none.
 DEFAULT_FOR_FAMILY = {"sd1": "sd1", "sd2": "sd2", "sdxl": "sdxl"}
 
