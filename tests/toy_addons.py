@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import save_file
 
 
-def _lora_unet(pipe: Any, seed: int) -> dict[str, torch.Tensor]:
+def _lora_unet(pipe: Any, seed: int, rank: int = 4) -> dict[str, torch.Tensor]:
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
     torch.manual_seed(seed)
     unet = copy.deepcopy(pipe.unet)  # adapters leave wrappers behind: never on the caller's UNet
-    config = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
                         init_lora_weights=False)  # random B too: a LoRA that changes the output
     unet.add_adapter(config, adapter_name="toy")
     with torch.no_grad():
@@ -28,11 +28,11 @@ def _lora_unet(pipe: Any, seed: int) -> dict[str, torch.Tensor]:
     return get_peft_model_state_dict(unet, adapter_name="toy")
 
 
-def save_peft_lora(pipe: Any, path: Path, seed: int = 0) -> Path:
+def save_peft_lora(pipe: Any, path: Path, seed: int = 0, rank: int = 4) -> Path:
     """A LoRA in the diffusers / PEFT layout (what `save_lora_weights` writes: unet.*.lora_A/B.weight)."""
     from diffusers import StableDiffusionPipeline
 
-    state = _lora_unet(pipe, seed)
+    state = _lora_unet(pipe, seed, rank)
     path.parent.mkdir(parents=True, exist_ok=True)
     StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=state, weight_name=path.name)
     return path

@@ -260,3 +260,13 @@ def test_cli_lora_and_controlnet(tmp_path: Path, toys: dict, tiny_sd_dir: Path) 
     bad = cli("image", "a cat", "--model", "tiny", "--lora", "k:lots", "-o", str(out))
     assert bad.returncode == 1 and "--lora" in bad.stderr
 
+
+
+def test_emphasis_and_long_prompts_reach_the_image(tiny_pipe: Any) -> None:
+    """A1111 emphasis changes the picture; words past the encoder's window still count (chunked, not cut:
+    the toy tokenizer's window is 14 tokens, one per character)."""
+    plain = make(tiny_pipe, prompt="a cat")
+    assert np.array_equal(make(tiny_pipe, prompt="a (cat:1.0)"), plain)
+    assert not np.array_equal(make(tiny_pipe, prompt="a (cat:1.6)"), plain)
+    head = "a cat on a mat, " * 4
+    assert not np.array_equal(make(tiny_pipe, prompt=head + "red"), make(tiny_pipe, prompt=head + "blue"))

@@ -4,6 +4,7 @@ so chunks are 14 tokens there; CLIP's real 49,408-token tokenizer gives the real
 
 from __future__ import annotations
 
+import random
 import re
 from types import SimpleNamespace
 from typing import Any
@@ -122,6 +123,20 @@ def _fragments(runs: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return out
 
 
+def _assert_reads_back(text: str) -> None:
+    """compel's parser reads `to_compel(text)` as the runs A1111 reads from `text` (BREAK aside), but for the
+    backslash compel keeps before a `+`, `-` or `=` it has no other spelling for."""
+    from compel import PromptParser
+
+    parser = PromptParser()
+    parts = re.split(r"\s*\bBREAK\b\s*", to_compel(text))
+    assert len(parts) == len(parse(text)), text
+    for part, runs in zip(parts, parse(text), strict=True):
+        flattened = parser.parse_conjunction(part).prompts
+        got = [(re.sub(r"\\([+\-=])", r"\1", f.text), f.weight) for p in flattened for f in p.children]
+        assert _fragments(got) == _fragments(runs), (text, part)
+
+
 @pytest.mark.parametrize("text", [
     "masterpiece, best quality, (1girl:1.2), [[blurry]], ((red hair)), 8k, f/1.8",
     "a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).",
@@ -130,17 +145,19 @@ def _fragments(runs: list[tuple[str, float]]) -> list[tuple[str, float]]:
     "a (red:1.2) cube BREAK (blue:0.8) sphere, (x.swap(y):1.1), (withLora(z):1.1)",
     'say "hello" (and "bye":1.2) ratio 16:9 [a:b:0.5]',
     "(unbalanced [also",
+    "x.swap(y) withLora(z) a.blend(1,2) useLora(q), C++ (c++:1.2) a - b (x=y:0.8)",
 ])
 def test_to_compel_reads_back_in_compels_parser(text: str) -> None:
-    from compel import PromptParser
+    _assert_reads_back(text)
 
-    parser = PromptParser()
-    parts = re.split(r"\s*\bBREAK\b\s*", to_compel(text))
-    assert len(parts) == len(parse(text))
-    for part, runs in zip(parts, parse(text), strict=True):
-        flattened = parser.parse_conjunction(part).prompts
-        got = [(f.text, f.weight) for p in flattened for f in p.children]
-        assert _fragments(got) == _fragments(runs)
+
+def test_to_compel_reads_back_for_random_prompts() -> None:
+    atoms = ["red", "cube", "wow!", ",", ".", "(", ")", "[", "]", ":1.3)", ":0.4)", "\\(", "\\)", "BREAK", "my-style",
+             "C++", "a=b", "  ", ":", "8k", '"q"', "((", "))", "x.swap(y)", "withLora(z)", "3.5", "-", "+", "a-",
+             "'s", "_", ".and()", ".blend(1,2)"]
+    rng = random.Random(0)
+    for _ in range(300):
+        _assert_reads_back("".join(rng.choice(atoms) + rng.choice(["", " "]) for _ in range(rng.randint(1, 12))))
 
 
 # ---- embeddings on tiny pipelines ----

@@ -48,7 +48,8 @@ def scheduler_class(name: str) -> Any:
     }[name]
 
 
-FLOW_FAMILIES = frozenset({"sd3", "flux"})  # trained with flow matching: one sampler family fits them
+FLOW_FAMILIES = frozenset({"sd3", "flux"})
+WEIGHTED_PROMPT_FAMILIES = frozenset({"sd1", "sd2", "sdxl"})  # CLIP-encoded: A1111 emphasis and long prompts  # trained with flow matching: one sampler family fits them
 
 
 def make_scheduler(name: str, base_config: Any) -> Any:
@@ -419,6 +420,14 @@ def _sample(
     }
     if negative_prompt and params.guidance > 1.0:
         kwargs["negative_prompt"] = [negative_prompt] * params.batch
+    if family in WEIGHTED_PROMPT_FAMILIES and fixed is None:
+        # A1111's prompt syntax ((word:1.3), [word], BREAK) and prompts past 77 tokens, in chunks (compel);
+        # a plain prompt gives exactly the embeddings the pipeline would make itself.
+        from genstudio.image.prompts import encode
+
+        kwargs.pop("prompt")
+        kwargs.pop("negative_prompt", None)
+        kwargs.update(encode(base, prompt, negative_prompt if params.guidance > 1.0 else "", params.batch))
     if init is not None:
         kwargs["strength"] = strength if strength is not None else 0.75
         if isinstance(init, torch.Tensor):  # latents (the hires fix's latent upscale)

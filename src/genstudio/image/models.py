@@ -242,8 +242,9 @@ class ModelRegistry:
                     raise ModelError(f"model: {model_id!r} is a {e.kind}, not a{'n' if kind[0] in 'aeiu' else ''} "
                                      f"{kind} model")
                 return e
-        listing = f"GET /api/models?kind={kind}"
-        raise ModelError(f"model: unknown {kind} model {model_id!r}; see `genstudio models list` or {listing}")
+        what = "model" if kind == "image" else f"{kind}"
+        listing = "GET /api/models" + ("" if kind == "image" else f"?kind={kind}")
+        raise ModelError(f"model: unknown {what} {model_id!r}; see `genstudio models list` or {listing}")
 
     def add(
         self, source: str, *, name: str | None = None, config: str | None = None, kind: str = "image"

@@ -1,13 +1,15 @@
 """Prompts written in AUTOMATIC1111's syntax turned into the embeddings a diffusers Stable Diffusion pipeline
 takes (SD 1.x / 2.x: one CLIP encoder; SDXL: two, plus pooled embeddings), with compel doing the encoding.
 
-The syntax (A1111's `modules/prompt_parser.py`, `parse_prompt_attention`, ported as it is):
+The syntax, as A1111 reads it (its behaviour, checked against the examples in its documentation; the
+scanner is our own code):
 
 - `(words)` multiplies the weight of `words` by 1.1, `((words))` by 1.21, `(words:1.3)` by 1.3 (a space is
   allowed around the number: `(words : 1.3)`), `[words]` divides it by 1.1; brackets nest and multiply.
 - `\\(`, `\\)`, `\\[`, `\\]` and `\\\\` are the literal characters; any other `:`, or a closing bracket with no
   opening one, is plain text. A bracket left open weights everything after it (`(unbalanced` is 1.1).
-- `BREAK` (upper case, a word of its own) ends the current 75-token chunk: the text after it starts a new one.
+- `BREAK` (upper case, a word of its own) ends the current 75-token chunk: the text after it starts a new one
+  (a leading BREAK gives an empty first chunk, a trailing one adds nothing, as in A1111).
 - A prompt longer than the encoder's window (77 tokens: BOS + 75 + EOS) is split into 75-token chunks, each
   wrapped in BOS/EOS and encoded on its own; the chunks' embeddings are concatenated along the sequence
   (2 chunks = 154 positions). The window comes from the tokenizer (`model_max_length`), not a fixed 77.
@@ -17,22 +19,22 @@ The syntax (A1111's `modules/prompt_parser.py`, `parse_prompt_attention`, ported
 - Prompt editing `[from:to:when]`, alternation `[a|b]` and `AND` are step-schedule / composable-diffusion
   features, not embeddings: they are not interpreted (their text goes through the rules above).
 
-What matches A1111 exactly: the parser (its doctests are our tests), the weight each token gets, BREAK,
-chunks of 75 tokens each wrapped in BOS/EOS and concatenated, padding with the tokenizer's pad token (EOS
-for SD 1.x, `!` for SD 2.x and SDXL's second encoder), hidden states per family (SD 1.x/2.x last layer,
-normalised; SDXL the penultimate layer of both encoders, not normalised), SDXL's pooled embedding taken from
-the first chunk with the weights left out, and an empty negative prompt on SDXL being all zeros. A plain
-prompt (no syntax, within the window) gives what the pipeline's own `encode_prompt` gives.
+What matches A1111 exactly: the parser (A1111's documented examples are among our tests), the weight each
+token gets, BREAK, chunks of 75 tokens each wrapped in BOS/EOS and concatenated, padding with the tokenizer's
+pad token (EOS for SD 1.x, `!` for SD 2.x and SDXL's second encoder), hidden states per family (SD 1.x/2.x
+last layer, normalised; SDXL the penultimate layer of both encoders, not normalised), SDXL's pooled embedding
+taken from the first chunk with the weights left out, and an empty negative prompt on SDXL being all zeros. A
+plain prompt (no syntax, within the window) gives what the pipeline's own `encode_prompt` gives.
 
 What differs from A1111:
 
-- How a weight acts (compel's rule, not A1111's). A1111 multiplies each token's embedding by its weight and
-  then rescales the whole tensor so its mean is what it was before. compel moves a token's embedding away
-  from (weight > 1) or towards (weight < 1) the embedding of the empty prompt at that position:
-  `empty + (z - empty) * w` (ComfyUI's default rule too), and for weight < 1 it also blends in the prompt
-  encoded with those words masked out, so `(word:0)` removes the word instead of zeroing its vector.
-  Weights below 0 (A1111 flips the vector's sign) are taken as 0. Strengths are therefore close to A1111's
-  but not identical, and the global mean is not restored.
+- How a weight acts: compel's rule, not A1111's ("Original" emphasis). A1111 multiplies each token's
+  embedding by its weight, then rescales the whole tensor so that its mean is what it was before. compel
+  scales the token's offset from the empty prompt's embedding at that position, `empty + (z - empty) * w`
+  (ComfyUI's default rule too), so an up-weight changes only the weighted tokens and restores no mean; for
+  a weight below 1 it also mixes in the prompt encoded with those words masked out, which moves the tokens
+  after them a little as well, and `(word:0)` removes the word rather than zeroing its vector. A weight
+  below 0 (A1111 flips the vector) is taken as 0. The same numbers do not give exactly A1111's strength.
 - Long prompts are split at exactly 75 tokens. A1111 by default moves the words after the last comma to the
   next chunk when that comma is within the last 20 tokens (`comma_padding_backtrack`), so its chunks can
   end a little earlier; with that setting at 0 the chunks are the same.
@@ -51,72 +53,73 @@ import torch
 
 Run = tuple[str, float]  # a piece of text and its weight
 
-# A1111's tokens: the escapes, brackets, `:number)`, plain text, and a lone `:`.
-_ATTENTION = re.compile(
-    r"""
-\\\(|
-\\\)|
-\\\[|
-\\]|
-\\\\|
-\\|
-\(|
-\[|
-:\s*([+-]?[.\d]+)\s*\)|
-\)|
-]|
-[^\\()\[\]:]+|
-:
-""",
-    re.X,
-)
+_WEIGHT_CLOSE = re.compile(r":\s*([+-]?[.\d]+)\s*\)")  # `:1.3)` closing a weighted group
+_PLAIN = re.compile(r"[^\\()\[\]:]+")  # text up to the next character with a meaning
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
-_ROUND, _SQUARE = 1.1, 1 / 1.1
+_FACTOR = {"(": 1.1, "[": 1 / 1.1}  # a group's weight when it gives no number
+_ESCAPABLE = "()[]\\"
 
 
 def parse(text: str) -> list[list[Run]]:
-    """A1111's `parse_prompt_attention`, split at BREAK: one list of (text, weight) runs per BREAK-separated
-    part, runs of equal weight merged as A1111 merges them, empty runs left out (a part with no text is
-    `[("", 1.0)]`)."""
-    res: list[list[Any]] = []  # [text, weight, is_break]
-    round_open: list[int] = []
-    square_open: list[int] = []
+    """The prompt as A1111 reads it, split at BREAK: one list of (text, weight) runs per BREAK-separated
+    part, neighbouring runs of equal weight merged, empty runs left out (a part with no text is
+    `[("", 1.0)]`). A scanner of our own over the syntax described above."""
+    pieces: list[list[Any]] = []  # [text, weight, starts a new part]
+    open_at: dict[str, list[int]] = {"(": [], "[": []}  # where each open group's text starts in `pieces`
 
-    def multiply(start: int, by: float) -> None:
-        for item in res[start:]:
-            item[1] *= by
+    def close(bracket: str, factor: float) -> None:
+        for piece in pieces[open_at[bracket].pop():]:
+            piece[1] *= factor
 
-    for m in _ATTENTION.finditer(text):
-        piece, number = m.group(0), m.group(1)
-        if piece.startswith("\\"):
-            res.append([piece[1:], 1.0, False])
-        elif piece == "(":
-            round_open.append(len(res))
-        elif piece == "[":
-            square_open.append(len(res))
-        elif number is not None and round_open:
-            try:
-                by = float(number)
-            except ValueError:  # "1.2.3": A1111 raises
-                by = 1.0
-            multiply(round_open.pop(), by)
-        elif piece == ")" and round_open:
-            multiply(round_open.pop(), _ROUND)
-        elif piece == "]" and square_open:
-            multiply(square_open.pop(), _SQUARE)
+    def text_run(chunk: str) -> None:
+        for n, part in enumerate(_BREAK.split(chunk)):
+            if n:
+                pieces.append(["", 1.0, True])
+            pieces.append([part, 1.0, False])
+
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":  # an escaped bracket or backslash is that character; a lone backslash is dropped
+            nxt = text[i + 1:i + 2]
+            if nxt and nxt in _ESCAPABLE:
+                pieces.append([nxt, 1.0, False])
+                i += 1
+            i += 1
+        elif ch in "([":
+            open_at[ch].append(len(pieces))
+            i += 1
+        elif ch == ":" and (m := _WEIGHT_CLOSE.match(text, i)):
+            if open_at["("]:
+                try:
+                    close("(", float(m.group(1)))
+                except ValueError:  # "1.2.3": A1111 raises; taken as 1.0
+                    close("(", 1.0)
+            else:
+                text_run(m.group(0))
+            i = m.end()
+        elif ch in ")]":
+            opener = "(" if ch == ")" else "["
+            if open_at[opener]:
+                close(opener, _FACTOR[opener])
+            else:
+                text_run(ch)
+            i += 1
+        elif ch == ":":
+            text_run(ch)
+            i += 1
         else:
-            for i, part in enumerate(_BREAK.split(piece)):
-                if i:
-                    res.append(["", 1.0, True])
-                res.append([part, 1.0, False])
-    for start in round_open:
-        multiply(start, _ROUND)
-    for start in square_open:
-        multiply(start, _SQUARE)
+            m = _PLAIN.match(text, i)
+            assert m is not None
+            text_run(m.group(0))
+            i = m.end()
+    for opener, starts in open_at.items():  # groups never closed weigh what they would have when closed
+        while starts:
+            close(opener, _FACTOR[opener])
 
     parts: list[list[Run]] = [[]]
-    for piece, weight, is_break in res:
-        if is_break:
+    for piece, weight, new_part in pieces:
+        if new_part:
             parts.append([])
         elif parts[-1] and parts[-1][-1][1] == weight:
             parts[-1][-1] = (parts[-1][-1][0] + piece, weight)
@@ -146,6 +149,10 @@ def _number(weight: float) -> str:
     return f"{weight:.10f}".rstrip("0").rstrip(".") if "e" in text else text
 
 
+# Words that compel reads as an operator or a LoRA call when a bracket follows them, even after a space.
+_OPERATOR = re.compile(r"(\.(swap|blend|and|add|attend)|withLora|useLora)\s*$")
+
+
 def _escape(text: str, grouped: bool) -> str:
     """Text that compel's grammar reads back as `text`: brackets and quotes escaped (compel strips those
     escapes); a `+`/`-` ending a word (compel's up/down-weight) and, inside a group, `=` get a backslash that
@@ -167,8 +174,9 @@ def _escape(text: str, grouped: bool) -> str:
 
 
 def to_compel(text: str) -> str:
-    """The A1111 prompt `text` in compel's syntax: each weighted run as `(text)weight`, literal brackets as
-    `\\(` `\\)`, BREAK kept as the word `BREAK` between the parts (compel has no BREAK: `encode` splits there).
+    """The A1111 prompt `text` in compel's syntax: each weighted run as `(text)weight` (`"text"weight` right
+    after a word compel takes for an operator, like `x.swap`), literal brackets and quotes as `\\(` `\\)`
+    `\\"`, BREAK kept as the word `BREAK` between the parts (compel has no BREAK: `encode` splits there).
     `encode` does not go through this string: it hands compel the parsed runs, because compel's grammar has
     no exact spelling for a few characters A1111 treats as text (see `_escape`)."""
     parts = []
@@ -177,7 +185,12 @@ def to_compel(text: str) -> str:
         for piece, weight in runs:
             weight = _compel_weight(weight)
             group = weight != 1.0 and bool(piece.strip())
-            chunk = f"({_escape(piece, grouped=True)}){_number(weight)}" if group else _escape(piece, grouped=False)
+            if not group:
+                chunk = _escape(piece, grouped=False)
+            elif _OPERATOR.search(rendered):  # `x.swap (y)1.1` would be compel's swap: quote the group
+                chunk = f'"{_escape(piece, grouped=True)}"{_number(weight)}'
+            else:
+                chunk = f"({_escape(piece, grouped=True)}){_number(weight)}"
             # A group glued to a word would be read as part of the word, and a digit after `)1.1` as more of
             # the number. CLIP's tokens do not change with the space: A1111 tokenizes each run on its own.
             if (group or after_group) and rendered and not rendered[-1].isspace() and not chunk[:1].isspace():
@@ -246,7 +259,7 @@ def encode(pipe: Any, prompt: str, negative: str, batch: int) -> dict[str, torch
     device = pipe._execution_device
     dtype = pairs[-1][1].dtype
     compels = [
-        Compel(tokenizer=tok, text_encoder=te, textual_inversion_manager=_Expander(tok),  # compel calls only its one method
+        Compel(tokenizer=tok, text_encoder=te, textual_inversion_manager=_Expander(tok),
                truncate_long_prompts=False, returned_embeddings_type=kind,
                split_long_text_mode=SplitLongTextMode.BRUTAL, device=device)
         for tok, te in pairs

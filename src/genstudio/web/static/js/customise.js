@@ -266,6 +266,7 @@ export class Customise {
       node.querySelector(".cn-title").textContent = title;
       node.querySelector(".cn-remove").setAttribute("aria-label", `Remove ${title}`);
       node.querySelector(".cn-preview").setAttribute("aria-label", `Preview the control map of ${title}`);
+      node.querySelector("[data-id='file']").setAttribute("aria-label", `Control image file of ${title}`);
       node.dataset.field = `controlnets.${i}`;
       for (const part of node.querySelectorAll("[data-part]")) part.dataset.field = `controlnets.${i}.${part.dataset.part}`;
     });

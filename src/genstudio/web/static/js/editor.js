@@ -6,7 +6,7 @@
 import { api, fetchBlob, uploadForm } from "./api.js";
 import { show } from "./ui.js";
 
-const TINT = "#ff2a6d"; // the mask as painted; the overlay canvas is see-through in CSS
+const TINT = "#1f5bff"; // the mask as painted; the overlay canvas is see-through in CSS
 const SIDES = ["left", "right", "top", "bottom"];
 const MAX_SIDE = 1536; // the server's default GENSTUDIO_MAX_SIZE: a bigger picture is sent scaled down
 const MIN_SIDE = 64;
@@ -65,15 +65,18 @@ export class Editor {
       el.brushValue.textContent = `${el.brush.value} px`;
     });
     el.strength.addEventListener("input", () => {
-      el.strengthValue.textContent = Number(el.strength.value).toFixed(2);
+      this.strengthTouched = true;
+      this.showStrength();
     });
     el.undo.addEventListener("click", () => this.undo());
     el.redo.addEventListener("click", () => this.redo());
     el.clear.addEventListener("click", () => this.apply({ type: "clear" }));
     el.invert.addEventListener("click", () => this.apply({ type: "invert" }));
     for (const side of SIDES) el.out[side].addEventListener("input", () => this.readPad());
-    this.root.addEventListener("keydown", (event) => {
-      if (!(event.ctrlKey || event.metaKey) || event.altKey) return;
+    // Undo and redo from the keyboard while the focus is in the panel or nowhere in particular (after painting).
+    document.addEventListener("keydown", (event) => {
+      if (!this.open || !(event.ctrlKey || event.metaKey) || event.altKey) return;
+      if (event.target !== document.body && !this.root.contains(event.target)) return;
       const key = event.key.toLowerCase();
       if (event.target.matches("input:not([type=range]):not([type=radio]):not([type=checkbox]), textarea")) return;
       if (key === "z" && !event.shiftKey) this.undo();
@@ -119,10 +122,8 @@ export class Editor {
     this.showError([]);
     const longest = Math.max(picture.width, picture.height);
     this.el.brush.max = String(Math.max(16, Math.round(longest / 2)));
-    if (!this.brushTouched) {
-      this.el.brush.value = String(Math.max(4, Math.round(longest / 10)));
-      this.el.brushValue.textContent = `${this.el.brush.value} px`;
-    }
+    if (!this.brushTouched) this.el.brush.value = String(Math.max(4, Math.round(longest / 10)));
+    this.el.brushValue.textContent = `${this.el.brush.value} px`;
     this.el.source.textContent = `${picture.label} · ${picture.width}×${picture.height}`;
     show(this.root);
     this.readPad();
@@ -136,10 +137,14 @@ export class Editor {
     this.mask = null;
     show(this.root, false);
     this.onChange();
+    if (this.opener && this.opener.isConnected) this.opener.focus();
   }
 
-  /** Bring the panel into view and put the focus on its heading (a screen reader reads where it is). */
+  /** Bring the panel into view and put the focus on its heading (a screen reader reads where it is); Close
+   *  gives it back to what opened the editor. */
   reveal() {
+    const from = document.activeElement;
+    if (from && from !== document.body && !this.root.contains(from)) this.opener = from;
     this.el.title.focus({ preventScroll: true });
     const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     this.root.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
@@ -162,7 +167,17 @@ export class Editor {
       const v = Number(this.el.out[side].value);
       this.pad[side] = Number.isInteger(v) && v >= 0 && v <= 4096 ? v : 0;
     }
+    // The new area starts from a rough fill of the edge colours: outpainting wants more change than an
+    // edit (the server's defaults, 0.85 and 0.75), unless the user chose a strength.
+    if (!this.strengthTouched) {
+      this.el.strength.value = SIDES.some((side) => this.pad[side]) ? "0.85" : "0.75";
+      this.showStrength();
+    }
     this.layout();
+  }
+
+  showStrength() {
+    this.el.strengthValue.textContent = Number(this.el.strength.value).toFixed(2);
   }
 
   layout() {
