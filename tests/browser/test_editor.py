@@ -142,7 +142,7 @@ def _route_models(page: Any) -> None:
 
 
 def _shoot(page: Any, name: str, tmp_path: Path, full_page: bool = False) -> None:
-    """A picture for the docs, when GENSTUDIO_SCREENSHOTS names a folder (docs/screenshots)."""
+    """A picture for the docs, when GENSTUDIO_SCREENSHOTS names a folder (docs/images)."""
     if os.environ.get("GENSTUDIO_SCREENSHOTS"):
         page.screenshot(path=str(screenshot_path(name, tmp_path)), full_page=full_page)
 
@@ -457,3 +457,24 @@ def test_phone_width_touch_painting(open_page: Any, server: str, tmp_path: Path)
     page.evaluate("() => document.getElementById('editor').scrollIntoView()")
     _shoot(page, "editor-phone.png", tmp_path)
     expect(page.get_by_role("button", name="Run edit")).to_be_enabled()
+
+
+def test_upscale_a_gallery_image(server: str, model_setup: dict[str, Any], open_page: Any) -> None:
+    """"Upscale ×2" on a card: a job whose result, twice the size, joins the gallery (Lanczos when no upscaler
+    model is installed, as on the test server)."""
+    expect = sync_api.expect
+    original = _generate(server, model_setup, "a blue star", seed=5)
+    page = open_page(server)
+    card = page.locator(f"#gallery .card[data-asset-id='{original}']")
+    with page.expect_request(lambda r: r.url.endswith("/api/images/upscale")) as sent:
+        card.get_by_role("button", name="Upscale ×2").click()
+    assert sent.value.post_data_json == {"image": original, "scale": 2, "upscaler": "lanczos"}
+    job = page.locator("#jobs .job").first
+    expect(job.locator(".job-params")).to_contain_text("upscale ×2 (lanczos)")
+    expect(job.locator(".job-status")).to_have_text("Done · 1 image")
+    result = page.locator("#gallery .card").first
+    expect(result).not_to_have_attribute("data-asset-id", original)
+    expect(result.locator(".card-prompt")).to_have_text("Upscaled ×2 (lanczos)")
+    w, h = Image.open(io.BytesIO(_get(f"{server}/api/assets/{original}"))).size
+    big = _image(server, result.get_attribute("data-asset-id"), "RGB")
+    assert big.shape[:2] == (2 * h, 2 * w)

@@ -120,6 +120,10 @@ def test_controlnet_steers_and_weight_zero_is_none(tiny_pipe: Any, toys: dict) -
     out = generate(tiny_pipe, params(init_image="s", strength=0.7), prompt="a cat", negative_prompt="",
                    init=start, addons=unit(weight=1.0))
     assert out[0].size == (64, 64)
+    # and in the hires fix's refine pass (the control image at the larger size)
+    out = generate(tiny_pipe, params(hires={"scale": 2, "strength": 0.5, "upscaler": "latent"}), prompt="a cat",
+                   negative_prompt="", addons=unit(weight=1.0))
+    assert out[0].size == (128, 128)
 
 
 def test_embedding_by_its_id_in_the_prompt(tiny_pipe: Any, toys: dict) -> None:
@@ -270,3 +274,48 @@ def test_emphasis_and_long_prompts_reach_the_image(tiny_pipe: Any) -> None:
     assert not np.array_equal(make(tiny_pipe, prompt="a (cat:1.6)"), plain)
     head = "a cat on a mat, " * 4
     assert not np.array_equal(make(tiny_pipe, prompt=head + "red"), make(tiny_pipe, prompt=head + "blue"))
+
+
+def test_sdxl_lora_controlnet_emphasis_and_edits(tmp_path: Path) -> None:
+    """The same road for SDXL (two text encoders, size conditioning): a LoRA in each layout with weight 0 =
+    none, a ControlNet of the family (its text-time embedding), A1111 emphasis on both encoders, inpaint
+    with the outside kept, and the latent hires fix."""
+    from diffusers import StableDiffusionXLPipeline
+
+    from genstudio.image.addons import Addons, controlnet
+    from genstudio.image.backend import generate, load_pipeline
+    from genstudio.image.models import ModelEntry
+    from genstudio.image.params import ControlUnit
+    from tiny_models import tiny_sdxl_pipeline
+
+    folder = tmp_path / "tiny-xl"
+    tiny_sdxl_pipeline().save_pretrained(folder, safe_serialization=True)
+    pipe = load_pipeline(ModelEntry(id="xl", format="folder", source=str(folder)))
+    assert pipe._genstudio_family == "sdxl"
+    raw = StableDiffusionXLPipeline.from_pretrained(folder)
+    peft = entry(save_peft_lora(raw, tmp_path / "xl-peft.safetensors"), "lora")
+    kohya = entry(save_kohya_lora(raw, tmp_path / "xl-kohya.safetensors"), "lora")
+    cn = controlnet(pipe, entry(save_controlnet(raw, tmp_path / "xl-cn"), "controlnet"))
+
+    def xl(addons: Any = None, prompt: str = "a cat", **kw: Any) -> np.ndarray:
+        return np.asarray(generate(pipe, params(sampler="euler", **kw), prompt=prompt, negative_prompt="",
+                                   addons=addons)[0], float)
+
+    plain = xl()
+    for lora in (peft, kohya):
+        assert np.array_equal(xl(Addons(loras=[(lora, 0.0)])), plain)
+        assert np.abs(xl(Addons(loras=[(lora, 1.0)])) - plain).mean() > 0.1
+    control = Image.new("RGB", (64, 64), 0)
+    control.paste((255, 255, 255), (16, 16, 48, 48))
+    steered = xl(Addons(controls=[(cn, control, ControlUnit(model="xl-cn", image="x"))]))
+    assert np.abs(steered - plain).mean() > 0.1
+    assert not np.array_equal(xl(prompt="a (cat:1.5)"), plain)
+    start = Image.fromarray(np.full((64, 64, 3), 90, np.uint8))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    made = generate(pipe, params(sampler="euler", init_image="s", strength=0.9, mask="m", mask_blur=0),
+                    prompt="a cat", negative_prompt="", init=start, mask=mask)[0]
+    assert np.array_equal(np.asarray(made)[:, 32:], np.asarray(start)[:, 32:])
+    big = generate(pipe, params(sampler="euler", hires={"scale": 2, "strength": 0.5, "upscaler": "latent"}),
+                   prompt="a cat", negative_prompt="")[0]
+    assert big.size == (128, 128)

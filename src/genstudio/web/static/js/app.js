@@ -305,9 +305,23 @@ async function variations(item, node) {
   }
 }
 
+/** "Upscale ×2" on a gallery image: through the first upscaler model installed (ESRGAN and the like, see
+ *  the Models page), else Lanczos; the result is a new gallery image. */
+async function upscale(item, node) {
+  try {
+    const models = await api("/api/models?kind=upscaler");
+    const body = { image: item.id, scale: 2, upscaler: models.length ? models[0].id : "lanczos" };
+    const answer = await api("/api/images/upscale", { method: "POST", json: body });
+    startJob(answer.job_id, answer.params);
+  } catch (err) {
+    cardError(node, err.message);
+  }
+}
+
 // ---------------------------------------------------------------- jobs
 
 function paramsSummary(p) {
+  if (p.op === "upscale") return `upscale ×${p.scale} (${p.upscaler}) to ${p.width}×${p.height}`;
   const parts = [];
   if (p.model) parts.push(p.model);
   if (p.style) parts.push(`style ${p.style}`);
@@ -373,6 +387,11 @@ function makeCard(item) {
 
   node.querySelector(".card-variations").addEventListener("click", () => variations(item, node));
   node.querySelector(".card-edit").addEventListener("click", () => editImage(item, node));
+  node.querySelector(".card-upscale").addEventListener("click", () => upscale(item, node));
+  if (p.op === "upscale") {  // an upscaled image: no seed or sampler of its own
+    node.querySelector(".card-prompt").textContent = `Upscaled ×${p.scale} (${p.upscaler})`;
+    node.querySelector(".m-sampler").textContent = p.upscaler;
+  }
   node.querySelector(".card-reuse").addEventListener("click", () => {
     fillForm({ ...p, seed, batch: 1 }, `Settings from the gallery image with seed ${seed}`);
   });
