@@ -338,7 +338,8 @@ def _hires(
             on_step(done + k, total)
 
     images = _sample(pipe, params, prompt=prompt, negative_prompt=negative, size=target, init=start, mask=None,
-                     strength=hires.strength, steps=hires.steps or params.steps, controls=[], on_step=progress,
+                     strength=hires.strength, steps=hires.steps or params.steps, controls=addons.controls,
+                     on_step=progress,
                      on_preview=on_preview)
     return [im.convert("RGB").resize(target, Image.Resampling.LANCZOS) if im.size != target else im.convert("RGB")
             for im in images]
