@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         return self.data_dir / "keys"
 
     @property
+    def manifests_dir(self) -> Path:
+        """Every manifest signed here, by watermark id (credentials recovered for copies that lost theirs)."""
+        return self.data_dir / "manifests"
+
+    @property
     def model_dir(self) -> Path:
         return self.models_dir or (self.data_dir / "models")
 

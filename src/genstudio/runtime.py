@@ -41,8 +41,9 @@ def studio_names() -> list[str]:
 def make_stage(settings: Settings) -> ProvenanceStage:
     """The one signing identity of this data dir, loaded on first use."""
     from genstudio.provenance.identity import ensure_identity
+    from genstudio.provenance.store import ManifestStore
 
-    return ProvenanceStage(lambda: ensure_identity(settings.keys_dir))
+    return ProvenanceStage(lambda: ensure_identity(settings.keys_dir), ManifestStore(settings.manifests_dir))
 
 
 class Studios:
@@ -77,10 +78,12 @@ class Studios:
 
     def verify(self, data: bytes, *, filename: str | None = None, mime: str | None = None) -> dict[str, Any]:
         """The provenance report of any file, with every studio's own checks (`inspect`, where it has one)."""
+        from genstudio.provenance.store import ManifestStore
         from genstudio.provenance.verify import verify_bytes
 
         inspectors = [self[name].inspect for name in self.names() if hasattr(self[name], "inspect")]
-        return verify_bytes(data, filename=filename, mime=mime, inspectors=inspectors)
+        return verify_bytes(data, filename=filename, mime=mime, inspectors=inspectors,
+                            manifests=ManifestStore(self.ctx.settings.manifests_dir))
 
     def models(self, studio: str | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -5,7 +5,7 @@ fixed parts are named fields."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,7 +139,8 @@ class VerifyReport(_Open):
     watermark: dict[str, Any]
     label: dict[str, Any]
     manifest: dict[str, Any]
-    ai_generated: bool
+    ai_generated: Literal[True, "unknown"] = Field(
+        description='true when a mark of ours is found; "unknown" otherwise (a file without marks proves nothing)')
 
 
 class AuditPage(BaseModel):

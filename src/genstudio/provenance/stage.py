@@ -7,6 +7,7 @@ a signed manifest in a track of its own (C2PA has no MIDI binding)."""
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,10 +15,12 @@ from typing import Any
 
 from PIL import Image
 
+from genstudio.provenance import syncmark
 from genstudio.provenance.identity import SigningIdentity
-from genstudio.provenance.manifest import WATERMARK_LABEL, build_manifest, sign_asset
+from genstudio.provenance.manifest import WATERMARK_LABEL, build_manifest, read_manifest, sign_asset
 from genstudio.provenance.midi_signature import sign_midi
 from genstudio.provenance.stamp import encode_png, watermark_image
+from genstudio.provenance.store import ManifestStore
 
 IMAGE_TYPES = ("image/png", "image/jpeg")
 C2PA_TYPES = ("video/mp4", "audio/wav")
@@ -38,9 +41,20 @@ class Seal:
     jpeg_quality: int = 95
 
 
-def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity) -> bytes:
-    """The output's final bytes: marked where the format allows, then signed."""
+def soft_binding(mark_id: str) -> dict[str, Any]:
+    """C2PA's soft-binding assertion: the watermark that binds this manifest to copies of the asset that
+    lost it (the value is the mark's payload, base64, as the specification's `blocks[].value`)."""
+    value = base64.b64encode(bytes.fromhex(mark_id)).decode()
+    return {"label": "c2pa.soft-binding", "data": {"alg": syncmark.SOFT_BINDING_ALG,
+                                                    "blocks": [{"scope": {}, "value": value}]}}
+
+
+def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity,
+               manifests: ManifestStore | None = None) -> bytes:
+    """The output's final bytes: marked where the format allows, then signed; a watermarked output's
+    manifest is also kept in `manifests`, under the id its mark carries."""
     extra = list(seal.assertions)
+    mark_id = None
     if mime in IMAGE_TYPES:
         image = seal.image
         if image is None:
@@ -48,6 +62,9 @@ def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity) ->
                 image = im.copy()
         marked, record = watermark_image(image)
         extra.insert(0, {"label": WATERMARK_LABEL, "data": record})
+        if record.get("embedded"):
+            mark_id = record["payload"]
+            extra.insert(1, soft_binding(mark_id))
         if mime == "image/png":
             data = encode_png(marked, seal.text_chunks)
         else:
@@ -59,7 +76,10 @@ def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity) ->
     manifest = build_manifest(title=seal.title, mime=mime, ai_info=seal.ai_info, extra_assertions=extra,
                               composite=seal.composite, description=seal.description)
     if mime in IMAGE_TYPES or mime in C2PA_TYPES:
-        return sign_asset(data, mime=mime, manifest=manifest, identity=identity)
+        signed = sign_asset(data, mime=mime, manifest=manifest, identity=identity)
+        if manifests is not None and mark_id is not None:
+            manifests.put(mark_id, read_manifest(signed, mime=mime))
+        return signed
     if mime == "audio/midi":
         return sign_midi(data, manifest=manifest, identity=identity)
     raise ValueError(f"the provenance stage has no binding for {mime}")
@@ -68,9 +88,10 @@ def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity) ->
 class ProvenanceStage:
     """Seals outputs that carry a `seal` (jobs.base.OutputFile) with one identity, loaded on first use."""
 
-    def __init__(self, identity: Callable[[], SigningIdentity]) -> None:
+    def __init__(self, identity: Callable[[], SigningIdentity], manifests: ManifestStore | None = None) -> None:
         self._identity_factory = identity
         self._identity: SigningIdentity | None = None
+        self.manifests = manifests
 
     @property
     def identity(self) -> SigningIdentity:
@@ -79,7 +100,7 @@ class ProvenanceStage:
         return self._identity
 
     def seal(self, data: bytes, mime: str, seal: Seal) -> bytes:
-        return seal_bytes(data, mime, seal, self.identity)
+        return seal_bytes(data, mime, seal, self.identity, self.manifests)
 
     def __call__(self, outputs: Sequence[Any]) -> list[Any]:
         sealed = []

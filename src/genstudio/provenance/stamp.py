@@ -2,45 +2,53 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from genstudio.provenance import syncmark
 from genstudio.provenance.identity import SigningIdentity
-from genstudio.provenance.watermark import (
-    MIN_WATERMARK_PIXELS,
-    WATERMARK_BITS,
-    WATERMARK_METHOD,
-    WATERMARK_TAG,
-    can_watermark,
-    detect_watermark_bgr,
-    embed_watermark_bgr,
-)
+
+
+def mark_id_of(rgb: np.ndarray) -> str:
+    """The 6-byte id an output's watermark carries, as 12 hex digits: a hash of its pixels before marking, so
+    the same picture always gets the same mark (outputs stay reproducible) and different pictures differ."""
+    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()[:12]
 
 
 def watermark_image(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
     """(image carrying the watermark, a record of what was done). Modes other than RGB/RGBA become RGB;
-    alpha is kept untouched. Too-small images come back unmarked, and the record says why; the record
-    also says whether the mark reads back (`readable`, `bit_errors`), which flat white or black fails."""
+    alpha is kept untouched. The mark (`syncmark`: a periodic tile that resynchronises after scaling, crops
+    and screenshots) carries an id of the output (`payload`), which the manifest declares as its soft
+    binding. Too-small images come back unmarked, and the record says why; the record also says whether the
+    mark reads back (`readable`, `bit_errors`)."""
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
-    record: dict[str, Any] = {"method": WATERMARK_METHOD, "bits": WATERMARK_BITS, "payload": WATERMARK_TAG.hex()}
-    if not can_watermark(image.width, image.height):
+    record: dict[str, Any] = {"method": syncmark.METHOD, "bits": syncmark.PAYLOAD_BITS}
+    if not syncmark.can_mark(image.width, image.height):
         record |= {"embedded": False,
                    "reason": f"image {image.width}x{image.height} is smaller than the "
-                             f"{MIN_WATERMARK_PIXELS}-pixel minimum of {WATERMARK_METHOD}"}
+                             f"{syncmark.MIN_SIDE} px a side {syncmark.METHOD} needs"}
         return image, record
     pixels = np.asarray(image)
-    marked_bgr = embed_watermark_bgr(np.ascontiguousarray(pixels[:, :, 2::-1]))
-    # Pure white or black areas clip the chroma change away; read the mark back so the record is honest.
-    readable, errors = detect_watermark_bgr(marked_bgr)
-    marked = marked_bgr[:, :, ::-1]
+    rgb = np.ascontiguousarray(pixels[:, :, :3])
+    mark_id = mark_id_of(rgb)
+    marked = syncmark.embed(rgb, bytes.fromhex(mark_id))
+    # Flat white or black pictures leave the mark little room; read it back so the record is honest.
+    check = syncmark.read(marked, search=False)
     if image.mode == "RGBA":
         marked = np.dstack([marked, pixels[:, :, 3]])
-    record |= {"embedded": True, "readable": readable, "bit_errors": errors}
+    record |= {"embedded": True, "payload": mark_id, "readable": check.found and check.ident == bytes.fromhex(mark_id),
+               "bit_errors": check.corrected if check.found else None, "psnr_db": _psnr(rgb, marked[:, :, :3])}
     return Image.fromarray(np.ascontiguousarray(marked), image.mode), record
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return round(10 * np.log10(255.0**2 / mse), 1) if mse > 0 else 99.0
 
 
 def encode_png(image: Image.Image, text_chunks: dict[str, str]) -> bytes:
