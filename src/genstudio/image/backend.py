@@ -48,8 +48,8 @@ def scheduler_class(name: str) -> Any:
     }[name]
 
 
-FLOW_FAMILIES = frozenset({"sd3", "flux"})
-WEIGHTED_PROMPT_FAMILIES = frozenset({"sd1", "sd2", "sdxl"})  # CLIP-encoded: A1111 emphasis and long prompts  # trained with flow matching: one sampler family fits them
+FLOW_FAMILIES = frozenset({"sd3", "flux"})  # trained with flow matching: one sampler family fits them
+WEIGHTED_PROMPT_FAMILIES = frozenset({"sd1", "sd2", "sdxl"})  # CLIP-encoded: A1111 emphasis and long prompts
 
 
 def make_scheduler(name: str, base_config: Any) -> Any:

@@ -15,11 +15,11 @@ from typing import Any
 
 from PIL import Image
 
-from genstudio.provenance import syncmark
+from genstudio.provenance import audiomark, syncmark
 from genstudio.provenance.identity import SigningIdentity
 from genstudio.provenance.manifest import WATERMARK_LABEL, build_manifest, read_manifest, sign_asset
 from genstudio.provenance.midi_signature import sign_midi
-from genstudio.provenance.stamp import encode_png, watermark_image
+from genstudio.provenance.stamp import encode_png, watermark_image, watermark_wav
 from genstudio.provenance.store import ManifestStore
 
 IMAGE_TYPES = ("image/png", "image/jpeg")
@@ -41,11 +41,11 @@ class Seal:
     jpeg_quality: int = 95
 
 
-def soft_binding(mark_id: str) -> dict[str, Any]:
+def soft_binding(mark_id: str, alg: str = syncmark.SOFT_BINDING_ALG) -> dict[str, Any]:
     """C2PA's soft-binding assertion: the watermark that binds this manifest to copies of the asset that
     lost it (the value is the mark's payload, base64, as the specification's `blocks[].value`)."""
     value = base64.b64encode(bytes.fromhex(mark_id)).decode()
-    return {"label": "c2pa.soft-binding", "data": {"alg": syncmark.SOFT_BINDING_ALG,
+    return {"label": "c2pa.soft-binding", "data": {"alg": alg,
                                                     "blocks": [{"scope": {}, "value": value}]}}
 
 
@@ -71,6 +71,12 @@ def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity,
             buf = io.BytesIO()
             marked.convert("RGB").save(buf, "JPEG", quality=seal.jpeg_quality)
             data = buf.getvalue()
+    elif mime == "audio/wav":
+        data, record = watermark_wav(data)
+        extra.insert(0, {"label": WATERMARK_LABEL, "data": record})
+        if record.get("embedded"):
+            mark_id = record["payload"]
+            extra.insert(1, soft_binding(mark_id, audiomark.SOFT_BINDING_ALG))
     elif seal.watermark is not None:
         extra.insert(0, {"label": WATERMARK_LABEL, "data": seal.watermark})
     manifest = build_manifest(title=seal.title, mime=mime, ai_info=seal.ai_info, extra_assertions=extra,

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from genstudio.provenance import syncmark
+from genstudio.provenance import audiomark, syncmark
 from genstudio.provenance.manifest import read_manifest
 from genstudio.provenance.midi_signature import read_midi_manifest
 from genstudio.provenance.store import ManifestStore
@@ -67,10 +67,57 @@ def _watermark_report(data: bytes) -> dict[str, Any]:
     return report
 
 
+AUDIO_FORMATS = frozenset({"wav", "mp3", "aac", "m4a", "ogg", "flac"})
+AUDIO_READ_SECONDS = 30  # the first 30 s are read (the mark repeats every 0.74 s)
+AUDIO_RATE = 44100
+
+
+def _decode_audio(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
+    """Mono float samples: 16-bit WAV directly, anything else through ffmpeg (imageio-ffmpeg's binary)."""
+    if fmt == "wav":
+        import wave
+
+        try:
+            with wave.open(io.BytesIO(data)) as w:
+                if w.getsampwidth() == 2:
+                    rate, channels = w.getframerate(), w.getnchannels()
+                    raw = w.readframes(min(w.getnframes(), AUDIO_READ_SECONDS * rate))
+                    pcm = np.frombuffer(raw, "<i2").reshape(-1, channels).astype(np.float64) / 32768.0
+                    return pcm.mean(axis=1), rate
+        except (wave.Error, EOFError):
+            pass
+    import subprocess
+
+    import imageio_ffmpeg
+
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", "pipe:0",
+                           "-t", str(AUDIO_READ_SECONDS), "-ac", "1", "-ar", str(AUDIO_RATE), "-f", "s16le", "pipe:1"],
+                          input=data, capture_output=True, timeout=60, check=False)
+    if done.returncode != 0 or not done.stdout:
+        raise ValueError(done.stderr.decode(errors="replace").strip().splitlines()[-1] if done.stderr else "no audio")
+    return np.frombuffer(done.stdout, "<i2").astype(np.float64) / 32768.0, AUDIO_RATE
+
+
+def _audio_watermark_report(data: bytes, fmt: str) -> dict[str, Any]:
+    report: dict[str, Any] = {"found": False, "payload": None, "bit_errors": None, "confidence": 0.0,
+                              "method": audiomark.METHOD}
+    try:
+        samples, rate = _decode_audio(data, fmt)
+    except Exception as exc:  # noqa: BLE001 - a report, never an exception
+        return report | {"error": f"not decodable audio: {exc}"}
+    reading = audiomark.read(samples, rate)
+    report |= {"confidence": round(reading.confidence, 4), "sync_z": round(reading.z, 1)}
+    if reading.found and reading.ident is not None:
+        report |= {"found": True, "payload": reading.ident.hex(), "bit_errors": reading.corrected,
+                   "stretch": round(reading.stretch, 3)}
+    return report
+
+
 def recovered_manifest(watermark: dict[str, Any], manifests: ManifestStore | None) -> dict[str, Any] | None:
     """The manifest this studio signed for the output whose mark `watermark` read (C2PA soft binding), marked
     as recovered; None when there is no such mark or no such manifest here."""
-    if manifests is None or not watermark.get("found") or watermark.get("method") != syncmark.METHOD:
+    if manifests is None or not watermark.get("found") or watermark.get("method") not in (syncmark.METHOD,
+                                                                                            audiomark.METHOD):
         return None
     stored = manifests.get(str(watermark["payload"]))
     if stored is None:
@@ -92,16 +139,19 @@ def verify_bytes(data: bytes, *, filename: str | None = None, mime: str | None =
     `inspectors` are the studios' own checks (the face-swap label and video watermark, what a MIDI file
     declares), merged into the report. `ai_generated` is True when a mark of ours says so (a watermark, a
     valid manifest saying a model made it, the visible label); otherwise "unknown", never False: a file
-    without marks proves nothing. A file with no manifest whose watermark names one in `manifests` gets that manifest
-    back, marked `recovered`. `trust_anchors_pem` (PEM certificates, e.g. this studio's root) lets
+    without marks proves nothing. A file with no manifest whose watermark names one in `manifests` gets
+    that manifest back, marked `recovered`. `trust_anchors_pem` (PEM certificates, e.g. this studio's root) lets
     `manifest.trusted` become True for manifests those anchors vouch for."""
     data = bytes(data)
     fmt, media_type = sniff_format(data, filename=filename, mime=mime)
     looks_like_image = media_type is None or media_type.startswith("image/")
-    watermark = _watermark_report(data) if looks_like_image else {
-        "found": False, "payload": None, "bit_errors": None, "method": WATERMARK_METHOD,
-        "error": f"watermark detection needs an image, got {fmt}", "confidence": 0.0,
-    }
+    if fmt in AUDIO_FORMATS:
+        watermark = _audio_watermark_report(data, fmt)
+    elif looks_like_image:
+        watermark = _watermark_report(data)
+    else:
+        watermark = {"found": False, "payload": None, "bit_errors": None, "method": None, "confidence": 0.0,
+                     "error": f"watermark detection needs an image or audio, got {fmt}"}
     label: dict[str, Any] = {"found": False, "corner": None, "score": None,
                              "error": f"label check needs an image or a video, got {fmt}"}
     if fmt == "midi":

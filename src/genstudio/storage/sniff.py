@@ -14,6 +14,12 @@ _MAGIC: list[tuple[bytes, int, str, str, str | None]] = [
     (b"BM", 0, "bmp", "image/bmp", None),
     (b"ID3", 0, "mp3", "audio/mpeg", None),
     (b"fLaC", 0, "flac", "audio/flac", None),
+    (b"OggS", 0, "ogg", "audio/ogg", None),
+    (b"\xff\xf1", 0, "aac", "audio/aac", None),  # ADTS AAC (MPEG-4)
+    (b"\xff\xf9", 0, "aac", "audio/aac", None),  # ADTS AAC (MPEG-2)
+    (b"\xff\xfb", 0, "mp3", "audio/mpeg", None),  # MPEG-1 layer III frame, no ID3 tag
+    (b"\xff\xf3", 0, "mp3", "audio/mpeg", None),
+    (b"\xff\xf2", 0, "mp3", "audio/mpeg", None),
     (b"MThd", 0, "midi", "audio/midi", "midi"),
 ]
 
@@ -29,6 +35,8 @@ def _riff_or_box(data: bytes) -> tuple[str, str, str | None] | None:
         if form == b"AVI ":
             return "avi", "video/x-msvideo", "video"
     if data[4:8] == b"ftyp":
+        if data[8:12] == b"M4A ":
+            return "m4a", "audio/mp4", None
         if data[8:12] == b"qt  ":
             return "mov", "video/quicktime", "video"
         return "mp4", "video/mp4", "video"

@@ -342,9 +342,10 @@ function paramsSummary(p) {
 }
 
 async function startJob(jobId, params) {
-  const quoted = `“${params.prompt.slice(0, 60)}”`;
+  const title = params.op === "upscale" ? `Upscale ×${params.scale}` : params.prompt;
+  const quoted = `“${title.slice(0, 60)}”`;
   const job = await startJobCard({
-    list: el.jobs, empty: el.jobsEmpty, jobId, title: params.prompt, summary: `Resolved: ${paramsSummary(params)}`,
+    list: el.jobs, empty: el.jobsEmpty, jobId, title, summary: `Resolved: ${paramsSummary(params)}`,
     label: quoted, noun: ["image", "images"],
   });
   if (job && job.status === "succeeded") {
