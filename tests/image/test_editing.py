@@ -91,7 +91,7 @@ def test_outpaint_grows_the_canvas_and_keeps_the_original(client: TestClient) ->
     assert out.size == (96 + 48, 64 + 8)
     inner = np.asarray(out, int)[8:, 32:128]
     diff = np.abs(inner - np.asarray(start, int))
-    assert diff.max() <= 8 and diff.mean() < 1.0  # only the watermark's levels
+    assert diff.max() <= 16 and diff.mean() < 1.5  # only the watermark's levels
     assert 'Outpaint: "32,16,8,0"' in text["parameters"]
     # The built-in model outpaints too, at its own size, and says the output size it made.
     out, _ = run(client, {"prompt": "a red heart", "model": "builtin:emoji-tiny", "steps": 8, "seed": 3,
@@ -298,7 +298,7 @@ def test_an_inpainting_model_is_used_as_one(client: TestClient, tmp_path: Path) 
     body = {"prompt": "a cat", "model": "tiny-inpaint", "steps": 4, "seed": 1, "width": 64, "height": 64}
     out, _ = run(client, {**body, "init_image": init, "mask": upload(client, mask), "strength": 1.0})
     right = np.abs(np.asarray(out, int)[:, 32:] - np.asarray(start, int)[:, 32:])
-    assert right.max() <= 8 and right.mean() < 1.0
+    assert right.max() <= 16 and right.mean() < 1.5
     assert run(client, body)[0].size == (64, 64)
     assert run(client, {**body, "init_image": init, "strength": 0.5})[0].size == (64, 64)
     pipe = client.app.state.genstudio.studios["image"].cache.get(registry.get("tiny-inpaint"))

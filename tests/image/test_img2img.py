@@ -139,7 +139,7 @@ def test_inpaint_keeps_every_pixel_outside_the_mask(client: TestClient) -> None:
         # The saved PNG carries the invisible watermark, which moves pixels by a level or two everywhere;
         # before it (test_composite_is_exact_outside_the_mask) the outside is exact.
         outside = np.abs(a[:, right] - b[:, right])
-        assert outside.max() <= 8 and outside.mean() < 1.0, (outside.max(), outside.mean())
+        assert outside.max() <= 16 and outside.mean() < 1.5, (outside.max(), outside.mean())
         inside = np.abs(a[:, : size[0] // 2 - 8] - b[:, : size[0] // 2 - 8])
         assert inside.mean() > 5, "the masked area was not repainted"
     data = client.get(client.get("/api/gallery?studio=image&limit=1").json()["items"][0]["url"]).content

@@ -199,8 +199,55 @@ def video_report(data: bytes) -> dict[str, Any]:
     return {"watermark": watermark, "label": label, "video": video}
 
 
+SEARCH_THRESHOLD = 0.7  # a searched match (any scale and place) needs more than a match where it belongs
+SEARCH_SCALES = np.exp(np.linspace(np.log(0.45), np.log(2.2), 30))
+SEARCH_PART = 0.65  # share of the label's width a partial template keeps (a crop that cut into the label)
+
+
+def find_label(bgr: np.ndarray, text: str = "AI-generated") -> dict[str, Any]:
+    """The label anywhere near a corner, at any scale 0.45-2.2 of the frame it was drawn on, whole or with a
+    third of it cropped away: for each scale, the label as it would have been drawn on the frame before the
+    scaling (its size depends on the frame's), resized, and matched (normalised correlation) in each corner
+    quadrant, as a whole and by its left and right parts."""
+    import cv2
+
+    from genstudio.faceswap.label import CORNERS, LabelDoesNotFit, _overlay
+
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    h, w = gray.shape
+    best: tuple[float, str | None, float] = (0.0, None, 1.0)
+    for s in SEARCH_SCALES:
+        try:
+            _x, _y, colour, alpha = _overlay(round(w / s), round(h / s), "bottom-right", text)
+        except LabelDoesNotFit:
+            continue
+        tpl = (128.0 * (1 - alpha) + colour * alpha)[:, :, 0].astype(np.float32)
+        tw, th = max(8, round(tpl.shape[1] * s)), max(4, round(tpl.shape[0] * s))
+        if th * 2 > h or tw * 2 > w:
+            continue
+        tpl = cv2.resize(tpl, (tw, th), interpolation=cv2.INTER_AREA)
+        part = max(8, round(tw * SEARCH_PART))
+        for corner in CORNERS:
+            y0 = 0 if corner.startswith("top") else h // 2 - th
+            x0 = 0 if corner.endswith("left") else w // 2 - tw
+            region = gray[y0:y0 + h // 2 + th, x0:x0 + w // 2 + tw]
+            for piece in (tpl, tpl[:, :part], tpl[:, tw - part:]):
+                score = float(cv2.matchTemplate(region, piece, cv2.TM_CCOEFF_NORMED).max())
+                if score > best[0]:
+                    best = (score, corner, float(s))
+    found = best[0] >= SEARCH_THRESHOLD
+    return {"found": found, "corner": best[1] if found else None, "score": round(best[0], 3),
+            "scale": round(best[2], 3) if found else None, "searched": True}
+
+
 def image_label_report(bgr: np.ndarray) -> dict[str, Any]:
-    return label_report([bgr])
+    """The label where it is drawn (fast); else searched at other scales and places (a resized or cropped
+    copy)."""
+    report = label_report([bgr])
+    if report["found"]:
+        return report
+    searched = find_label(bgr)
+    return report | searched if searched["found"] else report
 
 
 VIDEO_FORMATS = ("mp4", "mov")
@@ -214,8 +261,34 @@ def inspect(data: bytes, fmt: str, mime: str | None) -> dict[str, Any] | None:
         found = video_report(data)
         return {"watermark": found["watermark"], "label": found["label"], "video": found["video"]}
     if mime is None or mime.startswith("image/"):
-        return {"label": _image_label(data)}
+        return {"label": _image_label(data), "frame_watermark": _image_frame_mark(data)}
     return None
+
+
+def _image_frame_mark(data: bytes) -> dict[str, Any]:
+    """The face-swap video's frame watermark in a still (a frame saved as an image): one reader for every
+    still. Read like one frame of a video."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    from genstudio.faceswap.video_watermark import frame_votes
+    from genstudio.provenance.watermark import MAX_BIT_ERRORS, can_watermark, tag_bit_errors
+
+    report: dict[str, Any] = {"found": False, "payload": None, "bit_errors": None, "method": "video_watermark"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_LABEL_PIXELS or not can_watermark(image.width, image.height):
+                    return report
+                rgb = np.asarray(image.convert("RGB"))
+        errors = tag_bit_errors(frame_votes(np.ascontiguousarray(rgb[:, :, ::-1])) > 0)
+    except Exception as exc:  # noqa: BLE001 -- a report, never an exception
+        return report | {"error": f"frame watermark check failed: {exc}"}
+    return report | {"found": errors <= MAX_BIT_ERRORS, "bit_errors": errors,
+                     "confidence": round(max(0.0, 1 - errors / 32), 4)}
 
 
 def _image_label(data: bytes) -> dict[str, Any]:

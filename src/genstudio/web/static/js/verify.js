@@ -25,7 +25,7 @@ export function renderReport(box, report, { title = "", label = false } = {}) {
   const rows = [];
   if (label || lb.found) rows.push(["Label", lb.found ? `found (${lb.corner})` : "not found", Boolean(lb.found)]);
   rows.push(
-    ["Watermark", wm.found ? "found" : "not found", Boolean(wm.found)],
+    ["Watermark", wm.found ? `found${wm.bit_errors ? ` (${wm.bit_errors} bits corrected)` : ""}` : "not found", Boolean(wm.found)],
     ["Manifest", manifestText(mf), Boolean(mf.found && mf.valid)],
     ["AI-generated", aiText(report.ai_generated), report.ai_generated === true],
     ["Signer", mf.signer || "none"],
@@ -54,6 +54,12 @@ export function renderReport(box, report, { title = "", label = false } = {}) {
   }
   out.push(list);
   if (midi) out.push(make("p", "A MIDI file holds no watermark or signature: what it says of itself is unsigned.", "hint"));
+  if (report.ai_generated !== true) {
+    out.push(make("p", "No mark of ours was found. That proves nothing either way: the file may come from another tool, or have lost its marks.", "hint"));
+  }
+  if (mf.recovered) {
+    out.push(make("p", "This file carries no credentials of its own: its watermark names the signed manifest this studio kept for the original, shown here.", "hint"));
+  }
   const problems = [wm.error, ...(mf.errors || [])].filter(Boolean);
   if (problems.length && !(wm.found || mf.found)) out.push(make("p", problems.join("; "), "hint"));
   box.replaceChildren(...out);
