@@ -478,3 +478,25 @@ def test_upscale_a_gallery_image(server: str, model_setup: dict[str, Any], open_
     w, h = Image.open(io.BytesIO(_get(f"{server}/api/assets/{original}"))).size
     big = _image(server, result.get_attribute("data-asset-id"), "RGB")
     assert big.shape[:2] == (2 * h, 2 * w)
+
+
+def test_verify_a_copy_recovers_credentials_and_unmarked_is_unknown(
+    server: str, model_setup: dict[str, Any], open_page: Any, tmp_path: Path
+) -> None:
+    """The page's "Verify a file": a smaller JPEG copy of a result (its manifest gone) shows the manifest the
+    studio kept, recovered through the watermark; a photo never marked reads "unknown", with what that means."""
+    expect = sync_api.expect
+    original = _generate(server, model_setup, "a green leaf", seed=9)
+    picture = Image.open(io.BytesIO(_get(f"{server}/api/assets/{original}"))).convert("RGB")
+    copy = tmp_path / "copy.jpg"
+    picture.resize((picture.width * 3 // 4, picture.height * 3 // 4), Image.LANCZOS).save(copy, "JPEG", quality=80)
+    page = open_page(server)
+    box = page.locator("#verify-file-result")
+    page.get_by_label("Verify a file").set_input_files(str(copy))
+    expect(box.locator("[data-field='manifest'] dd")).to_contain_text("recovered")
+    expect(box.locator("[data-field='ai-generated'] dd")).to_have_text("yes")
+    expect(box).to_contain_text("carries no credentials of its own")
+    plain = _png(tmp_path / "never-marked.png", (320, 240))
+    page.get_by_label("Verify a file").set_input_files(str(plain))
+    expect(box.locator("[data-field='ai-generated'] dd")).to_have_text("unknown")
+    expect(box).to_contain_text("proves nothing")
