@@ -80,9 +80,19 @@ def test_invisible_consent_refused_by_the_shared_check(settings: Settings, tmp_p
         with pytest.raises(ValueError, match="consent.subject"):
             check_consent(ConsentIn(statement=STATEMENT, subject=subject), settings)
     # Exactly the configured minimum of visible letters passes, one fewer does not; padding does not count.
-    assert check_consent(ConsentIn(statement="a" * least, subject="Ann"), settings).statement == "a" * least
+    words = ("I agree to this use " * 10).replace(" ", "")
+    assert check_consent(ConsentIn(statement=words[:least], subject="Ann"), settings).statement == words[:least]
     with pytest.raises(ValueError, match=f"has {least - 1} visible letters"):
-        check_consent(ConsentIn(statement=ZWSP.join("a" * (least - 1)) + " ." * 30, subject="Ann"), settings)
+        check_consent(ConsentIn(statement=ZWSP.join(words[: least - 1]) + " ." * 30, subject="Ann"), settings)
+
+
+@pytest.mark.parametrize("filler", ["x" * 20, "X" * 12 + "x" * 12, "abababababababababababab", "a" * 30 + "bcdefg",
+                                    "1234 1234 1234 1234 1234", "ok ok ok ok ok ok ok ok ok ok"])
+def test_filler_is_not_a_consent_statement(settings: Settings, filler: str) -> None:
+    """Twenty "x" characters are twenty letters and no statement (issue 11): refused, naming the field."""
+    with pytest.raises(ValueError, match="reads as filler") as refused:
+        check_consent(ConsentIn(statement=filler, subject="Ann Example"), settings)
+    assert refused.value.field == "consent.statement"  # type: ignore[attr-defined]
 
 
 def test_real_consent_in_any_script_passes(settings: Settings) -> None:
@@ -92,7 +102,7 @@ def test_real_consent_in_any_script_passes(settings: Settings) -> None:
         ("Ich bin einverstanden, dass mein Gesicht verwendet wird.", "Jörg"),
         ("我同意在本次学校深度伪造实验课中使用我的面部照片和视频资料", "李雷"),  # 29 letters, no spaces
         ("Согласен на использование моего лица в этой лаборатории.", "Иван"),
-        ("e\u0301" * 25, "Rene\u0301"),  # decomposed accents: NFKC composes them, the letters count
+        ("Je suis d'accorde\u0301 pour l'atelier, re\u0301ponds oui", "Rene\u0301"),  # decomposed accents count
     ):
         out = check_consent(ConsentIn(statement=f"  {statement}\x00 ", subject=f"{subject}\x1b"), settings)
         assert out.statement == statement and out.subject == subject  # trimmed, controls dropped, text kept

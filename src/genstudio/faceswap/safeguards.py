@@ -48,6 +48,22 @@ def visible_letters(text: str) -> int:
     )
 
 
+MIN_DISTINCT_LETTERS = 5  # "xxxxxxxxxxxxxxxxxxxx" is twenty letters and no statement
+
+
+def reads_as_filler(text: str) -> bool:
+    """Whether `text` is filler rather than words: fewer than MIN_DISTINCT_LETTERS different letters or digits
+    (case-folded), or one of them making up more than half of all (keyboard mashing, one letter repeated).
+    Any script passes: the rule counts characters, not words or spaces."""
+    import unicodedata
+    from collections import Counter
+
+    letters = Counter(c.casefold() for c in unicodedata.normalize("NFKC", text)
+                      if unicodedata.category(c)[0] in "LN" and c not in _BLANK_LETTERS)
+    total = sum(letters.values())
+    return len(letters) < MIN_DISTINCT_LETTERS or (total > 0 and max(letters.values()) * 2 > total)
+
+
 def _without_controls(text: str) -> str:
     """`text` trimmed, without control characters (NUL, escape sequences) other than tab and newline."""
     import unicodedata
@@ -71,6 +87,12 @@ def check_consent(consent: ConsentIn | None, settings: Settings) -> ConsentIn:
             "consent.statement",
             f"the consent statement has {letters} visible letters or digits; at least {least} are required "
             "(GENSTUDIO_FACESWAP_CONSENT_MIN_CHARS; invisible, control and combining characters do not count)",
+        )
+    if reads_as_filler(statement):
+        raise LimitError(
+            "consent.statement",
+            "the consent statement reads as filler (one letter repeated, or fewer than "
+            f"{MIN_DISTINCT_LETTERS} different letters): write what the person agreed to, in words",
         )
     if not visible_letters(subject):
         raise LimitError(
