@@ -500,3 +500,46 @@ def test_verify_a_copy_recovers_credentials_and_unmarked_is_unknown(
     page.get_by_label("Verify a file").set_input_files(str(plain))
     expect(box.locator("[data-field='ai-generated'] dd")).to_have_text("unknown")
     expect(box).to_contain_text("proves nothing")
+
+
+@pytest.fixture
+def addon_server(serve: Any, tiny_sd_dir: Path, tmp_path: Path) -> Any:
+    """A server whose data dir holds a toy LoRA and a toy upscaler, registered with the CLI as a user would."""
+    import subprocess
+    import sys
+
+    from diffusers import StableDiffusionPipeline
+    from toy_addons import save_peft_lora, save_upscaler
+
+    data = tmp_path / "data"
+    lora = save_peft_lora(StableDiffusionPipeline.from_pretrained(tiny_sd_dir), tmp_path / "ink-style.safetensors")
+    upscaler = save_upscaler(tmp_path / "toy-2x.safetensors")
+    for path, kind in ((lora, "lora"), (upscaler, "upscaler")):
+        subprocess.run([sys.executable, "-m", "genstudio.cli", "models", "add", str(path), "--kind", kind,
+                        "--data-dir", str(data)], check=True, capture_output=True)
+    yield from serve(data)
+
+
+def test_models_page_lists_add_ons_and_upscale_uses_the_model(
+    addon_server: str, model_setup: dict[str, Any], open_page: Any
+) -> None:
+    expect = sync_api.expect
+    page = open_page(f"{addon_server}/models")
+    addons = page.locator("#addons tr")
+    expect(addons).to_have_count(2)
+    expect(addons.filter(has_text="ink-style")).to_contain_text("LoRA")
+    expect(addons.filter(has_text="toy-2x")).to_contain_text("upscaler")
+    expect(addons.filter(has_text="toy-2x")).to_contain_text("any model")
+    expect(page.locator("#models tr").filter(has_text="ink-style")).to_have_count(0)  # not an image model
+    expect(page.locator("#addons-empty")).to_be_hidden()
+    page.on("dialog", lambda d: d.accept())
+    addons.filter(has_text="ink-style").get_by_role("button", name="Remove ink-style").click()
+    expect(addons).to_have_count(1)
+    # "Upscale ×2" on a gallery card goes through the installed upscaler model.
+    original = _generate(addon_server, model_setup, "a red heart", seed=2)
+    page = open_page(addon_server)
+    card = page.locator(f"#gallery .card[data-asset-id='{original}']")
+    with page.expect_request(lambda r: r.url.endswith("/api/images/upscale")) as sent:
+        card.get_by_role("button", name="Upscale ×2").click()
+    assert sent.value.post_data_json["upscaler"] == "toy-2x"
+    expect(page.locator("#jobs .job").first.locator(".job-status")).to_have_text("Done · 1 image")

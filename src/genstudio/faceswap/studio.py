@@ -50,6 +50,55 @@ class FaceSwapRequest(BaseModel):
     label_corner: Corner = "bottom-right"
 
 
+class DetectRequest(BaseModel):
+    """`POST /api/faceswap/detect`: the faces in an image, or in one frame of a video."""
+
+    model_config = ConfigDict(extra="forbid")
+    asset: str = Field(max_length=64, description="asset id of an uploaded image or video")
+    frame: int | None = Field(default=None, ge=0, le=1_000_000, description="video frame number (default: 0)")
+
+
+THUMB_SIDE = 96  # px: the longer side of a face thumbnail
+
+
+def detect_faces(landmarker: Any, bgr: np.ndarray) -> list[dict[str, Any]]:
+    """The faces in `bgr` as the swap numbers them: left to right by their landmarks' centre (index 0 is
+    the left-most; a request with no index takes the largest). Each: index, box [x, y, w, h], score, and
+    a JPEG thumbnail of the face with some margin."""
+    import base64
+
+    import cv2
+
+    from genstudio.faceswap.landmarks import present
+
+    faces = []
+    for det in landmarker.detect(bgr):
+        mesh = landmarker.landmarks_from_detection(bgr, det)
+        if not present(mesh):
+            continue
+        pts = mesh.landmarks
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        faces.append((float(pts[:, 0].mean()), det.score, (x0, y0, x1, y1)))
+    faces.sort(key=lambda f: f[0])
+    h, w = bgr.shape[:2]
+    out = []
+    for index, (_cx, score, (x0, y0, x1, y1)) in enumerate(faces):
+        mx, my = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
+        cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+        cx1, cy1 = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
+        crop = bgr[cy0:cy1, cx0:cx1]
+        k = THUMB_SIDE / max(crop.shape[:2])
+        if k < 1:
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * k)), max(1, round(crop.shape[0] * k))),
+                              interpolation=cv2.INTER_AREA)
+        ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        box = [round(float(x0)), round(float(y0)), round(float(x1 - x0)), round(float(y1 - y0))]
+        out.append({"index": index, "box": box, "score": round(float(score), 3),
+                    "thumbnail": "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None})
+    return out
+
+
 class NothingSwapped(LimitError):
     """The target has no face to replace, or not the one the request picked; `field` names what picked it."""
 
@@ -292,6 +341,41 @@ class FaceSwapStudio:
     @property
     def store(self) -> Any:
         return self.ctx.store
+
+    def detect(self, req: DetectRequest) -> dict[str, Any]:
+        """`POST /api/faceswap/detect`: the faces of an image (or of frame `req.frame` of a video), numbered
+        as the swap numbers them, each with a thumbnail, so a page can show which face is which."""
+        found = self.ctx.inputs.get(req.asset, "asset")
+        frame_no = 0
+        if found.mime.startswith("video/"):
+            from genstudio.faceswap import media
+
+            info = probe_target(found.path, self.settings, "asset")
+            frame_no = req.frame or 0
+            if frame_no >= max(int(info.frames), 1):
+                raise LimitError("frame", f"the video has {info.frames} frames (0-{int(info.frames) - 1})")
+            bgr = None
+            for i, frame in enumerate(media.read_frames(found.path)):
+                if i == frame_no:
+                    bgr = frame
+                    break
+            if bgr is None:
+                raise LimitError("frame", f"frame {frame_no} could not be read")
+        elif found.mime.startswith("image/"):
+            if req.frame:
+                raise LimitError("frame", "is for videos; this asset is an image")
+            bgr = load_bgr(found.path.read_bytes(), "asset")
+            check_side(bgr.shape[1], bgr.shape[0], self.settings, "asset")
+        else:
+            raise LimitError("asset", f"must be an image or a video; it is {found.mime}")
+        with self._lock:
+            if getattr(self, "_landmarker", None) is None:
+                from genstudio.faceswap.landmarks import FaceLandmarker
+
+                self._landmarker = FaceLandmarker()
+            faces = detect_faces(self._landmarker, bgr)
+        return {"faces": faces, "frame": frame_no, "width": int(bgr.shape[1]), "height": int(bgr.shape[0]),
+                "order": "left to right (index 0 is the left-most); with no index a swap takes the largest face"}
 
     def swapper(self) -> Any:
         if self._swapper is None:

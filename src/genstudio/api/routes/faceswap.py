@@ -23,7 +23,7 @@ from genstudio.faceswap.safeguards import (
     record_consent,
     update_audit,
 )
-from genstudio.faceswap.studio import FaceSwapRequest
+from genstudio.faceswap.studio import DetectRequest, FaceSwapRequest
 from genstudio.jobs.base import QueueFull
 from genstudio.studio import InputFile
 
@@ -46,6 +46,13 @@ async def create_faceswap(req: FaceSwapRequest, state: State) -> FaceSwapAccepte
         raise
     update_audit(state.store, params.audit_id, job_id=job.id)
     return FaceSwapAccepted(job_id=job.id, consent_id=params.consent_id, audit_id=params.audit_id)
+
+
+@router.post("/detect")
+async def detect_faces(req: DetectRequest, state: State) -> dict[str, Any]:
+    """The faces in an uploaded image or one frame of a video: index (as `target_face` numbers them: left to
+    right), box [x, y, w, h], score and a thumbnail, so the choice can be made by looking."""
+    return await run_in_threadpool(state.studios["faceswap"].detect, req)
 
 
 @router.get("/audit")
@@ -160,7 +167,7 @@ async def live(ws: WebSocket) -> None:
     """Webcam mode. First message (JSON): {"source": asset_id, "consent": {...}, "target_face",
     "many_faces", "label_corner"}; the server answers {"type": "ready", "consent_id", "audit_id"}.
     Then each binary message is a JPEG frame, answered by the swapped, labelled JPEG (binary) and a
-    {"type": "stats", "fps", "faces", "frames"} message."""
+    {"type": "stats", "fps", "faces", "frames", "no_face"} message ("no_face": no face was swapped in it)."""
     offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     # Accepted before any check: a refusal at the handshake reaches a browser as a bare failure (HTTP 403),
     # a close after it carries its code and reason.
@@ -271,7 +278,8 @@ async def _run_live(ws: WebSocket, state: Any, session: LiveSession, audit_id: s
             faces += n
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
             await ws.send_bytes(jpeg)
-            await ws.send_json({"type": "stats", "fps": round(fps, 2), "faces": n, "frames": frames})
+            await ws.send_json({"type": "stats", "fps": round(fps, 2), "faces": n, "frames": frames,
+                                "no_face": n == 0})
     except WebSocketDisconnect:
         pass
     except Exception as exc:  # noqa: BLE001 - recorded in the audit log, then the socket closes

@@ -83,10 +83,33 @@ function modelRow(model) {
   return tr;
 }
 
+const ADDON_KINDS = { lora: "LoRA", embedding: "embedding", controlnet: "ControlNet", upscaler: "upscaler" };
+
+function addonRow(model) {
+  const tr = document.createElement("tr");
+  tr.dataset.modelId = model.id;
+  tr.append(cell(model.name || model.id, "Add-on"), cell(ADDON_KINDS[model.kind] || model.kind, "Kind"),
+    cell(model.family === "any" ? "any model" : model.family || "", "For"), cell(gigabytes(model.size_bytes), "Size"));
+  const actions = make("td", "", "actions");
+  const remove = make("button", "Remove", "danger");
+  remove.type = "button";
+  remove.setAttribute("aria-label", `Remove ${model.name || model.id}`);
+  remove.addEventListener("click", () => {
+    if (!window.confirm(`Remove ${model.name || model.id}? Your own file is kept.`)) return;
+    act(remove, () => api(`/api/models/${encodeURIComponent(model.id)}`, { method: "DELETE" }));
+  });
+  actions.append(remove);
+  tr.append(actions);
+  return tr;
+}
+
 async function loadModels() {
   try {
-    const models = await api("/api/models?kind=image");
-    el.models.replaceChildren(...models.map(modelRow));
+    const all = await api("/api/models");
+    el.models.replaceChildren(...all.filter((m) => m.kind === "image").map(modelRow));
+    const addons = all.filter((m) => m.kind in ADDON_KINDS);
+    el.addons.replaceChildren(...addons.map(addonRow));
+    show(el.addonsEmpty, !addons.length);
   } catch (err) {
     showError(el.error, err);
   }
@@ -137,7 +160,7 @@ function catalogueItem(entry) {
 
 function init() {
   Object.assign(el, {
-    models: $("models"), error: $("models-error"), device: $("device-line"), pullForm: $("pull-form"),
+    models: $("models"), addons: $("addons"), addonsEmpty: $("addons-empty"), error: $("models-error"), device: $("device-line"), pullForm: $("pull-form"),
     repo: $("repo"), name: $("pull-name"), pullError: $("pull-error"), pullButton: $("pull"), jobs: $("jobs"),
     catalogue: $("catalogue"), tokenDialog: $("token-dialog"), tokenInput: $("token-input"),
     tokenError: $("token-error"), forgetToken: $("forget-token"),
