@@ -509,6 +509,7 @@ def addon_server(serve: Any, tiny_sd_dir: Path, tmp_path: Path) -> Any:
     import sys
 
     from diffusers import StableDiffusionPipeline
+
     from toy_addons import save_peft_lora, save_upscaler
 
     data = tmp_path / "data"
