@@ -19,6 +19,16 @@ def astronaut_bgr(side: int = 512) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(rgb[:, :, ::-1]), (side, side), interpolation=cv2.INTER_AREA)
 
 
+def two_faces() -> np.ndarray:
+    """Two faces side by side: the astronaut on the left, a slightly smaller copy on the right in grey (so
+    thumbnails show which is which). The face detector misses a face much smaller than another in the same
+    frame (issue 11's "find small faces"), so the two are of similar size."""
+    canvas = np.full((400, 800, 3), 200, np.uint8)
+    canvas[20:380, 20:380] = astronaut_bgr(360)
+    canvas[40:360, 440:760] = cv2.cvtColor(cv2.cvtColor(astronaut_bgr(320), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return canvas
+
+
 def png_bytes(bgr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buf, "PNG")

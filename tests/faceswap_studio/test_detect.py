@@ -8,9 +8,8 @@ import io
 from pathlib import Path
 
 import cv2
-import numpy as np
 from fastapi.testclient import TestClient
-from fs_media import astronaut_bgr, flat_png, png_bytes
+from fs_media import astronaut_bgr, flat_png, png_bytes, two_faces
 from PIL import Image
 
 from genstudio.api.app import create_app
@@ -23,18 +22,9 @@ def upload(c: TestClient, data: bytes, name: str, mime: str) -> str:
     return r.json()["asset_id"]
 
 
-def two_people() -> np.ndarray:
-    """Two faces side by side: the astronaut on the left, a slightly smaller copy on the right. (The face
-    detector misses a face much smaller than another in the same frame: issue 11's "find small faces".)"""
-    canvas = np.full((400, 800, 3), 200, np.uint8)
-    canvas[20:380, 20:380] = astronaut_bgr(360)
-    canvas[40:360, 440:760] = astronaut_bgr(320)
-    return canvas
-
-
 def test_detect_numbers_faces_left_to_right_with_thumbnails(settings: Settings, clip: Path) -> None:
     with TestClient(create_app(settings, start_workers=False)) as c:
-        asset = upload(c, png_bytes(two_people()), "two.png", "image/png")
+        asset = upload(c, png_bytes(two_faces()), "two.png", "image/png")
         r = c.post("/api/faceswap/detect", json={"asset": asset})
         assert r.status_code == 200, r.text
         body = r.json()

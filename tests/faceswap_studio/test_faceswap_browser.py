@@ -1,5 +1,5 @@
 """The face-swap page in a real headless Chromium against a real server process, with a fake camera
-that plays a clip built from the astronaut photo (NASA, public domain)."""
+that plays a clip built from the astronaut photo (NASA, public domain), and the face picker (issue 11)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from fs_media import astronaut_bgr, grace_hopper_jpeg
+from fs_media import astronaut_bgr, flat_png, grace_hopper_jpeg, png_bytes, two_faces
 
 from helpers import screenshot_path
 from services import free_port
@@ -131,6 +131,11 @@ def test_live_mode_with_a_fake_camera(server: str, page_factory: Any, tmp_path: 
     page.get_by_role("button", name="Start live camera").click()
     expect(page.locator("#live-status")).to_contain_text("Live · consent")
     page.wait_for_function("() => Number(document.getElementById('live-frames').dataset.frames) >= 8", timeout=90_000)
+    # The server's count of faces swapped in the last frame, and "no face in view" when there was none.
+    faces, status = page.evaluate("() => { const e = document.getElementById('live-status'); "
+                                  "return [e.dataset.faces, e.textContent]; }")
+    assert faces is not None and status.startswith("Live · consent"), (faces, status)
+    assert ("no face in view" in status) == (faces == "0") and ("swapped" in status) == (faces != "0"), status
     # Read the figure and its text at one instant: the page updates both with every frame.
     raw, text = page.evaluate("() => { const e = document.getElementById('live-fps'); "
                               "return [e.dataset.fps, e.textContent]; }")
@@ -185,3 +190,123 @@ def test_swap_a_clip_and_verify(server: str, page_factory: Any, clip: Path, tmp_
     ).click()
     expect(page.locator("#fs-result-video")).to_be_visible()
     expect(page.locator("#fs-verify [data-field='label'] dd")).to_have_text("found (top-left)", timeout=60_000)
+
+
+def _saturation(page: Any, selector: str) -> list[float]:
+    """The mean colour saturation (max - min of R, G, B, 0-255) of each image `selector` finds."""
+    return page.evaluate("""(selector) => [...document.querySelectorAll(selector)].map((img) => {
+        const c = document.createElement("canvas");
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const ctx = c.getContext("2d");
+        ctx.drawImage(img, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let sum = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            sum += Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]);
+        }
+        return sum / (d.length / 4);
+    })""", selector)
+
+
+def test_pick_the_face_to_replace_before_the_swap(server: str, page_factory: Any, clip: Path, tmp_path: Path) -> None:
+    expect = sync_api.expect
+    face = tmp_path / "grace_hopper.jpg"
+    face.write_bytes(grace_hopper_jpeg())
+    target = tmp_path / "two.png"
+    target.write_bytes(png_bytes(two_faces()))
+    flat = tmp_path / "flat.png"
+    flat.write_bytes(flat_png())
+    page = page_factory(f"{server}/faceswap")
+    uploads: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/api/uploads") and uploads.append(r.url))
+    expect(page.locator("#fs-order")).to_have_text(
+        "Faces are numbered left to right; with no choice, the largest face is replaced.")
+
+    # The face photo's face, the one the swap will use.
+    _fill_consent(page, face)
+    expect(page.locator("#fs-source-status")).to_contain_text("will be used")
+    expect(page.get_by_role("img", name="The face from the face photo that the swap will use")).to_be_visible()
+    assert page.evaluate("() => document.getElementById('fs-source-thumb').naturalWidth") > 0
+
+    # The target's faces: a thumbnail button each, left to right, and the boxes drawn on the preview.
+    page.get_by_label("Target video or image (the person to change)").set_input_files(str(target))
+    buttons = page.locator("#fs-face-list button")
+    expect(buttons).to_have_text(["Face 0", "Face 1"])
+    expect(page.locator("#fs-detect-status")).to_have_text("2 faces found in this picture.")
+    expect(page.locator("#fs-choice")).to_have_text("Face 0 (the largest) will be replaced.")
+    expect(page.get_by_role("img", name="The target picture, its faces outlined and numbered")).to_be_visible()
+    expect(page.locator("#fs-boxes")).to_be_visible()
+    size = page.evaluate("() => { const c = document.getElementById('fs-boxes'); return [c.width, c.height]; }")
+    assert size == [800, 400]  # the boxes are drawn in the picture's own pixels
+    boxes = [[int(v) for v in b.split(",")] for b in buttons.evaluate_all("bs => bs.map((b) => b.dataset.box)")]
+    assert boxes[0][0] + boxes[0][2] < 440 <= boxes[1][0], boxes
+    colour, grey = _saturation(page, "#fs-face-list button img")
+    assert colour > 20 > 2 > grey, (colour, grey)  # Face 0 is the left (colour) one, Face 1 the right (grey) one
+    for button in buttons.all():
+        expect(button).to_have_attribute("aria-pressed", "false")
+
+    face1 = page.get_by_role("button", name="Face 1", exact=True)
+    face0 = page.get_by_role("button", name="Face 0", exact=True)
+    face1.click()
+    expect(face1).to_have_attribute("aria-pressed", "true")
+    expect(face0).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_label("Faces to replace")).to_have_value("index")
+    expect(page.get_by_label("Face number")).to_have_value("1")
+    expect(page.get_by_label("Face number")).to_be_enabled()
+    expect(page.locator("#fs-choice")).to_have_text("Face 1 will be replaced.")
+    # By keyboard, and by a click on the preview where the right face is.
+    face0.focus()
+    page.keyboard.press("Space")
+    expect(face0).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_label("Face number")).to_have_value("0")
+    box = page.locator("#fs-boxes").bounding_box()
+    assert box is not None
+    x, y, w, h = boxes[1]
+    centre = {"x": box["width"] * (x + w / 2) / 800, "y": box["height"] * (y + h / 2) / 400}
+    page.locator("#fs-boxes").click(position=centre)
+    expect(face1).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_label("Face number")).to_have_value("1")
+    # The face choice drives the buttons too.
+    page.get_by_label("Faces to replace").select_option("all")
+    expect(face1).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#fs-choice")).to_have_text("Every face will be replaced.")
+    face1.click()
+    page.locator("#fs-face-list").scroll_into_view_if_needed()
+    page.locator("section.compose").screenshot(path=str(screenshot_path("faceswap-picker.png", tmp_path)))
+
+    # A phone: nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(face1).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    face_box = face1.bounding_box()
+    assert face_box is not None and face_box["x"] + face_box["width"] <= 390 and face_box["height"] >= 44
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # The swap asks for face 1, with the files the picker uploaded (each once).
+    assert len(uploads) == 2, uploads
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/faceswap")) as request:
+        page.get_by_role("button", name="Swap faces").click()
+    body = request.value.post_data_json
+    assert body["target_face"] == 1 and body["many_faces"] is False, body
+    expect(page.locator("#fs-result-img")).to_be_visible(timeout=180_000)
+    assert len(uploads) == 2, uploads
+
+    # No face: said so, and no buttons.
+    page.get_by_label("Target video or image (the person to change)").set_input_files(str(flat))
+    expect(page.locator("#fs-detect-status")).to_have_text("No face found in this picture.")
+    expect(buttons).to_have_count(0)
+    expect(page.locator("#fs-boxes")).to_be_hidden()
+
+    # A video: a frame number; the API's error names the field when there is no such frame.
+    page.get_by_label("Target video or image (the person to change)").set_input_files(str(clip))
+    expect(page.locator("#fs-detect-status")).to_have_text("1 face found in frame 0.")
+    expect(buttons).to_have_text(["Face 0"])
+    page.get_by_label("Video frame to look at").fill("10000")
+    page.get_by_role("button", name="Find faces").click()
+    expect(page.locator("#fs-detect-error")).to_contain_text("frame")
+    expect(buttons).to_have_count(0)
+    page.get_by_label("Video frame to look at").fill("3")
+    page.get_by_label("Video frame to look at").press("Enter")
+    expect(page.locator("#fs-detect-status")).to_have_text("1 face found in frame 3.")
+    expect(page.locator("#fs-detect-error")).to_be_hidden()
+    expect(page.locator("#fs-result")).to_be_visible()  # Enter in the frame number is not a swap

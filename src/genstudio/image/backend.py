@@ -66,6 +66,7 @@ def make_scheduler(name: str, base_config: Any) -> Any:
 
 
 CPU_FLOAT32 = Placement("cpu", "float32", "normal")
+OUTPAINT_SEAM_BLUR = 8  # px: how far into the new area an outpaint blends towards the original
 
 
 def load_pipeline(entry: ModelEntry, placement: Placement = CPU_FLOAT32, configs: Path | None = None) -> Any:
@@ -304,7 +305,9 @@ def generate(
     if box is not None:
         out = [paste_crop(keep, im, box) for im in out]  # type: ignore[arg-type]
     if keep is not None and full_mask is not None:
-        out = [keep_outside_mask(im, keep, full_mask, params.mask_blur or 0) for im in out]
+        # An outpaint without a mask of the user's still feathers its seam (inside the new area only).
+        blur = params.mask_blur if params.mask_blur is not None else (OUTPAINT_SEAM_BLUR if params.outpaint else 0)
+        out = [keep_outside_mask(im, keep, full_mask, blur) for im in out]
     if params.hires is not None:
         out = _hires(pipe, params, out, prompt, negative_prompt, addons, on_step, on_preview, first_steps, total)
     return out

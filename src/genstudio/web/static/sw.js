@@ -2,7 +2,7 @@
 // always go to the server; the one exception is the on-device melody model (/api/music/onnx/*) and the
 // libraries under /static/vendor/, kept after first use so the music page samples with no server.
 
-const CACHE = "genstudio-shell-v6";
+const CACHE = "genstudio-shell-v7";
 const SHELL = [
   "/",
   "/music",
@@ -20,6 +20,7 @@ const SHELL = [
   "/static/js/customise.js",
   "/static/js/models.js",
   "/static/js/faceswap.js",
+  "/static/js/facepicker.js",
   "/static/js/music.js",
   "/static/js/music/page.js",
   "/static/js/music/roll.js",

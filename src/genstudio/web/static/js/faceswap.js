@@ -1,8 +1,10 @@
-// The face-swap page: uploads, the consent form, a swap job with progress, the result with its
-// provenance check, a gallery of results, live webcam mode over a WebSocket, and the audit log. Strings
-// from users or the server go into the page through textContent only.
+// The face-swap page: uploads, the faces of the photo and the target found before a swap (facepicker.js),
+// the consent form, a swap job with progress, the result with its provenance check, a gallery of results,
+// live webcam mode over a WebSocket, and the audit log. Strings from users or the server go into the page
+// through textContent only.
 
 import { api, detailLines, fetchBlob, getToken, hasToken, uploadForm } from "./api.js";
+import { FacePicker, SourceFace } from "./facepicker.js";
 import { Gallery, wireDownload } from "./gallery.js";
 import { STATUS_TEXT, followJob, renderJob } from "./jobcard.js";
 import { make, onReady, registerServiceWorker, show, wireToken } from "./ui.js";
@@ -10,7 +12,7 @@ import { verifyInto, wireVerifyFile } from "./verify.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {};
-const uploaded = new WeakMap(); // File -> asset id, so a file is uploaded once
+const uploaded = new WeakMap(); // File -> promise of its asset id, so a file is uploaded once
 const audit = { next: null };
 let resultUrl = null;
 let live = null;
@@ -27,11 +29,15 @@ function clearError() {
   show(el.error, false);
 }
 
-async function uploadOnce(file) {
-  if (uploaded.has(file)) return uploaded.get(file);
-  const answer = await api("/api/uploads", { method: "POST", body: uploadForm(file) });
-  uploaded.set(file, answer.asset_id);
-  return answer.asset_id;
+/** The file's asset id. The promise is kept, so a swap pressed while the picker's upload of the same file
+ *  runs waits for that upload; a failed upload is forgotten and tried again next time. */
+function uploadOnce(file) {
+  if (!uploaded.has(file)) {
+    const pending = api("/api/uploads", { method: "POST", body: uploadForm(file) }).then((answer) => answer.asset_id);
+    pending.catch(() => uploaded.delete(file));
+    uploaded.set(file, pending);
+  }
+  return uploaded.get(file);
 }
 
 /** The consent and face choice as the API wants them; throws a readable error when incomplete. */
@@ -201,10 +207,16 @@ async function startLive() {
     if (typeof event.data === "string") {
       const msg = JSON.parse(event.data);
       if (msg.type === "ready") {
-        el.liveStatus.textContent = `Live · consent ${msg.consent_id.slice(0, 8)}`;
+        state.consent = msg.consent_id.slice(0, 8);
+        el.liveStatus.textContent = `Live · consent ${state.consent}`;
         sendFrame();
       } else if (msg.type === "error") {
         showError({ detail: [msg.detail] });
+      } else if (msg.type === "stats") {
+        // The server counts the faces it swapped in each frame: say so when there was none.
+        el.liveStatus.textContent = `Live · consent ${state.consent} · ` +
+          (msg.faces ? `${msg.faces} face${msg.faces > 1 ? "s" : ""} swapped` : "no face in view");
+        el.liveStatus.dataset.faces = String(msg.faces);
       } else if (msg.type === "ended") {
         el.liveStatus.textContent = `Stopped after ${msg.frames} frames`;
         loadAudit();
@@ -303,6 +315,17 @@ function init() {
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
     forgetToken: $("forget-token"),
   });
+  const picker = new FacePicker({
+    root: $("fs-picker"), frameRow: $("fs-frame-row"), frame: $("fs-frame"), find: $("fs-find"), frameNote: $("fs-frame-note"),
+    stage: $("fs-stage"),
+    img: $("fs-target-img"), video: $("fs-target-video"), canvas: $("fs-boxes"), status: $("fs-detect-status"),
+    error: $("fs-detect-error"), choice: $("fs-choice"), list: $("fs-face-list"), faces: el.faces,
+    faceIndex: el.faceIndex,
+  }, uploadOnce);
+  const sourceFace = new SourceFace({ root: $("fs-source-face"), thumb: $("fs-source-thumb"), status: $("fs-source-status") },
+    uploadOnce);
+  el.target.addEventListener("change", () => picker.choose(el.target.files[0] || null));
+  el.source.addEventListener("change", () => sourceFace.choose(el.source.files[0] || null));
   // The swap's progress shows on the Result panel's own bar and status line.
   el.job = { bar: el.progress, fill: el.progress.querySelector(".bar-fill"), status: el.status };
   wireToken(el);
