@@ -310,6 +310,16 @@ def test_sdxl_lora_controlnet_emphasis_and_edits(tmp_path: Path) -> None:
     steered = xl(Addons(controls=[(cn, control, ControlUnit(model="xl-cn", image="x"))]))
     assert np.abs(steered - plain).mean() > 0.1
     assert not np.array_equal(xl(prompt="a (cat:1.5)"), plain)
+    # An SDXL textual-inversion file (A1111: one vector set per encoder, clip_l and clip_g) by its id.
+    emb_path = tmp_path / "xl-style.safetensors"
+    save_file({"clip_l": torch.randn(2, raw.text_encoder.get_input_embeddings().weight.shape[1]),
+               "clip_g": torch.randn(2, raw.text_encoder_2.get_input_embeddings().weight.shape[1])}, str(emb_path))
+    from genstudio.image.models import family_of
+
+    assert family_of(entry(emb_path, "embedding")) == "sdxl"
+    without = xl(prompt="a cat xl-style")  # before it is loaded: the id is plain text
+    with_emb = xl(Addons(embeddings=[entry(emb_path, "embedding")]), prompt="a cat xl-style")
+    assert np.abs(with_emb - without).mean() > 0.05
     start = Image.fromarray(np.full((64, 64, 3), 90, np.uint8))
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (0, 0, 32, 64))
