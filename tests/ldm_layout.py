@@ -66,6 +66,33 @@ def unet_to_ldm(sd: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Ten
     return {"model.diffusion_model." + _rename(k, prefixes, _RESNET): v for k, v in sd.items()}
 
 
+def controlnet_to_ldm(sd: dict[str, torch.Tensor], unet_config: Any) -> dict[str, torch.Tensor]:
+    """A diffusers ControlNet in the layout of the original ControlNet checkpoints (`control_model.*`): its
+    copy of the UNet's encoder named as the UNet's, the hint encoder as `input_hint_block.{0,2,..,12,14}`,
+    the zero convolutions as `zero_convs.N.0` and `middle_block_out.0`."""
+    prefixes = _unet_prefixes(unet_config)
+    out = {}
+    for key, value in sd.items():
+        if key.startswith("controlnet_cond_embedding."):
+            rest = key.removeprefix("controlnet_cond_embedding.")
+            if rest.startswith("conv_in."):
+                name = "input_hint_block.0." + rest.removeprefix("conv_in.")
+            elif rest.startswith("conv_out."):
+                name = "input_hint_block.14." + rest.removeprefix("conv_out.")
+            else:  # blocks.K.weight -> input_hint_block.2(K+1).weight
+                _, k, param = rest.split(".", 2)
+                name = f"input_hint_block.{2 * (int(k) + 1)}.{param}"
+        elif key.startswith("controlnet_down_blocks."):
+            _, n, param = key.split(".", 2)
+            name = f"zero_convs.{n}.0.{param}"
+        elif key.startswith("controlnet_mid_block."):
+            name = "middle_block_out.0." + key.removeprefix("controlnet_mid_block.")
+        else:
+            name = _rename(key, prefixes, _RESNET)
+        out["control_model." + name] = value.contiguous()
+    return out
+
+
 def vae_to_ldm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     prefixes = [("encoder.conv_norm_out.", "encoder.norm_out."), ("decoder.conv_norm_out.", "decoder.norm_out."),
                 ("encoder.mid_block.attentions.0.", "encoder.mid.attn_1."),

@@ -53,18 +53,33 @@ def save_kohya_lora(pipe: Any, path: Path, seed: int = 1) -> Path:
     return path
 
 
-def save_controlnet(pipe: Any, folder: Path, seed: int = 0) -> Path:
-    """A ControlNet of the pipeline's family, its zero convolutions made non-zero so it steers the UNet."""
+def _toy_controlnet(pipe: Any, seed: int, hint_channels: tuple[int, ...]) -> Any:
     from diffusers import ControlNetModel
 
     torch.manual_seed(seed)
-    cn = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(4, 8))
+    cn = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=hint_channels)
     with torch.no_grad():
         for name, p in cn.named_parameters():
             if "controlnet_down_blocks" in name or "controlnet_mid_block" in name or "conv_out" in name:
                 p.normal_(0, 0.3)
-    cn.save_pretrained(folder, safe_serialization=True)
+    return cn
+
+
+def save_controlnet(pipe: Any, folder: Path, seed: int = 0) -> Path:
+    """A ControlNet of the pipeline's family, its zero convolutions made non-zero so it steers the UNet."""
+    _toy_controlnet(pipe, seed, (4, 8)).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def save_single_file_controlnet(pipe: Any, path: Path, seed: int = 0) -> tuple[Path, Any]:
+    """The same as one .safetensors file in the original ControlNet layout (control_model.*), with the hint
+    encoder of the released models (16, 32, 96, 256); also the model itself, to compare with what loads."""
+    from ldm_layout import controlnet_to_ldm
+
+    cn = _toy_controlnet(pipe, seed, (16, 32, 96, 256))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(controlnet_to_ldm(cn.state_dict(), pipe.unet.config), str(path))
+    return path, cn
 
 
 def save_upscaler(path: Path, scale: int = 2, seed: int = 0) -> Path:

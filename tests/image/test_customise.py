@@ -126,6 +126,24 @@ def test_controlnet_steers_and_weight_zero_is_none(tiny_pipe: Any, toys: dict) -
     assert out[0].size == (128, 128)
 
 
+def test_single_file_controlnet_loads_offline(tiny_pipe: Any, tmp_path: Path, tiny_sd_dir: Path) -> None:
+    """A ControlNet as one file in the original layout (what CivitAI serves), configured offline from the
+    model's own UNet: the weights that load are the ones written."""
+    from diffusers import StableDiffusionPipeline
+
+    from genstudio.image.addons import controlnet
+    from genstudio.image.models import family_of
+    from toy_addons import save_single_file_controlnet
+
+    path, made = save_single_file_controlnet(StableDiffusionPipeline.from_pretrained(tiny_sd_dir),
+                                             tmp_path / "cn-single.safetensors")
+    loaded = controlnet(tiny_pipe, entry(path, "controlnet"))
+    ours, theirs = loaded.state_dict(), made.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert family_of(entry(path, "controlnet")) == "unknown"  # a 32-wide toy: no real family's text width
+
+
 def test_embedding_by_its_id_in_the_prompt(tiny_pipe: Any, toys: dict) -> None:
     from genstudio.image.addons import Addons
 
@@ -226,10 +244,18 @@ def test_api_errors_name_the_field(client: TestClient, toys: dict, tmp_path: Pat
     assert "sdxl" in client.post("/api/images", json={"prompt": "x", "loras": [{"id": "xl-lora"}]}).text
 
 
-def test_registering_add_ons(settings: Any, toys: dict, tmp_path: Path) -> None:
+def test_registering_add_ons(settings: Any, toys: dict, tmp_path: Path, tiny_sd_dir: Path) -> None:
+    from diffusers import StableDiffusionPipeline
+
     from genstudio.image.models import ModelError, ModelRegistry
+    from toy_addons import save_single_file_controlnet
 
     registry = ModelRegistry(settings)
+    single, _ = save_single_file_controlnet(StableDiffusionPipeline.from_pretrained(tiny_sd_dir),
+                                            tmp_path / "cn.safetensors")
+    assert registry.add(str(single), kind="controlnet").format == "single_file"
+    with pytest.raises(ModelError, match="does not look like a controlnet"):
+        registry.add(str(toys["peft"]), kind="controlnet")
     with pytest.raises(ModelError, match="only .safetensors"):
         (tmp_path / "x.ckpt").write_bytes(b"x")
         registry.add(str(tmp_path / "x.ckpt"), kind="lora")
