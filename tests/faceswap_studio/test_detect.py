@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import cv2
+import numpy as np
 from fastapi.testclient import TestClient
 from fs_media import astronaut_bgr, flat_png, png_bytes, two_faces
 from PIL import Image
@@ -58,3 +59,37 @@ def test_detect_errors_name_the_field(settings: Settings, clip: Path) -> None:
         _, jpg = cv2.imencode(".jpg", astronaut_bgr(128))
         assert c.post("/api/faceswap/detect", json={"asset": upload(c, jpg.tobytes(), "s.jpg", "image/jpeg")}
                       ).status_code == 200
+
+
+def faces_at(width: int, height: int, sizes: list[int]) -> np.ndarray:
+    """A frame with the astronaut pasted so that her face is about each of `sizes` px wide, left to right."""
+    canvas = np.full((height, width, 3), (60, 80, 100), np.uint8)
+    x = 10
+    for px in sizes:
+        side = round(px / 0.22)  # her face is about 22% of the picture's width
+        y = (height - side) // 2
+        canvas[y:y + side, x:x + side] = astronaut_bgr(side)
+        x += side + 10
+    return canvas
+
+
+def test_small_faces_are_found_beside_large_ones(settings: Settings) -> None:
+    """Issue 11's goals: faces down to 24 px in 640x480 and 1080p frames, and every face of a multi-person 720p
+    frame (a 115 px face beside a much larger one was missed before)."""
+    from genstudio.faceswap.engine import MIN_FACE
+    from genstudio.faceswap.landmarks import FaceLandmarker, present
+
+    landmarker = FaceLandmarker()
+
+    def count(frame: np.ndarray) -> int:
+        return sum(present(landmarker.landmarks_from_detection(frame, d))
+                   for d in landmarker.detect(frame, min_face=MIN_FACE))
+
+    assert count(faces_at(640, 480, [24, 24, 24])) == 3
+    assert count(faces_at(1920, 1080, [24, 32, 48])) == 3
+    assert count(faces_at(1280, 720, [150, 115])) == 2
+    assert count(faces_at(1280, 720, [150, 40, 30])) == 3
+    with TestClient(create_app(settings, start_workers=False)) as c:
+        asset = upload(c, png_bytes(faces_at(1280, 720, [150, 115])), "720p.png", "image/png")
+        faces = c.post("/api/faceswap/detect", json={"asset": asset}).json()["faces"]
+        assert len(faces) == 2 and faces[0]["box"][2] > faces[1]["box"][2]  # left: the large one

@@ -31,6 +31,8 @@ ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 7
 _SOURCE_FACE_SIZE = 256   # the source face is kept at about this many pixels across
 _MAP_GRID = 96            # warp maps are computed on a grid this size and upsampled (they are piecewise linear)
 _DETECT_EVERY = 5         # look for new faces every n frames while others are tracked
+MIN_FACE = 24             # px: the smallest face the small-face search looks for
+SMALL_FACE_EVERY = 30     # frames between small-face searches in a video (about a second)
 # Eye-aspect-ratio difference between source and target over which the target's own eye fades in (a blink, a
 # squint); a ramp rather than a threshold, so an eye near the limit does not flicker between the two.
 _EYE_KEEP_RAMP = (0.05, 0.12)
@@ -49,6 +51,9 @@ class SwapOptions:
     many_faces: bool = False         # replace every face
     reference_bgr: np.ndarray | None = None  # pick the target face most similar to this photo's face
     smoothing: bool = True           # temporal landmark smoothing (video); off for single images
+    # Look for faces down to MIN_FACE px (a pyramid of tiles) on the first frame and every SMALL_FACE_EVERY
+    # frames after; live mode turns it off (its frames are small and a slow frame would stutter).
+    small_faces: bool = True
 
 
 def five_points(pts: np.ndarray) -> np.ndarray:
@@ -387,7 +392,8 @@ class FaceSwapper:
             kept.append(face)
         if not kept or track.frame_index % _DETECT_EVERY == 0:
             fresh = []
-            for det in self.landmarker.detect(frame_bgr):
+            small = track.options.small_faces and track.frame_index % SMALL_FACE_EVERY == 0
+            for det in self.landmarker.detect(frame_bgr, min_face=MIN_FACE if small else None):
                 if any(_box_iou(det.box, f.box()) > _MATCH_IOU for f in kept + fresh):
                     continue
                 result = self.landmarker.landmarks_from_detection(frame_bgr, det)
@@ -463,5 +469,5 @@ def swap_image(swapper: FaceSwapper, target_bgr: np.ndarray, options: SwapOption
     if target_bgr is None or target_bgr.ndim != 3 or target_bgr.shape[2] != 3 or target_bgr.dtype != np.uint8:
         raise ValueError("the target must be an HxWx3 uint8 BGR image")
     single = SwapOptions(target_face=options.target_face, many_faces=options.many_faces,
-                         reference_bgr=options.reference_bgr, smoothing=False)
+                         reference_bgr=options.reference_bgr, smoothing=False, small_faces=options.small_faces)
     return swapper.swap_frame(target_bgr, swapper.new_track(single))

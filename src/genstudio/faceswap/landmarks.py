@@ -33,6 +33,22 @@ _NMS_IOU = 0.3
 _PRESENCE_THRESHOLD = 0.5
 _ROI_SCALE = 1.5
 _TILE = 0.6
+SMALL_FACE_ZOOM = 6  # a tile about 6 face-widths wide shows the detector a face of ~21 of its 128 px
+SMALL_FACE_SHARE = 0.4  # in the pyramid, a face wider than this share of its tile is left to coarser levels
+SMALL_FACE_SCORE = 0.65  # and a zoomed-in detection needs a surer score than the whole frame's
+
+
+def _pyramid(w: int, h: int, min_face: int) -> list[int]:
+    """Square tile sides from about 60% of the frame's short side down to SMALL_FACE_ZOOM x `min_face`,
+    each level about half the one above."""
+    smallest = max(_DET_SIZE, SMALL_FACE_ZOOM * min_face)
+    side, sides = round(min(w, h) * _TILE), []
+    while side >= smallest:
+        sides.append(side)
+        side //= 2
+    if smallest < min(w, h) and (not sides or sides[-1] > smallest * 1.2):
+        sides.append(smallest)
+    return sides
 
 
 def _anchors() -> np.ndarray:
@@ -103,26 +119,48 @@ class FaceLandmarker:
         outs = {tuple(d["shape"]): d["index"] for d in self._mesh.get_output_details()}
         self._mesh_pts, self._mesh_flag = outs[(1, 1, 1, 1404)], outs[(1, 1, 1, 1)]
 
-    def detect(self, frame_bgr: np.ndarray, tiles: bool = True) -> list[Detection]:
+    def detect(self, frame_bgr: np.ndarray, tiles: bool = True, min_face: int | None = None) -> list[Detection]:
         """All faces in the frame, highest score first. The short-range model misses faces under about
         1/8 of the frame's long side; when the whole frame gives nothing, four overlapping 60% tiles (1.7x
-        zoom) are searched too."""
+        zoom) are searched too. With `min_face` (px), a pyramid of overlapping square tiles is searched as
+        well, down to tiles about SMALL_FACE_ZOOM times `min_face`, so faces down to that size are found
+        beside larger ones (the cost grows with the frame's area over `min_face` squared)."""
         boxes, kps, scores = self._detect_raw(frame_bgr)
         h, w = frame_bgr.shape[:2]
-        if not len(scores) and tiles and min(h, w) >= 2 * _DET_SIZE:
-            tw, th = round(w * _TILE), round(h * _TILE)
-            found = [(boxes, kps, scores)]
-            for x0 in (0, w - tw):
-                for y0 in (0, h - th):
-                    b, k, sc = self._detect_raw(frame_bgr[y0:y0 + th, x0:x0 + tw])
-                    # A face cut by a tile edge inside the frame is whole in a neighbouring tile.
-                    inner = np.array([x0 > 0, y0 > 0, x0 + tw < w, y0 + th < h])
-                    margin = np.array([b[:, 0] > 2, b[:, 1] > 2, b[:, 2] < tw - 2, b[:, 3] < th - 2]).T
-                    whole = (margin | ~inner).all(axis=1)
-                    offset = np.array([x0, y0], np.float32)
-                    found.append((b[whole] + np.tile(offset, 2), k[whole] + offset, sc[whole]))
-            boxes, kps, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        found = [(boxes, kps, scores)]
+        if min_face is not None:
+            for side in _pyramid(w, h, min_face):
+                found += self._detect_tiles(frame_bgr, side, side, small_only=True)
+        elif not len(scores) and tiles and min(h, w) >= 2 * _DET_SIZE:
+            found += self._detect_tiles(frame_bgr, round(w * _TILE), round(h * _TILE))
+        boxes, kps, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
         return _weighted_nms(boxes, kps, scores) if len(scores) else []
+
+    def _detect_tiles(self, frame_bgr: np.ndarray, tw: int, th: int,
+                      small_only: bool = False) -> list[tuple[np.ndarray, ...]]:
+        """Detections in overlapping tiles of tw x th (half a tile apart, the last one flush with the edge),
+        in frame pixels; a face cut by a tile edge inside the frame is left to the neighbouring tile. With
+        `small_only` (the small-face pyramid), only faces small in their tile and surely faces are kept: a
+        face that fills much of a zoomed tile would have been found at a coarser level, and zooming into
+        texture (a suit, a flag) makes the detector see faces that are not there."""
+        h, w = frame_bgr.shape[:2]
+        tw, th = min(tw, w), min(th, h)
+        xs = sorted({*range(0, max(1, w - tw), max(1, tw // 2)), w - tw})
+        ys = sorted({*range(0, max(1, h - th), max(1, th // 2)), h - th})
+        out = []
+        for y0 in ys:
+            for x0 in xs:
+                b, k, sc = self._detect_raw(frame_bgr[y0:y0 + th, x0:x0 + tw])
+                if not len(sc):
+                    continue
+                inner = np.array([x0 > 0, y0 > 0, x0 + tw < w, y0 + th < h])
+                margin = np.array([b[:, 0] > 2, b[:, 1] > 2, b[:, 2] < tw - 2, b[:, 3] < th - 2]).T
+                whole = (margin | ~inner).all(axis=1)
+                if small_only:
+                    whole &= ((b[:, 2] - b[:, 0]) <= SMALL_FACE_SHARE * tw) & (sc >= SMALL_FACE_SCORE)
+                offset = np.array([x0, y0], np.float32)
+                out.append((b[whole] + np.tile(offset, 2), k[whole] + offset, sc[whole]))
+        return out
 
     def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(boxes Nx4, keypoints Nx6x2, scores N) of the anchors over the threshold, in image pixels."""

@@ -69,10 +69,11 @@ def detect_faces(landmarker: Any, bgr: np.ndarray) -> list[dict[str, Any]]:
 
     import cv2
 
+    from genstudio.faceswap.engine import MIN_FACE
     from genstudio.faceswap.landmarks import present
 
     faces = []
-    for det in landmarker.detect(bgr):
+    for det in landmarker.detect(bgr, min_face=MIN_FACE):
         mesh = landmarker.landmarks_from_detection(bgr, det)
         if not present(mesh):
             continue
@@ -373,7 +374,7 @@ class FaceSwapStudio:
                 from genstudio.faceswap.landmarks import FaceLandmarker
 
                 self._landmarker = FaceLandmarker()
-            faces = detect_faces(self._landmarker, bgr)
+            faces = detect_faces(self._landmarker, bgr)  # down to MIN_FACE px, as a swap's first frame
         return {"faces": faces, "frame": frame_no, "width": int(bgr.shape[1]), "height": int(bgr.shape[0]),
                 "order": "left to right (index 0 is the left-most); with no index a swap takes the largest face"}
 

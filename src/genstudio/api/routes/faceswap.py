@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
@@ -233,7 +234,7 @@ async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent
             LiveSession,
             state.settings,
             source_bgr,
-            make_options(req.target_face, req.many_faces, None),
+            replace(make_options(req.target_face, req.many_faces, None), small_faces=False),
             req.label_corner,
         )
     except (NoFaceError, LimitError) as exc:
