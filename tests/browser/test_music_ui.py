@@ -209,7 +209,10 @@ def test_compose_play_sheet_vary_interpolate_upload(server: str, open_page: Any,
     form = page.get_by_role("tabpanel", name="Sample")
     form.get_by_label("Melodies (1-64)").fill("2")
     form.get_by_label("Bars", exact=True).select_option("2")
+    # With the model choosing the key, the mode is its choice too: the control says so instead of being ignored.
+    expect(form.get_by_label("Mode", exact=True)).to_be_disabled()
     form.get_by_label("Key", exact=True).select_option("D")
+    expect(form.get_by_label("Mode", exact=True)).to_be_enabled()
     form.get_by_label("Mode", exact=True).select_option("minor")
     form.get_by_label("Instrument", exact=True).select_option("40")
     form.get_by_label("Random seed").uncheck()
@@ -217,6 +220,8 @@ def test_compose_play_sheet_vary_interpolate_upload(server: str, open_page: Any,
     page.get_by_role("button", name="Compose", exact=True).click()
     job = _wait_job_done(page, 2)
     expect(job.locator(".job-params")).to_contain_text("D minor")
+    assert re.search(r"\b\d+ BPM", job.locator(".job-params").inner_text())  # tempo shown as a whole number
+    assert not re.search(r"\d\.\d+ BPM", job.locator(".job-params").inner_text())
     cards = page.locator("#gallery .card")
     expect(cards).to_have_count(2)
     _assert_rolls_match_meta(server, cards)

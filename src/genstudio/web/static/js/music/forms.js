@@ -142,7 +142,7 @@ function paramsSummary(p) {
   if (p.key) parts.push(p.key);
   if (p.chords) parts.push(`chords ${p.chords}`);
   if (p.density !== null && p.density !== undefined) parts.push(`density ${p.density}`);
-  if (p.tempo) parts.push(`${p.tempo} BPM`);
+  if (p.tempo) parts.push(`${Math.round(p.tempo)} BPM`);
   if (p.similarity !== undefined) parts.push(`similarity ${p.similarity}`);
   parts.push(`mood ${p.temperature}`);
   if (p.seed !== null && p.seed !== undefined) parts.push(`seed ${p.seed}`);
@@ -201,6 +201,14 @@ export function wireForms(onResults) {
     option.value = tonic;
     el.sTonic.append(option);
   }
+  // A mode means nothing without a key: with "Model's choice" the model picks both, and the page says so
+  // rather than sending a mode that would be ignored.
+  const modeFollowsKey = () => {
+    el.sMode.disabled = !el.sTonic.value;
+    el.sMode.title = el.sTonic.value ? "" : "The model chooses the key and its mode: pick a key to set the mode";
+  };
+  el.sTonic.addEventListener("change", modeFollowsKey);
+  modeFollowsKey();
   wireTabs();
   rangeOutput(el.sTemp);
   rangeOutput(el.iTemp);
