@@ -154,6 +154,9 @@ def test_interpolate_goes_from_start_to_end(mclient) -> None:  # noqa: ANN001
     first, last = notes_of(path[0]), notes_of(path[-1])
     assert _overlap(first, na) > _overlap(first, nb)
     assert _overlap(last, nb) > _overlap(last, na)
+    # Keys named along the path come from its ends (no relative-key flip between neighbours).
+    ends = {a["params"]["key"], b["params"]["key"]}
+    assert {m["params"]["key"] for m in path} <= ends, ([m["params"]["key"] for m in path], ends)
 
 
 def test_uploaded_midi_melody_line_and_what_was_dropped(mclient) -> None:  # noqa: ANN001

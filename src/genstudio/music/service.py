@@ -51,6 +51,18 @@ from .theory import (
 
 log = logging.getLogger(__name__)
 
+
+def path_key(notes: Sequence[Note], ends: Sequence[Key | None], t: float) -> Key:
+    """The key of a step `t` (0..1) of an interpolation: of the two ends' keys, the one that fits the step's
+    notes better (the nearer end when they fit alike); the step's own best key when the ends have none."""
+    known = [k for k in ends if k is not None]
+    if not known:
+        return find_key(notes)[0]
+    scores = {k.name: r for r, k in key_scores(notes)}
+    nearer = ends[0] if t <= 0.5 and ends[0] is not None else known[-1]
+    best = max(known, key=lambda k: scores.get(k.name, -1.0))
+    return nearer if abs(scores.get(nearer.name, -1.0) - scores.get(best.name, -1.0)) < 0.05 else best
+
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin_models"
 WINDOW_BARS = 2
 CANDIDATES = 4  # per melody, when the request asks for something the model cannot be told directly
@@ -265,14 +277,27 @@ class MelodyEngine:
         src = p["_start"]
         tempo = float(p.get("tempo") or src.get("tempo") or 120.0)
         program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else src.get("program", 0)
+        # One vocabulary of keys along the path: each step is named by whichever end's key fits it better,
+        # not by its own best guess (which flips between relative keys, D minor then F major, on the same notes).
+        ends = [self._source_key(p[f"_{name}"]) for name in ("start", "end")]
         out = []
         for i in range(steps):
             notes = [
                 Note(nt.pitch, nt.start + j * 32, nt.end + j * 32) for j in range(segs) for nt in parts[i * segs + j]
             ]
-            key = find_key(notes)[0] if notes else None
+            key = path_key(notes, ends, i / (steps - 1)) if notes else None
             out.append(Melody(notes, segs * WINDOW_BARS, tempo, program, key, {"t": round(i / (steps - 1), 4)}))
         return out
+
+    @staticmethod
+    def _source_key(src: dict[str, Any]) -> Key | None:
+        if src.get("key"):
+            try:
+                return parse_key(src["key"])
+            except ValueError:
+                pass
+        notes = [Note(*n) for n in src.get("notes") or []]
+        return find_key(notes)[0] if notes else None
 
     def vary(self, p: dict[str, Any], report: Progress) -> list[Melody]:
         vae = self.vae
