@@ -544,3 +544,34 @@ def test_models_page_lists_add_ons_and_upscale_uses_the_model(
         card.get_by_role("button", name="Upscale ×2").click()
     assert sent.value.post_data_json["upscaler"] == "toy-2x"
     expect(page.locator("#jobs .job").first.locator(".job-status")).to_have_text("Done · 1 image")
+
+
+def test_a_png_brings_back_its_loras_and_hires_fix(open_page: Any, server: str, tmp_path: Path) -> None:
+    """A1111 text in a PNG with LoRA tags, a hires fix and a ControlNet unit: the form gets the LoRAs that are
+    installed (with their weights) and the hires fix back, and says what it could not restore."""
+    from PIL import PngImagePlugin
+
+    expect = sync_api.expect
+    page = open_page(server)
+    _route_models(page)
+    text = ("a lighthouse <lora:detail-tweaker:0.6> <lora:not-here:1>\nSteps: 20, Sampler: Euler, CFG scale: 7, "
+            "Seed: 5, Size: 512x512, Model: builtin:emoji-tiny, Denoising strength: 0.4, Hires upscale: 2, "
+            "Hires steps: 12, Hires upscaler: realesrgan-x4, "
+            'ControlNet 0: "Module: canny, Model: canny-sd15, Weight: 0.8, Guidance Start: 0, Guidance End: 1"')
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    png = tmp_path / "a1111.png"
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(png, pnginfo=info)
+    expect(page.locator("#lora-pick option")).to_have_count(len(LORAS))
+    page.get_by_label("Load settings from a PNG").set_input_files(str(png))
+    source = page.locator("#settings-source")
+    expect(source).to_contain_text("a1111.png")
+    expect(source).to_contain_text("LoRA “not-here” is not installed here")
+    expect(source).to_contain_text("ControlNet unit not restored")
+    lora = page.locator("#loras [data-lora='detail-tweaker'] input")
+    expect(lora).to_have_value("0.6")
+    expect(page.locator("#loras > *")).to_have_count(1)
+    expect(page.get_by_label("Generate, upscale, then refine")).to_be_checked()
+    expect(page.get_by_label("Upscale by (1-4)")).to_have_value("2")
+    expect(page.get_by_label("Refine strength (0-1)")).to_have_value("0.4")
+    expect(page.get_by_label("Upscaler")).to_have_value("realesrgan-x4")

@@ -181,6 +181,7 @@ function fillForm(params, origin) {
   for (const name of NUMBER_FIELDS) el[name].value = params[name] ?? "";
   el.batch.value = params.batch ?? 1;
   el.tile.checked = Boolean(params.tile);
+  if (customise) notes.push(...customise.restore(params));
   el.advanced.open = true;
   describeStyle();
   el.source.textContent = origin + (notes.length ? ` (${notes.join("; ")})` : "") + ".";

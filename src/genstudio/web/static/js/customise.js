@@ -275,6 +275,40 @@ export class Customise {
     });
   }
 
+  /** Settings read back (a dropped PNG, "Reuse settings"): the LoRAs with their weights and the hires fix.
+   *  Returns notes on what could not be restored: a LoRA not installed here, and ControlNet units (a PNG
+   *  names their model and settings, not their control image). */
+  restore(params) {
+    const notes = [];
+    this.el.loras.replaceChildren();
+    for (const lora of params.loras || []) {
+      if (!this.loraModels.has(lora.id)) {
+        notes.push(`LoRA “${lora.id}” is not installed here`);
+        continue;
+      }
+      this.addLora(lora.id);
+      const input = this.el.loras.querySelector(`[data-lora='${CSS.escape(lora.id)}'] input`);
+      input.value = String(lora.weight ?? 1);
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    const hires = params.hires;
+    this.el.hiresOn.checked = Boolean(hires);
+    if (hires) {
+      this.el.hiresScale.value = String(hires.scale ?? 2);
+      this.el.hiresStrength.value = String(hires.strength ?? 0.5);
+      this.el.hiresSteps.value = hires.steps ? String(hires.steps) : "";
+      const known = [...this.el.hiresUpscaler.options].some((o) => o.value === hires.upscaler);
+      if (known) this.el.hiresUpscaler.value = hires.upscaler;
+      else if (hires.upscaler) notes.push(`upscaler “${hires.upscaler}” is not installed here`);
+    }
+    this.toggleHires();
+    const units = (params.controlnets || []).length;
+    if (units) notes.push(`${units} ControlNet unit${units > 1 ? "s" : ""} not restored: add it again with its control image`);
+    this.renumber();
+    this.familyNotes();
+    return notes;
+  }
+
   // ------------------------------------------------------------ the request
 
   /** Error lines ("field: message") for what cannot be sent; `edit`: the request is the editor's. */
