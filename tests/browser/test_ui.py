@@ -406,15 +406,19 @@ def test_click_to_enlarge_and_two_columns_on_a_phone(
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#jobs .job").first.locator(".job-status")).to_have_text("Done · 2 images")
     cards = page.locator("#gallery .card")
-    first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
-    assert abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"]  # side by side
+    # Side by side once both have laid out (their images arrive after the cards).
+    page.wait_for_function("() => { const c = document.querySelectorAll('#gallery .card'); if (c.length < 2) "
+                           "return false; const a = c[0].getBoundingClientRect(), b = c[1].getBoundingClientRect(); "
+                           "return Math.abs(a.y - b.y) < 2 && b.x > a.x; }", timeout=30_000)
     expect(cards.nth(0).locator(".card-batch")).to_have_text(re.compile(r"Batch [12]/2"))
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     cards.nth(0).locator(".card-zoom").click()
     viewer = page.locator("#viewer")
     expect(viewer).to_be_visible()
     expect(page.locator("#viewer-caption")).to_contain_text("a blue star")
-    assert page.locator("#viewer-img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # The full image loads after the viewer opens: wait for it rather than read it at once (a race).
+    page.wait_for_function("() => { const i = document.getElementById('viewer-img'); "
+                           "return i.complete && i.naturalWidth > 0; }", timeout=30_000)
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
 
