@@ -211,10 +211,9 @@ class ImageStudio:
         assert pad is not None and params.init_image is not None
         with PILImage.open(self.ctx.inputs.get(params.init_image, "init_image").path) as im:
             own = im.size
-        inner_w = request.width or (params.width if self.registry.get(params.model).format == "builtin" else
-                                    max(8, round(own[0] / 8) * 8))
-        inner_h = request.height or (params.height if self.registry.get(params.model).format == "builtin" else
-                                     max(8, round(own[1] / 8) * 8))
+        builtin = self.registry.get(params.model).format == "builtin"  # a fixed size of its own
+        inner_w = request.width or (params.width if builtin else max(8, round(own[0] / 8) * 8))
+        inner_h = request.height or (params.height if builtin else max(8, round(own[1] / 8) * 8))
         w, h = inner_w + pad.left + pad.right, inner_h + pad.top + pad.bottom
         if max(w, h) > self.settings.max_size:
             raise LimitError("outpaint", f"{inner_w}x{inner_h} grown to {w}x{h} is past {self.settings.max_size} "

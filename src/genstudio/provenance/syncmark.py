@@ -247,8 +247,10 @@ def read_luma(y: np.ndarray, *, search: bool = True) -> Reading:
                        corrected)
 
     look(1.0)  # copies at their own size are the commonest case
-    if not search or best.z >= FOUND_Z and decoded().found:
-        return decoded() if best.z > 0 else none
+    if not search or best.z >= FOUND_Z:
+        at_once = decoded() if best.z > 0 else none
+        if not search or at_once.found:
+            return at_once
     coarse: list[tuple[float, float]] = []
     scale = SCALES[0]
     while scale <= SCALES[1]:
