@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     max_tempo: float = Field(default=300.0, gt=0)
     max_interpolation_steps: int = Field(default=32, ge=2)
     music_model: str = Field(default="builtin:melody-2bar", description="built-in name or a model folder")
+    music_long_model: str = Field(
+        default="builtin:melody-16bar",
+        description="hierarchical long-melody model (built-in name or folder); empty: chain 2-bar codes",
+    )
+    harmony_model: str = Field(default="builtin:chorale-4voice", description="Coconet model: built-in name or folder")
 
     # Uploads
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)

@@ -2,6 +2,7 @@
 
     nice -n 19 .venv/bin/python training/music/prepare_data.py                  # public-domain tune books
     nice -n 19 .venv/bin/python training/music/prepare_data.py --include-essen  # + Essen (NON-COMMERCIAL)
+    nice -n 19 .venv/bin/python training/music/prepare_data.py --steps 256      # 16-bar windows (pd-256)
 
 Parsed tunes are cached in training/music/data/parsed/SOURCE.jsonl (an interrupted run resumes);
 windows go to training/music/data/windows-TAG.npz with statistics in windows-TAG.json.
@@ -41,6 +42,8 @@ def main() -> None:
 
     names = list(DEFAULT_SOURCES) + (["essenFolksong"] if args.include_essen else [])
     tag = "pd+essen" if args.include_essen else "pd"
+    if args.steps != 32:
+        tag += f"-{args.steps}"
     encoding = MelodyEncoding(args.min_pitch, args.max_pitch)
     tunes = []
     per_source = {}

@@ -1,4 +1,5 @@
-"""`genstudio music sample|interpolate|vary`: the music studio on the command line, in this process."""
+"""`genstudio music sample|interpolate|vary|continue|harmonize`: the music studio on the command line, in this
+process."""
 
 from __future__ import annotations
 
@@ -27,7 +28,13 @@ def _read_midi(path: str, field: str) -> bytes:
 def cmd_music(args: argparse.Namespace) -> int:
     from genstudio.errors import LimitError
     from genstudio.music.derive import render
-    from genstudio.music.params import InterpolateRequest, SampleRequest, VaryRequest
+    from genstudio.music.params import (
+        ContinueRequest,
+        HarmonizeRequest,
+        InterpolateRequest,
+        SampleRequest,
+        VaryRequest,
+    )
     from genstudio.music.studio import MusicStudio
 
     settings = settings_from(args)
@@ -39,14 +46,44 @@ def cmd_music(args: argparse.Namespace) -> int:
     present = {k: v for k, v in common.items() if v is not None}
     req: Any
     if args.op == "sample":
-        req = SampleRequest(**{k: v for k, v in dict(n=args.n, bars=args.bars, key=args.key, chords=args.chords,
-                                                      density=args.density, **common).items() if v is not None})
+        req = SampleRequest(
+            **{
+                k: v
+                for k, v in dict(
+                    n=args.n,
+                    bars=args.bars,
+                    key=args.key,
+                    chords=args.chords,
+                    density=args.density,
+                    accompaniment=args.accompaniment,
+                    **common,
+                ).items()
+                if v is not None
+            }
+        )
     elif args.op == "interpolate":
         _read_midi(args.start, "START")
         _read_midi(args.end, "END")
-        req = InterpolateRequest(start="START", end="END", steps=args.steps, start_track=args.start_track,
-                                 end_track=args.end_track, **({"temperature": 0.0} | present))
+        req = InterpolateRequest(
+            start="START",
+            end="END",
+            steps=args.steps,
+            start_track=args.start_track,
+            end_track=args.end_track,
+            **({"temperature": 0.0} | present),
+        )
         req = req.model_copy(update={"start": args.start, "end": args.end})  # paths, after validation
+    elif args.op == "continue":
+        _read_midi(args.source, "SOURCE")
+        req = ContinueRequest(
+            source="SOURCE", n=args.n, bars=args.bars, track=args.track, accompaniment=args.accompaniment, **present
+        )
+        req = req.model_copy(update={"source": args.source})
+    elif args.op == "harmonize":
+        _read_midi(args.source, "SOURCE")
+        voices = [v.strip() for v in args.voices.split(",") if v.strip()]
+        req = HarmonizeRequest(source="SOURCE", n=args.n, voices=voices, track=args.track, **present)
+        req = req.model_copy(update={"source": args.source})
     else:
         _read_midi(args.source, "SOURCE")
         req = VaryRequest(source="SOURCE", n=args.n, similarity=args.similarity, track=args.track, **present)
@@ -75,8 +112,9 @@ def cmd_music(args: argparse.Namespace) -> int:
         for fmt in ("musicxml", "wav"):
             if fmt in formats:
                 dest = stem.with_suffix(f".{fmt}")
-                dest.write_bytes(render(fmt, o.data, o.params, settings, title=f"genstudio melody {stem.name}",
-                                        stage=ctx.stage))
+                dest.write_bytes(
+                    render(fmt, o.data, o.params, settings, title=f"genstudio melody {stem.name}", stage=ctx.stage)
+                )
                 files.append(str(dest))
     summary = [{k: o.params[k] for k in ("key", "bars", "tempo", "instrument_name", "stats")} for o in outputs]
     print(json.dumps({"files": files, "seed": params.seed, "melodies": summary}, indent=2))
@@ -84,7 +122,7 @@ def cmd_music(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    m = sub.add_parser("music", help="sample, compose, interpolate or vary melodies (MusicVAE)")
+    m = sub.add_parser("music", help="sample, compose, interpolate, vary, continue or harmonize melodies")
     ops = m.add_subparsers(dest="op", required=True)
 
     def common(p: argparse.ArgumentParser, temperature: float | None) -> None:
@@ -105,6 +143,7 @@ def register(sub: Any) -> None:
     s.add_argument("--key", help="e.g. 'D minor'")
     s.add_argument("--chords", help="one chord per bar, e.g. 'Am F C G'")
     s.add_argument("--density", type=float, help="-1 sparse .. +1 busy")
+    s.add_argument("--accompaniment", action="store_true", help="add a chord part and a bass line")
     common(s, 0.5)
 
     i = ops.add_parser("interpolate", help="melodies between two MIDI files")
@@ -121,3 +160,18 @@ def register(sub: Any) -> None:
     v.add_argument("--similarity", type=float, default=0.7, help="1 = the same .. 0 = unrelated")
     v.add_argument("--track", type=int, help="the file's Nth track that holds notes, from 0 (default: the busiest)")
     common(v, 0.5)
+
+    c = ops.add_parser("continue", help="more bars after a MIDI melody, in its key and style")
+    c.add_argument("source")
+    c.add_argument("--bars", type=int, default=8, help="new bars to write (even)")
+    c.add_argument("--n", type=int, default=4)
+    c.add_argument("--track", type=int, help="the file's Nth track that holds notes, from 0 (default: the busiest)")
+    c.add_argument("--accompaniment", action="store_true", help="add a chord part and a bass line")
+    common(c, 0.5)
+
+    h = ops.add_parser("harmonize", help="alto, tenor and bass under a MIDI melody (Bach-chorale style)")
+    h.add_argument("source")
+    h.add_argument("--voices", default="alto,tenor,bass", help="comma-separated voices to write")
+    h.add_argument("--n", type=int, default=1)
+    h.add_argument("--track", type=int, help="the file's Nth track that holds notes, from 0 (default: the busiest)")
+    common(h, 0.75)

@@ -38,15 +38,21 @@ def melody_of(midi: bytes, params: dict[str, Any] | None, max_bars: int) -> Melo
         notes = [Note(int(a), int(b), int(c)) for a, b, c in made["notes"]]
         key = parse_key(made["key"]) if made.get("key") else (find_key(notes)[0] if notes else None)
         return Melody(
-            notes, int(made.get("bars") or 2), float(made.get("tempo") or 120), int(made.get("program") or 0), key
+            notes,
+            int(made.get("bars") or 2),
+            float(made.get("tempo") or 120),
+            int(made.get("program") or 0),
+            key,
+            **Melody.extra_from(made),
         )
     ex = extract_melody(midi, max_bars=max_bars)
     program = ex.tracks[ex.track].program if ex.track is not None else 0
     return Melody(ex.notes, ex.bars, ex.tempo, program, find_key(ex.notes)[0])
 
 
-def render(fmt: str, midi: bytes, params: dict[str, Any] | None, settings: Settings, *, title: str,
-           stage: ProvenanceStage) -> bytes:
+def render(
+    fmt: str, midi: bytes, params: dict[str, Any] | None, settings: Settings, *, title: str, stage: ProvenanceStage
+) -> bytes:
     """`fmt` ('wav' or 'musicxml') of a MIDI melody; the WAV goes through the provenance stage. ValueError
     for a MIDI without a melody; RenderUnavailable when FluidSynth or a soundfont is missing."""
     if fmt == "musicxml":
@@ -71,8 +77,9 @@ def derived_file(settings: Settings, asset: Asset, midi_path: Path, fmt: str, *,
     with _lock(str(dest)):
         if dest.is_file():
             return dest
-        data = render(fmt, midi_path.read_bytes(), asset.params, settings, title=f"genstudio melody {asset.id[:12]}",
-                      stage=stage)
+        data = render(
+            fmt, midi_path.read_bytes(), asset.params, settings, title=f"genstudio melody {asset.id[:12]}", stage=stage
+        )
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(dest, data)
         return dest

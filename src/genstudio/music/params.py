@@ -47,6 +47,10 @@ class SampleRequest(_Common):
     density: float | None = Field(
         default=None, ge=-1.0, le=1.0, description="Rhythm density: -1 sparse .. +1 busy (latent attribute vector)."
     )
+    accompaniment: bool = Field(
+        default=False,
+        description="Add a backing: a chord part and a bass line from the chords (given, or picked to fit).",
+    )
 
     def check_limits(self, s: Settings) -> None:
         self.check_common(s)
@@ -104,8 +108,60 @@ class VaryRequest(_Common):
             raise LimitError("n", f"at most {s.max_melodies} melodies (GENSTUDIO_MAX_MELODIES)")
 
 
-Operation = Literal["sample", "interpolate", "vary"]
-REQUESTS: dict[str, type[_Common]] = {"sample": SampleRequest, "interpolate": InterpolateRequest, "vary": VaryRequest}
+class ContinueRequest(_Common):
+    """More bars after a melody, in its key and style (the long-melody model, conditioned on its last bars)."""
+
+    source: str = Field(min_length=1, max_length=64, description="Asset id of a melody or an uploaded MIDI.")
+    bars: int = Field(default=8, ge=2, description="New bars to write (even).")
+    n: int = Field(default=4, ge=1, description="How many continuations.")
+    track: int | None = Field(default=None, ge=0, description="Track of an uploaded MIDI (default: busiest).")
+    accompaniment: bool = Field(default=False, description="Add a backing (chords picked to fit, and a bass line).")
+
+    def check_limits(self, s: Settings) -> None:
+        self.check_common(s)
+        if self.n > s.max_melodies:
+            raise LimitError("n", f"at most {s.max_melodies} melodies (GENSTUDIO_MAX_MELODIES)")
+        if self.bars > s.max_bars:
+            raise LimitError("bars", f"at most {s.max_bars} bars (GENSTUDIO_MAX_BARS)")
+        if self.bars % 2:
+            raise LimitError("bars", f"must be even: the model writes 2 bars at a time (got {self.bars})")
+
+
+HARMONY_VOICES = ("soprano", "alto", "tenor", "bass")
+
+
+class HarmonizeRequest(_Common):
+    """Voices under (or around) a melody, in the style of Bach's chorales (Coconet)."""
+
+    source: str = Field(min_length=1, max_length=64, description="Asset id of a melody or an uploaded MIDI.")
+    voices: list[Literal["soprano", "alto", "tenor", "bass"]] = Field(
+        default_factory=lambda: ["alto", "tenor", "bass"],
+        description="The voices to write; the melody is the highest voice not listed (soprano by default).",
+    )
+    n: int = Field(default=1, ge=1, description="How many harmonizations.")
+    track: int | None = Field(default=None, ge=0, description="Track of an uploaded MIDI (default: busiest).")
+    temperature: float = Field(default=0.75, ge=0.0, le=2.0, description="0 = the most likely chorale.")
+
+    def check_limits(self, s: Settings) -> None:
+        self.check_common(s)
+        if self.n > s.max_melodies:
+            raise LimitError("n", f"at most {s.max_melodies} harmonizations (GENSTUDIO_MAX_MELODIES)")
+        if not self.voices:
+            raise LimitError("voices", "name at least one voice to write: alto, tenor, bass (or soprano)")
+        if len(set(self.voices)) != len(self.voices):
+            raise LimitError("voices", "each voice once")
+        if len(self.voices) == 4:
+            raise LimitError("voices", "one voice must be the melody: name at most three of the four")
+
+
+Operation = Literal["sample", "interpolate", "vary", "continue", "harmonize"]
+REQUESTS: dict[str, type[_Common]] = {
+    "sample": SampleRequest,
+    "interpolate": InterpolateRequest,
+    "vary": VaryRequest,
+    "continue": ContinueRequest,
+    "harmonize": HarmonizeRequest,
+}
 
 
 class SourceMelody(BaseModel):
@@ -146,13 +202,24 @@ class VaryParams(_Resolved, VaryRequest):
     source_melody: SourceMelody = Field(alias="_source")
 
 
+class ContinueParams(_Resolved, ContinueRequest):
+    op: Literal["continue"] = "continue"
+    source_melody: SourceMelody = Field(alias="_source")
+
+
+class HarmonizeParams(_Resolved, HarmonizeRequest):
+    op: Literal["harmonize"] = "harmonize"
+    source_melody: SourceMelody = Field(alias="_source")
+
+
+AnyParams = SampleParams | InterpolateParams | VaryParams | ContinueParams | HarmonizeParams
 # A music job's params: one model per operation, told apart by `op`. Sources are stored under "_"-keys,
 # which the jobs route keeps out of answers.
-MusicParams = Annotated[SampleParams | InterpolateParams | VaryParams, Field(discriminator="op")]
+MusicParams = Annotated[AnyParams, Field(discriminator="op")]
 PARAMS = TypeAdapter(MusicParams)
 
 
-def job_params(op: str, req: _Common, **resolved: Any) -> SampleParams | InterpolateParams | VaryParams:
+def job_params(op: str, req: _Common, **resolved: Any) -> AnyParams:
     """The typed params of a music job: the operation, the request, and every value resolved at submit
     time (seed, tempo, instrument program and name, key spelled out)."""
     from .render import instrument_program

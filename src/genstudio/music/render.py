@@ -52,8 +52,36 @@ def instrument_program(value: int | str) -> tuple[int, str]:
 
 
 @dataclass
+class Part:
+    """A voice or track beside the melody (a harmonization's alto, an accompaniment's bass line)."""
+
+    name: str
+    notes: list[Note]
+    program: int = 0
+    velocity: int = 80
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "program": self.program,
+            "velocity": self.velocity,
+            "notes": [[n.pitch, n.start, n.end] for n in self.notes],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Part:
+        return cls(
+            str(d.get("name") or "part")[:64],
+            [Note(int(a), int(b), int(c)) for a, b, c in d.get("notes") or []],
+            int(d.get("program") or 0),
+            int(d.get("velocity") or 80),
+        )
+
+
+@dataclass
 class Melody:
-    """A finished piece: notes on the 16th grid plus how to play it."""
+    """A finished piece: notes on the 16th grid plus how to play it; optionally other parts (voices of a
+    harmonization, an accompaniment) and chord symbols as (step, symbol)."""
 
     notes: list[Note]
     bars: int
@@ -61,6 +89,9 @@ class Melody:
     program: int = 0
     key: Key | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    parts: list[Part] = field(default_factory=list)
+    chords: list[tuple[int, str]] = field(default_factory=list)
+    name: str = "melody"
 
     @property
     def steps(self) -> int:
@@ -68,6 +99,24 @@ class Melody:
 
     def notes_json(self) -> list[list[int]]:
         return [[n.pitch, n.start, n.end] for n in self.notes]
+
+    def extra_json(self) -> dict[str, Any]:
+        """What a result's params carry besides the melody's notes, so every format can be rebuilt."""
+        out: dict[str, Any] = {}
+        if self.parts:
+            out["parts"] = [p.to_json() for p in self.parts]
+        if self.chords:
+            out["chords_at"] = [[int(t), c] for t, c in self.chords]
+        if self.name != "melody":
+            out["part_name"] = self.name
+        return out
+
+    @staticmethod
+    def extra_from(params: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of `extra_json` (tolerant of old results without these keys)."""
+        parts = [Part.from_json(d) for d in params.get("parts") or [] if isinstance(d, dict)]
+        chords = [(int(t), str(c)[:16]) for t, c in params.get("chords_at") or []]
+        return {"parts": parts, "chords": chords, "name": str(params.get("part_name") or "melody")[:64]}
 
 
 def midi_bytes(m: Melody) -> bytes:
@@ -77,7 +126,17 @@ def midi_bytes(m: Melody) -> bytes:
     import pretty_midi
 
     pm = notes_to_midi(m.notes, qpm=m.tempo, program=m.program)
-    pm.instruments[0].name = pretty_midi.program_to_instrument_name(m.program)
+    pm.instruments[0].name = (
+        pretty_midi.program_to_instrument_name(m.program) if m.name == "melody" else m.name.capitalize()
+    )
+    step_s = 60.0 / m.tempo / STEPS_PER_QUARTER
+    for part in m.parts:
+        inst = pretty_midi.Instrument(program=part.program, name=part.name.capitalize())
+        for n in sorted(part.notes, key=lambda n: (n.start, n.pitch)):
+            inst.notes.append(pretty_midi.Note(part.velocity, n.pitch, n.start * step_s, n.end * step_s))
+        pm.instruments.append(inst)
+    for t, symbol in m.chords:
+        pm.lyrics.append(pretty_midi.Lyric(symbol, t * step_s))  # replaced by marker events below
     pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
     if m.key is not None:
         pm.key_signature_changes.append(
@@ -86,6 +145,10 @@ def midi_bytes(m: Melody) -> bytes:
     raw = io.BytesIO()
     pm.write(raw)
     mid = mido.MidiFile(file=io.BytesIO(raw.getvalue()))
+    for track in mid.tracks:  # chord symbols as marker events (what DAWs show on the timeline)
+        for i, msg in enumerate(track):
+            if msg.type == "lyrics":
+                track[i] = mido.MetaMessage("marker", text=msg.text, time=msg.time)
     meta = json.dumps(m.params, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
     mid.tracks[0].insert(0, mido.MetaMessage("text", text=META_PREFIX + meta, time=0))
     mid.tracks[0].insert(0, mido.MetaMessage("copyright", text=COPYRIGHT, time=0))
@@ -112,32 +175,91 @@ def read_midi_params(data: bytes) -> dict[str, Any] | None:
     return None
 
 
-def musicxml_bytes(m: Melody, title: str = "genstudio melody") -> bytes:
-    """MusicXML (partwise) of the melody in 4/4 with its key signature, tempo and instrument."""
-    from music21 import instrument, key, metadata, meter, note, stream, tempo
-    from music21.musicxml.m21ToXml import GeneralObjectExporter
+def _m21_pitch(midi: int, k: Key | None):  # noqa: ANN202 -- a music21 Pitch
+    """A MIDI number spelled in the key: flats in flat keys (A-flat, not G-sharp, under four flats)."""
+    from music21 import pitch
+
+    p = pitch.Pitch(midi=midi)
+    flats = k is not None and k.fifths < 0
+    if p.accidental is not None and p.accidental.alter != 0:
+        if flats and p.accidental.alter > 0:
+            p = p.getEnharmonic()
+        elif not flats and p.accidental.alter < 0:
+            p = p.getEnharmonic()
+    return p
+
+
+def _m21_part(notes: Sequence[Note], steps: int, program: int, k: Key | None, name: str, clef: str | None = None):  # noqa: ANN202
+    from music21 import chord, instrument, key, meter, note, stream
+    from music21 import clef as m21clef
 
     part = stream.Part()
+    part.partName = name
     try:
-        part.insert(0, instrument.instrumentFromMidiProgram(m.program))
+        part.insert(0, instrument.instrumentFromMidiProgram(program))
     except Exception:  # noqa: BLE001 -- music21 lacks a class for a few programs
         part.insert(0, instrument.Instrument())
+    if clef == "bass":
+        part.insert(0, m21clef.BassClef())
+    elif clef == "treble8vb":
+        part.insert(0, m21clef.Treble8vbClef())
     part.insert(0, meter.TimeSignature("4/4"))
-    if m.key is not None:
-        part.insert(0, key.Key(m.key.name.split()[0].replace("b", "-"), m.key.mode))
-    part.insert(0, tempo.MetronomeMark(number=round(m.tempo)))
-    cursor = 0
+    if k is not None:
+        part.insert(0, key.Key(k.name.split()[0].replace("b", "-"), k.mode))
     q = float(STEPS_PER_QUARTER)
-    for n in sorted(m.notes, key=lambda n: n.start):
-        if n.start > cursor:
-            part.insert(cursor / q, note.Rest(quarterLength=(n.start - cursor) / q))
-        part.insert(n.start / q, note.Note(n.pitch, quarterLength=(n.end - n.start) / q))
-        cursor = n.end
-    if cursor < m.steps:
-        part.insert(cursor / q, note.Rest(quarterLength=(m.steps - cursor) / q))
+    cursor = 0
+    by_start: dict[int, list[Note]] = {}
+    for n in notes:
+        by_start.setdefault(n.start, []).append(n)
+    for start in sorted(by_start):
+        group = by_start[start]
+        end = min(n.end for n in group)
+        if start < cursor:  # overlapping onsets in one staff: kept as written, without a rest
+            end = max(end, start + 1)
+        elif start > cursor:
+            part.insert(cursor / q, note.Rest(quarterLength=(start - cursor) / q))
+        length = (end - start) / q
+        if len(group) == 1:
+            el = note.Note(_m21_pitch(group[0].pitch, k), quarterLength=length)
+        else:
+            el = chord.Chord([_m21_pitch(n.pitch, k) for n in group], quarterLength=length)
+        part.insert(start / q, el)
+        cursor = max(cursor, end)
+    if cursor < steps:
+        part.insert(cursor / q, note.Rest(quarterLength=(steps - cursor) / q))
+    return part
+
+
+def _clef_for(notes: Sequence[Note]) -> str | None:
+    if not notes:
+        return None
+    mid = sorted(n.pitch for n in notes)[len(notes) // 2]
+    return "bass" if mid < 55 else ("treble8vb" if mid < 62 else None)
+
+
+def musicxml_bytes(m: Melody, title: str = "genstudio melody") -> bytes:
+    """MusicXML (partwise) in 4/4 with the key signature (notes spelled in it), tempo and instrument:
+    the melody's staff first (with chord symbols above it), then one staff per other part."""
+    from music21 import harmony, metadata, stream, tempo
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    melody = _m21_part(m.notes, m.steps, m.program, m.key, m.name.capitalize(), _clef_for(m.notes) if m.parts else None)
+    melody.insert(0, tempo.MetronomeMark(number=round(m.tempo)))
+    q = float(STEPS_PER_QUARTER)
+    for t, symbol in m.chords:
+        try:
+            cs = harmony.ChordSymbol(symbol[0] + "-" + symbol[2:] if symbol[1:2] == "b" else symbol)
+        except Exception:  # noqa: BLE001 -- music21 cannot read every spelling; the symbol is then text
+            continue
+        cs.writeAsChord = False
+        melody.insert(t / q, cs)
     score = stream.Score()
     score.insert(0, metadata.Metadata(title=title, composer="genstudio (AI-generated)"))
-    score.insert(0, part)
+    score.insert(0, melody)
+    for part in m.parts:
+        score.insert(
+            0, _m21_part(part.notes, m.steps, part.program, m.key, part.name.capitalize(), _clef_for(part.notes))
+        )
     score.makeNotation(inPlace=True)
     return GeneralObjectExporter(score).parse()
 
@@ -258,8 +380,15 @@ def check_midi_size(data: bytes, *, max_notes: int, max_seconds: float) -> MidiS
 MAX_AUDIO_SECONDS = 600.0  # the default of GENSTUDIO_MAX_AUDIO_SECONDS
 
 
-def wav_bytes(midi: bytes, *, sample_rate: int = 44100, gain: float = 1.0, timeout: float = 120.0,
-              max_seconds: float = MAX_AUDIO_SECONDS, tmp_dir: Path | None = None) -> bytes:
+def wav_bytes(
+    midi: bytes,
+    *,
+    sample_rate: int = 44100,
+    gain: float = 1.0,
+    timeout: float = 120.0,
+    max_seconds: float = MAX_AUDIO_SECONDS,
+    tmp_dir: Path | None = None,
+) -> bytes:
     """Render MIDI to 16-bit stereo WAV with FluidSynth and a General MIDI soundfont.
 
     ValueError (before anything is rendered) for a MIDI longer than `max_seconds`
@@ -436,7 +565,7 @@ def inspect(data: bytes, fmt: str, mime: str | None) -> dict[str, Any] | None:
                 report["declared_ai_generated"] = "ai-generated" in msg.text.lower()
             elif msg.type == "text" and msg.text.startswith(META_PREFIX) and report["generation"] is None:
                 try:
-                    params = json.loads(msg.text[len(META_PREFIX):])
+                    params = json.loads(msg.text[len(META_PREFIX) :])
                 except ValueError:
                     continue
                 if isinstance(params, dict):

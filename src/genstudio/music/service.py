@@ -32,10 +32,11 @@ import torch
 from genstudio.config import Settings
 from genstudio.jobs.base import JobFailed, OutputFile
 
+from .accompany import accompaniment, chord_marks, pick_chords
 from .encoding import Note
 from .metrics import in_key_counts
 from .model import MelodyVAE, slerp
-from .render import Melody, instrument_program, midi_bytes, windows
+from .render import Melody, Part, instrument_program, midi_bytes, windows
 from .theory import (
     Key,
     chord_fit,
@@ -62,6 +63,7 @@ def path_key(notes: Sequence[Note], ends: Sequence[Key | None], t: float) -> Key
     nearer = ends[0] if t <= 0.5 and ends[0] is not None else known[-1]
     best = max(known, key=lambda k: scores.get(k.name, -1.0))
     return nearer if abs(scores.get(nearer.name, -1.0) - scores.get(best.name, -1.0)) < 0.05 else best
+
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin_models"
 WINDOW_BARS = 2
@@ -119,6 +121,8 @@ class MelodyEngine:
         self._vae: MelodyVAE | None = None
         self._attributes: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._long: Any = None  # LongMelodyVAE, False when none is configured or found
+        self._coconet: Any = None
 
     @property
     def vae(self) -> MelodyVAE:
@@ -136,6 +140,37 @@ class MelodyEngine:
     def model_id(self) -> str:
         return self.settings.music_model
 
+    @property
+    def long_vae(self) -> Any:
+        """The hierarchical long-melody model (LongMelodyVAE), or None: then longer pieces chain 2-bar codes."""
+        from .hierarchical import LongMelodyVAE
+
+        with self._lock:
+            if self._long is None:
+                self._long = False
+                if self.settings.music_long_model:
+                    try:
+                        folder = model_dir(self.settings.music_long_model)
+                    except FileNotFoundError:
+                        log.warning("no long-melody model at %s: chaining 2-bar codes", self.settings.music_long_model)
+                    else:
+                        self._long = LongMelodyVAE.from_pretrained(folder)
+                        log.info("long-melody model loaded from %s", folder)
+            return self._long or None
+
+    @property
+    def coconet(self) -> Any:
+        from .coconet import Coconet
+
+        with self._lock:
+            if self._coconet is None:
+                try:
+                    folder = model_dir(self.settings.harmony_model)
+                except FileNotFoundError as exc:
+                    raise JobFailed(f"no harmony model: {exc} (GENSTUDIO_HARMONY_MODEL)") from None
+                self._coconet = Coconet.from_pretrained(folder)
+            return self._coconet
+
     def attribute(self, name: str) -> torch.Tensor | None:
         _ = self.vae
         vec = self._attributes.get(name, {}).get("vector")
@@ -150,6 +185,10 @@ class MelodyEngine:
             melodies = self.interpolate(params, report)
         elif op == "vary":
             melodies = self.vary(params, report)
+        elif op == "continue":
+            melodies = self.continue_(params, report)
+        elif op == "harmonize":
+            melodies = self.harmonize(params, report)
         else:
             raise JobFailed(f"unknown music operation {op!r}")
         outputs = []
@@ -165,6 +204,7 @@ class MelodyEngine:
                 "key": m.key.name if m.key else None,
                 "notes": m.notes_json(),
                 "stats": melody_stats(m.notes),
+                **m.extra_json(),
                 **m.params,
             }
             outputs.append(
@@ -190,6 +230,17 @@ class MelodyEngine:
             report(lo + (hi - lo) * min(1.0, (i + chunk) / len(z)))
         return out
 
+    def _long_decode(
+        self, codes: torch.Tensor, temperature: float, gen: torch.Generator, report: Progress, lo: float, hi: float
+    ) -> list[list[Note]]:
+        long = self.long_vae
+        out: list[list[Note]] = []
+        chunk = 32
+        for i in range(0, len(codes), chunk):
+            out.extend(long.decode(codes[i : i + chunk], temperature, gen if temperature > 0 else None))
+            report(lo + (hi - lo) * min(1.0, (i + chunk) / len(codes)))
+        return out
+
     def sample(self, p: dict[str, Any], report: Progress) -> list[Melody]:
         vae = self.vae
         n, bars, temperature = int(p["n"]), int(p["bars"]), float(p["temperature"])
@@ -200,18 +251,26 @@ class MelodyEngine:
         ranked = target is not None or chords is not None or density is not None
         c = CANDIDATES if ranked else 1
         gen = torch.Generator().manual_seed(int(p["seed"]))
-        zs = vae.model.config.z_size
-        a = torch.randn(n * c, zs, generator=gen)
-        b = torch.randn(n * c, zs, generator=gen)
-        ts = [j / (segs - 1) if segs > 1 else 0.0 for j in range(segs)]
-        z = torch.stack([slerp(a, b, t) for t in ts], dim=1)  # [n*c, segs, Z]
         vec = self.attribute("density") if density is not None else None
-        if vec is not None:
-            scale = float(self._attributes["density"].get("scale", 1.0))
-            z = z + float(density) * scale * vec
-        report(0.05)
-        parts = self._decode(z.reshape(-1, zs), temperature, gen, report, 0.05, 0.9)
-        pieces = [join_segments(parts[i * segs : (i + 1) * segs], target) for i in range(n * c)]
+        shift = float(density) * float(self._attributes["density"].get("scale", 1.0)) * vec if vec is not None else 0.0
+        long = self.long_vae if segs > 1 else None
+        if long is not None:
+            # The conductor plans the whole piece; its segment codes live in the 2-bar model's space, so the
+            # density vector applies to them as it does to the 2-bar codes.
+            codes = long.long_codes(n * c, segs, gen) + shift
+            report(0.05)
+            pieces = self._long_decode(codes, temperature, gen, report, 0.05, 0.9)
+            method = "hierarchical"
+        else:
+            zs = vae.model.config.z_size
+            a = torch.randn(n * c, zs, generator=gen)
+            b = torch.randn(n * c, zs, generator=gen)
+            ts = [j / (segs - 1) if segs > 1 else 0.0 for j in range(segs)]
+            z = torch.stack([slerp(a, b, t) for t in ts], dim=1) + shift  # [n*c, segs, Z]
+            report(0.05)
+            parts = self._decode(z.reshape(-1, zs), temperature, gen, report, 0.05, 0.9)
+            pieces = [join_segments(parts[i * segs : (i + 1) * segs], target) for i in range(n * c)]
+            method = "chained" if segs > 1 else "2-bar"
         tempo = float(p.get("tempo") or 120.0)
         program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else 0
         out = []
@@ -221,9 +280,9 @@ class MelodyEngine:
                 notes = pieces[i * c + j]
                 info: dict[str, Any] = {}
                 if target is not None and notes:
-                    notes, found, shift = to_key(notes, target)
+                    notes, found, moved = to_key(notes, target)
                     info["transposed_from"] = found.name
-                    info["transposed_by"] = shift
+                    info["transposed_by"] = moved
                 elif notes:
                     notes = fit_range(notes)
                 score = self._score(notes, bars, target, chords, density)
@@ -235,7 +294,8 @@ class MelodyEngine:
             key = target or (find_key(notes)[0] if notes else None)
             if chords is not None:
                 info["chord_fit"] = round(chord_fit(notes, chords), 4)
-            out.append(Melody(notes, bars, tempo, program, key, {**info, "candidates": c}))
+            m = Melody(notes, bars, tempo, program, key, {**info, "candidates": c, "method": method})
+            out.append(with_backing(m, chords, bool(p.get("accompaniment"))))
         report(0.95)
         return out
 
@@ -299,6 +359,91 @@ class MelodyEngine:
         notes = [Note(*n) for n in src.get("notes") or []]
         return find_key(notes)[0] if notes else None
 
+    def continue_(self, p: dict[str, Any], report: Progress) -> list[Melody]:
+        """The source, then `bars` new bars: the long-melody model's conductor is fitted to the codes of the
+        source's last (up to 8) bars and plans what follows (chained 2-bar codes without that model: the
+        last segment's code walked on towards random codes)."""
+        src = p["_source"]
+        notes = [Note(*nt) for nt in src["notes"]]
+        given_bars = int(src["bars"])
+        if given_bars < WINDOW_BARS or not notes:
+            raise JobFailed("the source needs at least 2 bars with notes to continue")
+        n, new_bars, temperature = int(p["n"]), int(p["bars"]), float(p["temperature"])
+        new_segs = new_bars // WINDOW_BARS
+        ctx_segs = min(4, given_bars // WINDOW_BARS)
+        ctx_start = (given_bars - ctx_segs * WINDOW_BARS) * 16
+        context = [
+            Note(nt.pitch, max(nt.start, ctx_start) - ctx_start, nt.end - ctx_start)
+            for nt in notes
+            if nt.end > ctx_start
+        ]
+        gen = torch.Generator().manual_seed(int(p["seed"]))
+        long = self.long_vae
+        if long is not None:
+            codes = long.continue_codes(context, ctx_segs, new_segs, n, gen)
+            report(0.3)
+            pieces = self._long_decode(codes, temperature, gen, report, 0.3, 0.9)
+            method = "hierarchical"
+        else:
+            vae = self.vae
+            last = vae.encode(windows(context, ctx_segs * WINDOW_BARS)[-1:])  # [1, Z]
+            far = torch.randn(n, last.shape[-1], generator=gen)
+            z = torch.stack([slerp(last[0].expand(n, -1), far, (j + 1) / (new_segs + 1)) for j in range(new_segs)], 1)
+            parts = self._decode(z.reshape(-1, z.shape[-1]), temperature, gen, report, 0.1, 0.9)
+            key0 = find_key(notes)[0]
+            pieces = [join_segments(parts[i * new_segs : (i + 1) * new_segs], key0) for i in range(n)]
+            method = "chained"
+        tempo = float(p.get("tempo") or src.get("tempo") or 120.0)
+        program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else src.get("program", 0)
+        key = self._source_key(src)
+        offset = given_bars * 16
+        out = []
+        for new in pieces:
+            if new and method == "chained":  # join near the source's last note
+                gap = notes[-1].pitch - new[0].pitch
+                new = transpose(new, 12 * round(gap / 12))
+                new = fold_range(new)
+            whole = list(notes) + [Note(nt.pitch, nt.start + offset, nt.end + offset) for nt in new]
+            info = {
+                "given_bars": given_bars,
+                "new_bars": new_bars,
+                "method": method,
+                "new_stats": melody_stats(new),
+                "keeps_key": bool(new) and find_key(new)[0] == key,
+            }
+            m = Melody(whole, given_bars + new_bars, tempo, program, key, info)
+            out.append(with_backing(m, None, bool(p.get("accompaniment"))))
+        return out
+
+    def harmonize(self, p: dict[str, Any], report: Progress) -> list[Melody]:
+        """Coconet writes the asked-for voices around the source melody (music/harmonizer.py)."""
+        from .harmonizer import harmonize
+
+        src = p["_source"]
+        notes = [Note(*nt) for nt in src["notes"]]
+        bars = int(src["bars"])
+        if not notes:
+            raise JobFailed("the source has no notes to harmonize")
+        voices = list(p.get("voices") or ["alto", "tenor", "bass"])
+        gen = torch.Generator().manual_seed(int(p["seed"]))
+        model = self.coconet
+        report(0.05)
+        results = []
+        for i in range(int(p["n"])):
+            results += harmonize(
+                model, notes, bars * 16, voices, n=1, temperature=float(p["temperature"]), generator=gen
+            )
+            report(0.05 + 0.9 * (i + 1) / int(p["n"]))
+        tempo = float(p.get("tempo") or src.get("tempo") or 120.0)
+        program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else src.get("program", 0)
+        key = self._source_key(src)
+        out = []
+        for h in results:
+            parts = [Part(v, h.parts[v], program, 76) for v in ("soprano", "alto", "tenor", "bass") if v in h.parts]
+            info = {"voices": voices, "melody_voice": h.melody_voice, "octave_shift": h.octave_shift}
+            out.append(Melody(notes, bars, tempo, program, key, info, parts=parts, name=h.melody_voice))
+        return out
+
     def vary(self, p: dict[str, Any], report: Progress) -> list[Melody]:
         vae = self.vae
         ((ws, bars),) = self._prepare_sources(p, ["source"])
@@ -324,6 +469,19 @@ class MelodyEngine:
         return out
 
 
+def with_backing(m: Melody, chords: Sequence[Any] | None, backing: bool) -> Melody:
+    """Chord symbols of the progression (given, or picked to fit when a backing is asked for) written into
+    the piece, and with `backing` a chord part and a bass line (rule-based: music/accompany.py)."""
+    if backing and chords is None and m.notes and m.key is not None:
+        chords = pick_chords(m.notes, m.bars, m.key)
+        m.params["chords_picked"] = " ".join(ch.symbol for ch in chords)
+    if chords:
+        m.chords = chord_marks(chords, m.bars)
+        if backing and m.key is not None:
+            m.parts = accompaniment(chords, m.bars, m.key, m.notes)
+    return m
+
+
 def join_segments(segments: Sequence[Sequence[Note]], target: Key | None) -> list[Note]:
     """Concatenate 2-bar segments decoded one by one into one piece in one key.
 
@@ -347,12 +505,21 @@ def join_segments(segments: Sequence[Sequence[Note]], target: Key | None) -> lis
             gap = out[-1].pitch - notes[0].pitch
             notes = transpose(notes, 12 * round(gap / 12))
         out.extend(Note(nt.pitch, nt.start + j * step, nt.end + j * step) for nt in notes)
-    lo, hi = 21, 108
-    while out and min(n.pitch for n in out) < lo:
+    return fold_range(out)
+
+
+def fold_range(notes: Sequence[Note], lo: int = 21, hi: int = 108) -> list[Note]:
+    """The piece moved by whole octaves into [lo, hi]; a piece wider than that (only a wild, untrained
+    model writes one) has its outlying notes folded in by octaves, so a MIDI file can always hold it."""
+    out = list(notes)
+    while out and min(n.pitch for n in out) < lo and max(n.pitch for n in out) + 12 <= hi:
         out = transpose(out, 12)
-    while out and max(n.pitch for n in out) > hi:
+    while out and max(n.pitch for n in out) > hi and min(n.pitch for n in out) - 12 >= lo:
         out = transpose(out, -12)
-    return out
+    return [
+        Note(n.pitch + 12 * max(0, -(-(lo - n.pitch) // 12)) - 12 * max(0, -(-(n.pitch - hi) // 12)), n.start, n.end)
+        for n in out
+    ]
 
 
 def new_seed(seed: int | None) -> int:

@@ -17,7 +17,16 @@ from genstudio.jobs.base import JobContext, OutputFile
 from genstudio.provenance.stage import Seal
 from genstudio.studio import StudioContext
 
-from .params import PARAMS, REQUESTS, InterpolateRequest, VaryRequest, dump_params, job_params
+from .params import (
+    PARAMS,
+    REQUESTS,
+    ContinueRequest,
+    HarmonizeRequest,
+    InterpolateRequest,
+    VaryRequest,
+    dump_params,
+    job_params,
+)
 from .service import MelodyEngine, music_model_info, new_seed, source_from_midi
 
 
@@ -37,11 +46,13 @@ class MusicStudio:
         """The source melody behind `ref`, read into the job's params (workers need no access to it)."""
         src = self.ctx.inputs.get(ref, field)
         if src.mime != "audio/midi":
-            raise LimitError(field, f"{'asset ' + ref if src.asset_id else src.path.name} is {src.mime}, "
-                                    "not a MIDI melody or upload")
+            raise LimitError(
+                field, f"{'asset ' + ref if src.asset_id else src.path.name} is {src.mime}, not a MIDI melody or upload"
+            )
         try:
-            return source_from_midi(src.read(), track=track, settings=self.settings,
-                                    origin=src.asset_id or str(src.path))
+            return source_from_midi(
+                src.read(), track=track, settings=self.settings, origin=src.asset_id or str(src.path)
+            )
         except ValueError as exc:
             # A track that does not exist, is drums or has no notes is the track field's fault.
             blame = track_field if track is not None and str(exc).startswith("track ") else field
@@ -56,7 +67,7 @@ class MusicStudio:
             resolved["_start"] = self._source(request.start, "start", request.start_track, "start_track")
             resolved["_end"] = self._source(request.end, "end", request.end_track, "end_track")
             names = {"start": request.start, "end": request.end}
-        elif isinstance(request, VaryRequest):
+        elif isinstance(request, VaryRequest | ContinueRequest | HarmonizeRequest):
             resolved["_source"] = self._source(request.source, "source", request.track, "track")
             names = {"source": request.source}
         # The params name each source by its asset id, or (command line) by its file name: never a path.

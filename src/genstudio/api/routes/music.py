@@ -1,4 +1,4 @@
-"""Music studio routes: sample / compose, interpolate, vary; the tracks of an uploaded MIDI file."""
+"""Music studio routes: sample, interpolate, vary, continue, harmonize; the tracks of an uploaded MIDI file."""
 
 from __future__ import annotations
 
@@ -7,12 +7,23 @@ from fastapi import APIRouter
 from genstudio.api.deps import AssetRow, State, asset_file
 from genstudio.api.schemas import Instrument, JobAccepted, TracksOut
 from genstudio.errors import LimitError
-from genstudio.music.params import InterpolateRequest, SampleRequest, VaryRequest, dump_params
+from genstudio.music.params import (
+    ContinueRequest,
+    HarmonizeRequest,
+    InterpolateRequest,
+    SampleRequest,
+    VaryRequest,
+    dump_params,
+)
 
 router = APIRouter(prefix="/api/music", tags=["music"])
 
 
-def _submit(state: State, op: str, req: SampleRequest | InterpolateRequest | VaryRequest) -> JobAccepted:
+def _submit(
+    state: State,
+    op: str,
+    req: SampleRequest | InterpolateRequest | VaryRequest | ContinueRequest | HarmonizeRequest,
+) -> JobAccepted:
     params = dump_params(state.studios["music"].resolve(req, op))
     job = state.queue.submit("music", params)
     public = {k: v for k, v in params.items() if not k.startswith("_")}
@@ -39,6 +50,18 @@ def interpolate(req: InterpolateRequest, state: State) -> JobAccepted:
 def vary(req: VaryRequest, state: State) -> JobAccepted:
     """Variations of a melody, `similarity` from 0 (unrelated) to 1 (the same)."""
     return _submit(state, "vary", req)
+
+
+@router.post("/continue", status_code=202)
+def continue_(req: ContinueRequest, state: State) -> JobAccepted:
+    """The source melody followed by `bars` new bars in its key and style, `n` times (long-melody model)."""
+    return _submit(state, "continue", req)
+
+
+@router.post("/harmonize", status_code=202)
+def harmonize(req: HarmonizeRequest, state: State) -> JobAccepted:
+    """Alto, tenor and bass (or the voices asked for) around the source melody, as Bach's chorales (Coconet)."""
+    return _submit(state, "harmonize", req)
 
 
 @router.get("/tracks/{asset_id}")

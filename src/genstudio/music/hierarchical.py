@@ -1,0 +1,283 @@
+"""A hierarchical MusicVAE for long melodies (Roberts et al. 2018, `hierdec-mel_16bar`), built on the
+2-bar model.
+
+    16-bar tokens [B, 256] --split--> 8 segments of 2 bars [B*8, 32]
+      bar encoder (the 2-bar model's BiLSTM) -> segment codes [B, 8, Zb]
+      top encoder (BiLSTM over the 8 codes)   -> mu, sigma [B, Z]  -> z
+    z -> conductor (LSTM, initial state from z, one step per segment) -> embeddings c [B, 8, Zb]
+      bar decoder (the 2-bar model's LSTM decoder, c in place of its z) -> tokens of each segment
+
+As in MusicVAE's hierarchical decoder, the conductor plans the piece and each bar-level decoder writes
+its segment from the conductor's embedding only; unlike Magenta's, the segment level is 2 bars (the
+built-in melody model's window) and both bar-level halves start from the trained 2-bar model (its encoder
+frozen, its decoder fine-tuned), which is what makes training it on one CPU thread possible. The bar
+decoder does not see the previous segment's last token (the 2-bar decoder never did); a note held over a
+segment line is a "no event" at the next segment's start, which the fine-tuned decoder learns.
+
+A model is a folder with ``config.json`` (`_class_name: HierarchicalMusicVAE`, the bar model's config
+inside) and ``model.safetensors`` holding both levels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from genstudio.storage.files import atomic_write
+
+from .encoding import MelodyEncoding, Note
+from .model import MusicVAE, MusicVAEConfig
+
+
+@dataclass(frozen=True)
+class HierConfig:
+    bar: MusicVAEConfig = field(default_factory=MusicVAEConfig)
+    segments: int = 8  # 2-bar segments: 16 bars
+    z_size: int = 256
+    top_enc_size: int = 256
+    conductor_size: int = 256
+    conductor_layers: int = 2
+    free_bits: float = 96.0
+    max_beta: float = 0.2
+    beta_rate: float = 0.9995
+    learning_rate: float = 1e-3
+    bar_learning_rate: float = 2e-4
+    # Pulls the conductor's embeddings towards the bar encoder's codes of the same segments (squared
+    # error, summed): keeps them in the space the bar encoder writes, so that a melody to continue can be
+    # matched against them (`fit_codes`).
+    code_weight: float = 0.5
+    description: str = ""
+
+    @property
+    def seg_steps(self) -> int:
+        return self.bar.max_seq_len
+
+    @property
+    def num_steps(self) -> int:
+        return self.segments * self.seg_steps
+
+    def beta(self, step: int) -> float:
+        return self.max_beta * (1.0 - self.beta_rate**step)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bar"] = self.bar.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HierConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["bar"] = MusicVAEConfig.from_dict(known.get("bar", {}))
+        return cls(**known)
+
+
+class HierarchicalMusicVAE(nn.Module):
+    def __init__(self, config: HierConfig, bar: MusicVAE | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.bar = bar if bar is not None else MusicVAE(config.bar)
+        zb, z = config.bar.z_size, config.z_size
+        self.top_encoder = nn.LSTM(zb, config.top_enc_size, batch_first=True, bidirectional=True)
+        self.to_mu = nn.Linear(2 * config.top_enc_size, z)
+        self.to_sigma = nn.Linear(2 * config.top_enc_size, z)
+        self.to_state = nn.Linear(z, 2 * config.conductor_size * config.conductor_layers)
+        self.conductor = nn.LSTM(z, config.conductor_size, num_layers=config.conductor_layers, batch_first=True)
+        self.to_code = nn.Linear(config.conductor_size, zb)
+        for lin in (self.to_mu, self.to_sigma, self.to_state):
+            nn.init.normal_(lin.weight, std=0.001)
+            nn.init.zeros_(lin.bias)
+
+    @property
+    def num_classes(self) -> int:
+        return self.bar.num_classes
+
+    def split(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, S * 32] -> [B * S, 32] (any whole number S of segments: 8-bar and 16-bar windows alike)."""
+        return tokens.reshape(-1, self.config.seg_steps)
+
+    def segment_codes(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The bar encoder's posterior means of each 2-bar segment: [B, S, Zb] (no gradient: frozen)."""
+        with torch.no_grad():
+            mu, _ = self.bar.encode(self.split(tokens))
+        return mu.view(tokens.shape[0], -1, mu.shape[-1])
+
+    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, (h, _) = self.top_encoder(self.segment_codes(tokens))
+        final = torch.cat([h[-2], h[-1]], dim=-1)
+        return self.to_mu(final), F.softplus(self.to_sigma(final))
+
+    def conduct(self, z: torch.Tensor, segments: int | None = None) -> torch.Tensor:
+        """z [B, Z] -> segment embeddings [B, S, Zb] (the conductor's input is z at every step)."""
+        s = segments or self.config.segments
+        layers, size = self.config.conductor_layers, self.config.conductor_size
+        st = torch.tanh(self.to_state(z)).view(z.shape[0], layers, 2, size)
+        state = (st[:, :, 0].transpose(0, 1).contiguous(), st[:, :, 1].transpose(0, 1).contiguous())
+        out, _ = self.conductor(z.unsqueeze(1).expand(-1, s, -1).contiguous(), state)
+        return self.to_code(out)
+
+    def forward(self, tokens: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        mu, sigma = self.encode(tokens)
+        z = mu + sigma * torch.randn(mu.shape, generator=generator)
+        codes = self.conduct(z, tokens.shape[1] // self.config.seg_steps)
+        logits = self.bar.decode_teacher_forced(self.split(tokens), codes.reshape(-1, codes.shape[-1]))
+        return {
+            "logits": logits.view(tokens.shape[0], -1, self.num_classes),
+            "mu": mu,
+            "sigma": sigma,
+            "codes": codes,
+            "targets": self.segment_codes(tokens),
+        }
+
+    def loss(self, tokens: torch.Tensor, out: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        logits, mu, sigma = out["logits"], out["mu"], out["sigma"]
+        ce = F.cross_entropy(logits.transpose(1, 2), tokens.long(), reduction="none").sum(1)
+        kl = 0.5 * (sigma.square() + mu.square() - 1.0 - 2.0 * torch.log(sigma + 1e-12)).sum(1)
+        kl_cost = torch.clamp(kl - self.config.free_bits * math.log(2.0), min=0.0)
+        beta = self.config.beta(step)
+        code_err = (out["codes"] - out["targets"]).square().sum((1, 2))
+        return {
+            "loss": ce.mean() + beta * kl_cost.mean() + self.config.code_weight * code_err.mean(),
+            "code_err": code_err.mean(),
+            "r_loss": ce.mean(),
+            "kl_bits": kl.mean() / math.log(2.0),
+            "accuracy": (logits.argmax(-1) == tokens).float().mean(),
+        }
+
+    @torch.no_grad()
+    def decode_codes(
+        self, codes: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Segment embeddings [B, S, Zb] -> tokens [B, S * 32], each segment sampled by the bar decoder."""
+        b, s, zb = codes.shape
+        tok = self.bar.decode_tokens(codes.reshape(b * s, zb), temperature, generator)
+        return tok.view(b, s * self.config.seg_steps)
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = {"_class_name": type(self).__name__, "format_version": 1, **self.config.to_dict()}
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
+        atomic_write(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str]) -> HierarchicalMusicVAE:
+        folder = Path(folder)
+        cfg = json.loads((folder / "config.json").read_text())
+        if cfg.get("_class_name") != cls.__name__:
+            raise ValueError(f"{folder} holds a {cfg.get('_class_name')!r}, not a {cls.__name__}")
+        model = cls(HierConfig.from_dict(cfg))
+        model.load_state_dict(load_file(folder / "model.safetensors"))
+        return model.eval()
+
+
+Melody = list[Note]
+
+
+class LongMelodyVAE:
+    """User-facing wrapper of the hierarchical model: sample and continue melodies on the 16th grid."""
+
+    def __init__(self, model: HierarchicalMusicVAE) -> None:
+        self.model = model.eval()
+        cfg = model.config.bar
+        self.encoding = MelodyEncoding(cfg.min_pitch, cfg.max_pitch)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str]) -> LongMelodyVAE:
+        return cls(HierarchicalMusicVAE.from_pretrained(folder))
+
+    @property
+    def seg_steps(self) -> int:
+        return self.model.config.seg_steps
+
+    @property
+    def segments(self) -> int:
+        return self.model.config.segments
+
+    def melodies(self, tokens: torch.Tensor) -> list[Melody]:
+        return [self.encoding.decode(row) for row in tokens.cpu().numpy()]
+
+    def tokens(self, melodies: Sequence[Melody], steps: int) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.encoding.encode(m, steps) for m in melodies]).astype(np.int64))
+
+    @torch.no_grad()
+    def sample_codes(self, n: int, segments: int, generator: torch.Generator | None) -> torch.Tensor:
+        z = torch.randn(n, self.model.config.z_size, generator=generator)
+        return self.model.conduct(z, segments)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, segments: int | None = None, temperature: float = 0.5, seed: int | None = None
+    ) -> list[Melody]:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        codes = self.sample_codes(n, segments or self.segments, gen)
+        return self.melodies(self.model.decode_codes(codes, temperature, gen))
+
+    def fit_codes(
+        self, given: torch.Tensor, total: int, generator: torch.Generator | None, iterations: int = 60
+    ) -> torch.Tensor:
+        """Codes [N, total, Zb] whose first k segments match `given` [N, k, Zb] (codes of the melody to
+        continue, from the bar encoder): one z per row, from a random start, fitted by gradient descent so
+        that the conductor's first k embeddings come near `given` (squared error) while z stays likely
+        under the prior; the conductor then plans the remaining segments from that z."""
+        k = given.shape[1]
+        z = torch.randn(given.shape[0], self.model.config.z_size, generator=generator).requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=0.05)
+        with torch.enable_grad():
+            for _ in range(iterations):
+                codes = self.model.conduct(z, k)
+                loss = ((codes - given).square().sum((1, 2)) + 0.5 * z.square().sum(1)).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            return self.model.conduct(z.detach(), total)
+
+    @torch.no_grad()
+    def long_codes(self, n: int, segments: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Codes [n, segments, Zb] of new pieces: the first (up to 16 bars) from the prior; longer pieces go
+        on in blocks, each conditioned on the previous 8 bars as `continue_` does."""
+        block = self.segments
+        codes = self.sample_codes(n, min(segments, block), generator)
+        while codes.shape[1] < segments:
+            k = min(block // 2, codes.shape[1])
+            new = min(block - k, segments - codes.shape[1])
+            codes = torch.cat([codes, self.fit_codes(codes[:, -k:], k + new, generator)[:, k:]], dim=1)
+        return codes
+
+    @torch.no_grad()
+    def continue_codes(
+        self, melody: Melody, given_segments: int, new_segments: int, n: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Codes [n, new_segments, Zb] that go on from the last `given_segments` 2-bar segments of
+        `melody` (a note list starting at 0, `given_segments` * 2 bars long)."""
+        toks = self.tokens([melody], given_segments * self.seg_steps).view(given_segments, self.seg_steps)
+        given, _ = self.model.bar.encode(toks)
+        codes = given.unsqueeze(0).expand(n, -1, -1)
+        block = self.segments
+        out = []
+        made = 0
+        while made < new_segments:
+            k = min(block // 2, codes.shape[1])
+            new = min(block - k, new_segments - made)
+            more = self.fit_codes(codes[:, -k:], k + new, generator)[:, k:]
+            out.append(more)
+            codes = torch.cat([codes, more], dim=1)
+            made += new
+        return torch.cat(out, dim=1)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor, temperature: float, generator: torch.Generator | None) -> list[Melody]:
+        """Codes [N, S, Zb] -> N melodies of S * 2 bars (the segments' tokens read as one stream)."""
+        return self.melodies(self.model.decode_codes(codes, temperature, generator))
