@@ -249,3 +249,55 @@ def test_sample_with_chords_and_a_backing_writes_them_into_every_format(mclient)
     assert xml.count("<harmony") == 4 and xml.count("<score-part ") == 3
     (plain,) = run(mclient, "/api/music/sample", {"n": 1, "bars": 4, "accompaniment": True, "seed": 2})
     assert plain["params"]["chords_picked"] and plain["params"]["chords_at"][0][0] == 0
+
+
+def test_sheet_music_spells_notes_in_the_key() -> None:
+    from genstudio.music.render import Melody, musicxml_bytes
+
+    flat = Melody([Note(68, 0, 8), Note(70, 8, 16), Note(73, 16, 32)], 2, key=parse_key("Ab major"))
+    xml = musicxml_bytes(flat).decode()
+    assert "<step>G</step>" not in xml and "<alter>1</alter>" not in xml  # A-flat, B-flat, D-flat: no sharps
+    assert xml.count("<alter>-1</alter>") == 3
+    sharp = Melody([Note(66, 0, 16), Note(68, 16, 32)], 2, key=parse_key("E major"))
+    xml = musicxml_bytes(sharp).decode()
+    assert xml.count("<alter>1</alter>") == 2 and "<alter>-1</alter>" not in xml  # F-sharp, G-sharp
+
+
+def test_cli_continue_and_harmonize(
+    tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from genstudio.cli import main
+
+    monkeypatch.setenv("GENSTUDIO_MUSIC_MODEL", str(models["bar"]))
+    monkeypatch.setenv("GENSTUDIO_MUSIC_LONG_MODEL", str(models["long"]))
+    monkeypatch.setenv("GENSTUDIO_HARMONY_MODEL", str(models["coconet"]))
+    pm = pretty_midi.PrettyMIDI(initial_tempo=100)
+    inst = pretty_midi.Instrument(program=73)
+    inst.notes = [
+        pretty_midi.Note(velocity=90, pitch=67 + (i % 5), start=i * 0.3, end=i * 0.3 + 0.3) for i in range(16)
+    ]
+    pm.instruments.append(inst)
+    src = tmp_path / "tune.mid"
+    pm.write(str(src))
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert (
+        main(
+            ["music", "continue", str(src), "--bars", "4", "--n", "2", "--seed", "1", "-o", str(tmp_path / "c"), *data]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert len(summary["files"]) == 2 and all(
+        m["bars"] == 2 + 4 for m in summary["melodies"]
+    )  # 16 eighths at 100 BPM = 2 bars
+    out = tmp_path / "h"
+    assert (
+        main(["music", "harmonize", str(src), "--formats", "midi,musicxml", "--seed", "2", "-o", str(out), *data]) == 0
+    )
+    (mid,) = out.glob("*.mid")
+    assert len(pretty_midi.PrettyMIDI(str(mid)).instruments) == 4
+    assert (out / mid.with_suffix(".musicxml").name).read_text().count("<score-part ") == 4
+    assert main(["music", "harmonize", str(src), "--voices", "alto,alto", "-o", str(out), *data]) != 0
+    assert "--voices: each voice once" in capsys.readouterr().err

@@ -36,13 +36,14 @@ from genstudio.music.model import MusicVAE  # noqa: E402
 def evaluate(model: HierarchicalMusicVAE, valid: torch.Tensor) -> dict[str, float]:
     model.eval()
     hit = events = event_hit = total = 0.0
-    kl = 0.0
+    kl = code_err = 0.0
     for i in range(0, len(valid), 64):
         x = valid[i : i + 64]
         mu, sigma = model.encode(x)
         codes = model.conduct(mu, x.shape[1] // model.config.seg_steps)
         logits = model.bar.decode_teacher_forced(model.split(x), codes.reshape(-1, codes.shape[-1]))
         pred = logits.argmax(-1).view(x.shape)
+        code_err += float(model.code_error(codes, *model.segment_posteriors(x)).sum())
         hit += float((pred == x).sum())
         total += x.numel()
         ev = x > 0
@@ -56,7 +57,55 @@ def evaluate(model: HierarchicalMusicVAE, valid: torch.Tensor) -> dict[str, floa
         "event_accuracy": event_hit / max(events, 1.0),
         "kl_bits": kl / len(valid) / np.log(2.0),
         "no_event_baseline": 1.0 - events / total,
+        "code_error": code_err / len(valid),
     }
+
+
+@torch.no_grad()
+def all_codes(model: HierarchicalMusicVAE, batches: WindowBatches, shifts: range) -> torch.Tensor:
+    """The bar encoder's posteriors of every window at every transposition in `shifts` that keeps it in
+    range: [N, 2, S, Zb] (mu, sigma)."""
+    out = []
+    x0 = batches.tokens
+    for shift in shifts:
+        ok = (batches.lo + shift >= 2) & (batches.hi + shift <= model.num_classes - 1)
+        x = torch.where(x0 >= 2, x0 + shift, x0)[ok]
+        for i in range(0, len(x), 512):
+            out.append(torch.stack(model.segment_posteriors(x[i : i + 512]), dim=1))
+    return torch.cat(out)  # [N, 2 (mu, sigma), S, Zb]
+
+
+def pretrain_codes(model: HierarchicalMusicVAE, sets: list[WindowBatches], args, gen: torch.Generator) -> None:  # noqa: ANN001
+    """Stage 1: the top encoder and conductor as a VAE of segment-code sequences (squared error + the KL
+    term), on precomputed codes of every training window at every transposition -5..+5."""
+    t0 = time.time()
+    codes = [all_codes(model, b, range(-5, 6)) for b in sets]
+    print(f"pretrain: codes of {[len(c) for c in codes]} windows in {time.time() - t0:.0f} s", flush=True)
+    params = [p for n, p in model.named_parameters() if not n.startswith("bar.")]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    cfg = model.config
+    for i in range(args.pretrain_steps):
+        c = codes[i % len(codes)]
+        idx = torch.randint(len(c), (256,), generator=gen)
+        x, sx = c[idx, 0], c[idx, 1]
+        _, (h, _) = model.top_encoder(x)
+        final = torch.cat([h[-2], h[-1]], dim=-1)
+        mu, sigma = model.to_mu(final), torch.nn.functional.softplus(model.to_sigma(final))
+        z = mu + sigma * torch.randn(mu.shape, generator=gen)
+        err = model.code_error(model.conduct(z, x.shape[1]), x, sx)
+        kl = 0.5 * (sigma.square() + mu.square() - 1.0 - 2.0 * torch.log(sigma + 1e-12)).sum(1)
+        loss = err.mean() + cfg.max_beta * torch.clamp(kl - cfg.free_bits * np.log(2.0), min=0.0).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if (i + 1) % 500 == 0:
+            print(
+                f"pretrain {i + 1}: code error {float(err.mean()):.2f} "
+                f"(per segment {float(err.mean()) / x.shape[1]:.2f}),"
+                f" kl {float(kl.mean()) / np.log(2.0):.0f} bits, {time.time() - t0:.0f} s",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -77,6 +126,13 @@ def main() -> None:
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--eval-windows", type=int, default=1024)
+    ap.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=0,
+        help="first train the top encoder and conductor in code space only (squared error to the bar "
+        "encoder's codes, no decoder pass): thousands of steps a minute on a CPU",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -163,7 +219,16 @@ def main() -> None:
     vw = csv.writer(vlog)
     if new:
         vw.writerow(
-            ["step", "elapsed_min", "accuracy", "event_accuracy", "kl_bits", "no_event_baseline", "accuracy_8bar"]
+            [
+                "step",
+                "elapsed_min",
+                "accuracy",
+                "event_accuracy",
+                "kl_bits",
+                "no_event_baseline",
+                "code_error",
+                "accuracy_8bar",
+            ]
         )
 
     valid_short = torch.from_numpy(short["valid"].astype(np.int64))[: args.eval_windows] if short is not None else None
@@ -176,6 +241,9 @@ def main() -> None:
         vlog.flush()
         print(f"valid @ {step}: " + " ".join(f"{k} {v:.4f}" for k, v in m.items()), flush=True)
 
+    if step == 0 and args.pretrain_steps:
+        pretrain_codes(model, [train, train_short] if train_short is not None else [train], args, gen)
+        save()
     if step == 0:
         run_eval()
     stop = {"now": False}

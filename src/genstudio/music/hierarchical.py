@@ -48,15 +48,17 @@ class HierConfig:
     top_enc_size: int = 256
     conductor_size: int = 256
     conductor_layers: int = 2
-    free_bits: float = 96.0
+    free_bits: float = 256.0
     max_beta: float = 0.2
     beta_rate: float = 0.9995
     learning_rate: float = 1e-3
     bar_learning_rate: float = 2e-4
-    # Pulls the conductor's embeddings towards the bar encoder's codes of the same segments (squared
-    # error, summed): keeps them in the space the bar encoder writes, so that a melody to continue can be
-    # matched against them (`fit_codes`).
-    code_weight: float = 0.5
+    # Pulls the conductor's embeddings towards the bar encoder's codes of the same segments (squared error
+    # in units of the bar posterior's sigma, summed: only the ~20 dimensions the bar model uses count):
+    # keeps them in the space the bar encoder writes, so that a melody to continue can be matched against
+    # them (`fit_codes`), and is a cheap training signal for the conductor.
+    code_weight: float = 0.05
+    min_code_sigma: float = 0.05
     description: str = ""
 
     @property
@@ -108,9 +110,18 @@ class HierarchicalMusicVAE(nn.Module):
 
     def segment_codes(self, tokens: torch.Tensor) -> torch.Tensor:
         """The bar encoder's posterior means of each 2-bar segment: [B, S, Zb] (no gradient: frozen)."""
+        return self.segment_posteriors(tokens)[0]
+
+    def segment_posteriors(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bar encoder's mu and sigma of each 2-bar segment: [B, S, Zb] each (no gradient: frozen)."""
         with torch.no_grad():
-            mu, _ = self.bar.encode(self.split(tokens))
-        return mu.view(tokens.shape[0], -1, mu.shape[-1])
+            mu, sigma = self.bar.encode(self.split(tokens))
+        shape = (tokens.shape[0], -1, mu.shape[-1])
+        return mu.view(shape), sigma.view(shape)
+
+    def code_error(self, codes: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Squared distance of embeddings from the bar posteriors in units of sigma, summed per piece: [B]."""
+        return ((codes - mu) / sigma.clamp(min=self.config.min_code_sigma)).square().sum((1, 2))
 
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, (h, _) = self.top_encoder(self.segment_codes(tokens))
@@ -136,7 +147,7 @@ class HierarchicalMusicVAE(nn.Module):
             "mu": mu,
             "sigma": sigma,
             "codes": codes,
-            "targets": self.segment_codes(tokens),
+            "targets": self.segment_posteriors(tokens),
         }
 
     def loss(self, tokens: torch.Tensor, out: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
@@ -145,7 +156,7 @@ class HierarchicalMusicVAE(nn.Module):
         kl = 0.5 * (sigma.square() + mu.square() - 1.0 - 2.0 * torch.log(sigma + 1e-12)).sum(1)
         kl_cost = torch.clamp(kl - self.config.free_bits * math.log(2.0), min=0.0)
         beta = self.config.beta(step)
-        code_err = (out["codes"] - out["targets"]).square().sum((1, 2))
+        code_err = self.code_error(out["codes"], *out["targets"])
         return {
             "loss": ce.mean() + beta * kl_cost.mean() + self.config.code_weight * code_err.mean(),
             "code_err": code_err.mean(),
@@ -225,19 +236,26 @@ class LongMelodyVAE:
         return self.melodies(self.model.decode_codes(codes, temperature, gen))
 
     def fit_codes(
-        self, given: torch.Tensor, total: int, generator: torch.Generator | None, iterations: int = 60
+        self,
+        given: torch.Tensor,
+        total: int,
+        generator: torch.Generator | None,
+        iterations: int = 60,
+        sigma: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Codes [N, total, Zb] whose first k segments match `given` [N, k, Zb] (codes of the melody to
         continue, from the bar encoder): one z per row, from a random start, fitted by gradient descent so
         that the conductor's first k embeddings come near `given` (squared error) while z stays likely
-        under the prior; the conductor then plans the remaining segments from that z."""
+        under the prior; the conductor then plans the remaining segments from that z. With `sigma` (the bar
+        posteriors' sigmas, [N, k, Zb]) the distance is in units of sigma, as in training."""
         k = given.shape[1]
+        scale = torch.ones_like(given) if sigma is None else sigma.clamp(min=self.model.config.min_code_sigma)
         z = torch.randn(given.shape[0], self.model.config.z_size, generator=generator).requires_grad_(True)
         opt = torch.optim.Adam([z], lr=0.05)
         with torch.enable_grad():
             for _ in range(iterations):
                 codes = self.model.conduct(z, k)
-                loss = ((codes - given).square().sum((1, 2)) + 0.5 * z.square().sum(1)).sum()
+                loss = (((codes - given) / scale).square().sum((1, 2)) + 0.5 * z.square().sum(1)).sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -263,17 +281,20 @@ class LongMelodyVAE:
         """Codes [n, new_segments, Zb] that go on from the last `given_segments` 2-bar segments of
         `melody` (a note list starting at 0, `given_segments` * 2 bars long)."""
         toks = self.tokens([melody], given_segments * self.seg_steps).view(given_segments, self.seg_steps)
-        given, _ = self.model.bar.encode(toks)
+        given, given_sigma = self.model.bar.encode(toks)
         codes = given.unsqueeze(0).expand(n, -1, -1)
+        sigmas = given_sigma.unsqueeze(0).expand(n, -1, -1)
         block = self.segments
         out = []
         made = 0
         while made < new_segments:
             k = min(block // 2, codes.shape[1])
             new = min(block - k, new_segments - made)
-            more = self.fit_codes(codes[:, -k:], k + new, generator)[:, k:]
+            more = self.fit_codes(codes[:, -k:], k + new, generator, sigma=sigmas[:, -k:])[:, k:]
             out.append(more)
             codes = torch.cat([codes, more], dim=1)
+            # The model's own segments are as certain as the bar posteriors it was trained to match.
+            sigmas = torch.cat([sigmas, sigmas.mean(1, keepdim=True).expand(-1, new, -1)], dim=1)
             made += new
         return torch.cat(out, dim=1)
 
