@@ -301,3 +301,38 @@ def test_cli_continue_and_harmonize(
     assert (out / mid.with_suffix(".musicxml").name).read_text().count("<score-part ") == 4
     assert main(["music", "harmonize", str(src), "--voices", "alto,alto", "-o", str(out), *data]) != 0
     assert "--voices: each voice once" in capsys.readouterr().err
+
+
+def test_uploads_are_listed_and_their_melody_lines_come_with_notes(mclient) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    first = upload_melody(mclient)
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    for program, base in ((0, 72), (40, 60)):
+        inst = pretty_midi.Instrument(program=program)
+        inst.notes = [pretty_midi.Note(velocity=90, pitch=base + i, start=i * 0.5, end=i * 0.5 + 0.5) for i in range(4)]
+        pm.instruments.append(inst)
+    buf = io.BytesIO()
+    pm.write(buf)
+    r = mclient.post("/api/uploads", files={"file": ("../../two tracks.mid", buf.getvalue(), "audio/midi")})
+    assert r.status_code == 201
+    second, melody = r.json()["asset_id"], r.json()["melody"]
+    assert melody["note_list"][0][:2] == [melody["note_list"][0][0], 0] and len(melody["note_list"]) == 4
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(png, "PNG")
+    assert mclient.post("/api/uploads", files={"file": ("x.png", png.getvalue(), "image/png")}).status_code == 201
+
+    page = mclient.get("/api/uploads?kind=midi").json()
+    assert [i["asset_id"] for i in page["items"]] == [second, first] and page["next"] is None
+    assert page["items"][0]["name"] == "two tracks.mid" and page["items"][0]["kind"] == "midi"  # no directories
+    assert len(mclient.get("/api/uploads").json()["items"]) == 3
+    one = mclient.get("/api/uploads?limit=1").json()
+    assert len(one["items"]) == 1 and one["next"]
+    assert mclient.get("/api/uploads?before=nope").status_code == 422
+
+    t0 = mclient.get(f"/api/music/tracks/{second}?track=0").json()["melody"]
+    t1 = mclient.get(f"/api/music/tracks/{second}?track=1").json()["melody"]
+    assert [n[0] for n in t0["note_list"]] == [72, 73, 74, 75] and [n[0] for n in t1["note_list"]] == [60, 61, 62, 63]
+    assert t1["track"] == 1 and t1["tempo"] == 120
+    r = mclient.get(f"/api/music/tracks/{second}?track=5")
+    assert r.status_code == 422 and "track" in r.text

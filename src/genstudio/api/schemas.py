@@ -75,6 +75,20 @@ class UploadOut(_Open):
     melody: dict[str, Any] | None = None
 
 
+class UploadItem(BaseModel):
+    asset_id: str
+    name: str | None = Field(description="the file's name as uploaded (for display; never a path)")
+    kind: str = Field(description="image, video or midi")
+    mime: str
+    size: int
+    created_at: str
+
+
+class UploadPage(BaseModel):
+    items: list[UploadItem]
+    next: str | None = Field(description="pass as `before` for the next page; null on the last page")
+
+
 class ModelInfo(_Open):
     id: str
     name: str

@@ -206,6 +206,26 @@ class Store:
         with self.session() as s:
             return set(s.exec(select(Asset.path)).all())
 
+    def uploads(self, upload_kind: str | None, limit: int, before: Asset | None) -> list[Asset]:
+        """Uploaded files (assets made by no job), newest first, optionally of one upload kind (midi, image,
+        video); `before` is the last asset of the previous page."""
+        from sqlalchemy import and_, or_
+
+        with self.session() as s:
+            stmt = select(Asset).where(Asset.job_id.is_(None), Asset.kind == "upload")  # type: ignore[union-attr]
+            if before is not None:
+                stmt = stmt.where(
+                    or_(
+                        Asset.created_at < before.created_at,
+                        and_(Asset.created_at == before.created_at, Asset.id < before.id),
+                    )
+                )
+            stmt = stmt.order_by(Asset.created_at.desc(), Asset.id.desc())  # type: ignore[attr-defined]
+            rows = list(s.exec(stmt.limit(limit if not upload_kind else limit * 20)).all())
+        if upload_kind:  # the kind is in the params JSON: filtered here (uploads are few)
+            rows = [a for a in rows if (a.params or {}).get("upload_kind") == upload_kind]
+        return rows[:limit]
+
     def gallery(self, kind: str | None, limit: int, before: Asset | None, studio: str | None = None) -> list[Asset]:
         """Generated assets, newest first, of one media kind and/or one studio; `before` is the last asset
         of the previous page."""

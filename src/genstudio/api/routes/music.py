@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from genstudio.api.deps import AssetRow, State, asset_file
 from genstudio.api.schemas import Instrument, JobAccepted, TracksOut
@@ -65,8 +67,12 @@ def harmonize(req: HarmonizeRequest, state: State) -> JobAccepted:
 
 
 @router.get("/tracks/{asset_id}")
-def tracks(asset: AssetRow, state: State) -> TracksOut:
-    """The tracks of a MIDI asset and what taking the melody line of the default track drops."""
+def tracks(
+    asset: AssetRow, state: State, track: Annotated[int | None, Query(ge=0, le=10_000)] = None
+) -> TracksOut:
+    """The tracks of a MIDI asset and the melody line of one (`track`, default: the busiest non-drum
+    track): its notes on the 16th grid and what taking it drops."""
+    from genstudio.api.routes.uploads import melody_summary
     from genstudio.music.render import extract_melody, load_midi, midi_tracks
 
     if asset.mime != "audio/midi":
@@ -74,14 +80,14 @@ def tracks(asset: AssetRow, state: State) -> TracksOut:
     data = asset_file(state, asset).read_bytes()
     try:
         info = midi_tracks(load_midi(data))
-        ex = extract_melody(data, max_bars=state.settings.max_bars)
+        default = extract_melody(data, max_bars=state.settings.max_bars)
     except ValueError as exc:
         raise LimitError("asset_id", str(exc)) from None
-    return TracksOut(
-        tracks=[t.__dict__ for t in info],
-        default_track=ex.track,
-        melody={"bars": ex.bars, "notes": len(ex.notes), "dropped": ex.dropped, "summary": ex.summary()},
-    )
+    try:
+        ex = default if track is None else extract_melody(data, track=track, max_bars=state.settings.max_bars)
+    except ValueError as exc:
+        raise LimitError("track", str(exc)) from None
+    return TracksOut(tracks=[t.__dict__ for t in info], default_track=default.track, melody=melody_summary(ex))
 
 
 @router.get("/instruments")

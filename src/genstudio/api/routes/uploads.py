@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from PIL import Image
 
 from genstudio.api.deps import State
-from genstudio.api.schemas import UploadOut
+from genstudio.api.schemas import UploadItem, UploadOut, UploadPage
 from genstudio.config import Settings
 from genstudio.storage.db import Asset, new_id
 from genstudio.storage.sniff import sniff
@@ -171,6 +171,51 @@ async def upload(file: Annotated[UploadFile, File()], state: State) -> UploadOut
     return answer
 
 
+@router.get("/uploads")
+def list_uploads(
+    state: State,
+    kind: Annotated[str | None, Query(pattern="^(image|video|midi)$", description="the upload kind")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> UploadPage:
+    """Uploaded files, newest first (what a page lists again after a reload)."""
+    cursor = None
+    if before:
+        cursor = state.store.get_asset(before) if before.isalnum() else None
+        if cursor is None:
+            raise HTTPException(422, detail=[{"loc": ["query", "before"], "msg": "unknown cursor", "type": "value"}])
+    rows = state.store.uploads(kind, limit + 1, cursor)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        UploadItem(
+            asset_id=a.id,
+            name=a.original_name,
+            kind=str((a.params or {}).get("upload_kind") or "file"),
+            mime=a.mime,
+            size=a.size,
+            created_at=a.created_at.isoformat() if hasattr(a.created_at, "isoformat") else str(a.created_at),
+        )
+        for a in rows
+    ]
+    return UploadPage(items=items, next=rows[-1].id if more else None)
+
+
+def melody_summary(ex: Any) -> dict[str, Any]:
+    """What the page shows of an extracted melody line: its track, size, the notes themselves (16th grid,
+    [pitch, start, end]) and what taking it dropped."""
+    return {
+        "track": ex.track,
+        "tracks": len(ex.tracks),
+        "bars": ex.bars,
+        "notes": len(ex.notes),
+        "note_list": [[n.pitch, n.start, n.end] for n in ex.notes],
+        "tempo": round(ex.tempo, 3),
+        "dropped": ex.dropped,
+        "summary": ex.summary(),
+    }
+
+
 def midi_melody(data: bytes, s: Settings, field: str = "file") -> dict[str, Any]:
     """A MIDI upload must hold a melody line: what it is and what taking it drops (422 otherwise)."""
     from genstudio.music.render import MidiTooLarge, check_midi_size, extract_melody
@@ -187,12 +232,4 @@ def midi_melody(data: bytes, s: Settings, field: str = "file") -> dict[str, Any]
         raise HTTPException(422, detail=f"{field}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- a hostile file can break the MIDI parser in many ways
         raise HTTPException(422, detail=f"{field}: not a readable MIDI file ({type(exc).__name__})") from None
-    return {
-        "track": ex.track,
-        "tracks": len(ex.tracks),
-        "bars": ex.bars,
-        "notes": len(ex.notes),
-        "tempo": round(ex.tempo, 3),
-        "dropped": ex.dropped,
-        "summary": ex.summary(),
-    }
+    return melody_summary(ex)

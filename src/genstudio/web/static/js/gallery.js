@@ -42,9 +42,13 @@ export class Gallery {
    * studio: "image" | "music" | "faceswap"; kind: an asset kind to ask for as well, or null.
    * makeCard(item, {append}) -> the card node (append: it comes from a gallery page, not a new job).
    * onRemove(item, node): called after a card was deleted.
+   * place(node, item, append): puts a new card in the page (default: at the end of the list with `append`,
+   * else at its top), for a page that groups some results.
    */
-  constructor({ list, empty, error, more, studio, kind = null, limit = PAGE_SIZE, makeCard, onRemove = null }) {
+  constructor({ list, empty, error, more, studio, kind = null, limit = PAGE_SIZE, makeCard, onRemove = null,
+    place = null }) {
     Object.assign(this, { list, empty, error, more, studio, kind, limit, makeCard, onRemove });
+    this.place = place || ((node, _item, append) => (append ? list.append(node) : list.prepend(node)));
     this.next = null;
     this.ids = new Set();
     this.objectUrls = new Map(); // asset id -> blob URLs made for its card
@@ -71,7 +75,7 @@ export class Gallery {
     try {
       const page = await api(`/api/gallery?${query}`);
       for (const item of page.items) {
-        if (!this.ids.has(item.id)) this.list.append(this.card(item, true));
+        if (!this.ids.has(item.id)) this.place(this.card(item, true), item, true);
       }
       this.next = page.next;
       this.showError("");
@@ -89,7 +93,8 @@ export class Gallery {
     for (const id of assetIds) {
       if (this.ids.has(id)) continue;
       try {
-        this.list.prepend(this.card(await api(`/api/assets/${encodeURIComponent(id)}/meta`), false));
+        const item = await api(`/api/assets/${encodeURIComponent(id)}/meta`);
+        this.place(this.card(item, false), item, false);
       } catch (err) {
         this.showError(err.message);
       }

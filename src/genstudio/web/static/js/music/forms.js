@@ -1,5 +1,5 @@
-// The Sample, Interpolate and Vary forms: tabs, reading the fields, field errors, each submit as a job on
-// a shared job card, and the instrument lists.
+// The Sample, Interpolate, Vary, Continue and Harmonize forms: tabs, reading the fields, field errors, each
+// submit as a job on a shared job card, and the instrument lists.
 
 import { api, detailLines } from "../api.js";
 import { startJobCard } from "../jobcard.js";
@@ -65,6 +65,7 @@ function readSample() {
   instrumentOf(el.sInstrument, body);
   if (el.sDensityOn.checked) body.density = Number(el.sDensity.value);
   if (el.sChords.value.trim()) body.chords = el.sChords.value.trim();
+  if (el.sAccompaniment.checked) body.accompaniment = true;
   if (!el.sSeedRandom.checked) {
     const seed = numberOf(el.sSeed, errors);
     if (seed !== undefined) body.seed = seed;
@@ -98,6 +99,40 @@ function readVary() {
   return { body, errors };
 }
 
+/** The fields every form from a source melody shares: source (with its track), n, tempo, instrument, seed. */
+function readFromSource(fields, noun, errors) {
+  const body = { source: fields.source.value, temperature: Number(fields.temp.value) };
+  if (!body.source) errors.push(`source: choose a melody to ${noun}`);
+  const track = trackOf(body.source);
+  if (track !== undefined) body.track = track;
+  const n = numberOf(fields.n, errors);
+  if (n !== undefined) body.n = n;
+  const tempo = numberOf(fields.tempo, errors);
+  if (tempo !== undefined) body.tempo = tempo;
+  instrumentOf(fields.instrument, body);
+  const seed = numberOf(fields.seed, errors);
+  if (seed !== undefined) body.seed = seed;
+  return body;
+}
+
+function readContinue() {
+  const errors = [];
+  const body = readFromSource({ source: el.cSource, temp: el.cTemp, n: el.cN, tempo: el.cTempo,
+    instrument: el.cInstrument, seed: el.cSeed }, "continue", errors);
+  body.bars = Number(el.cBars.value);
+  if (el.cAccompaniment.checked) body.accompaniment = true;
+  return { body, errors };
+}
+
+function readHarmonize() {
+  const errors = [];
+  const body = readFromSource({ source: el.hSource, temp: el.hTemp, n: el.hN, tempo: el.hTempo,
+    instrument: el.hInstrument, seed: el.hSeed }, "harmonize", errors);
+  body.voices = el.hVoices.filter((box) => box.checked).map((box) => box.value);
+  if (!body.voices.length) errors.push("voices: choose at least one voice to write");
+  return { body, errors };
+}
+
 export function clearFormError(form) {
   const box = form.querySelector(".form-error");
   box.replaceChildren();
@@ -118,7 +153,8 @@ export function showFormError(form, lines, fields = []) {
   show(box);
   let first = null;
   for (const name of fields) {
-    const input = form.elements.namedItem(name === "key" ? "key" : name);
+    let input = form.elements.namedItem(name === "key" ? "key" : name);
+    if (input instanceof RadioNodeList) input = input[0]; // a group of checkboxes: mark the first
     if (!input || !input.setAttribute) continue;
     input.setAttribute("aria-invalid", "true");
     first = first || input;
@@ -134,6 +170,8 @@ function describeJob(op, p) {
     return p.key || p.chords || p.density !== null ? `Compose ${what}` : `Sample ${what}`;
   }
   if (op === "interpolate") return `Interpolate ${short(p.start)} → ${short(p.end)} in ${p.steps} steps`;
+  if (op === "continue") return `Continue ${short(p.source)} by ${p.bars} bars ×${p.n}`;
+  if (op === "harmonize") return `Harmonize ${short(p.source)} ×${p.n}`;
   return `Vary ${short(p.source)} ×${p.n}`;
 }
 
@@ -144,6 +182,8 @@ function paramsSummary(p) {
   if (p.density !== null && p.density !== undefined) parts.push(`density ${p.density}`);
   if (p.tempo) parts.push(`${Math.round(p.tempo)} BPM`);
   if (p.similarity !== undefined) parts.push(`similarity ${p.similarity}`);
+  if (Array.isArray(p.voices)) parts.push(`voices ${p.voices.join(", ")}`);
+  if (p.accompaniment) parts.push("with a backing");
   parts.push(`mood ${p.temperature}`);
   if (p.seed !== null && p.seed !== undefined) parts.push(`seed ${p.seed}`);
   for (const name of ["start_melody", "end_melody", "source_melody"]) {
@@ -161,7 +201,9 @@ function paramsSummary(p) {
 async function submit(event, op, onResults) {
   event.preventDefault();
   const form = event.currentTarget;
-  const { body, errors } = { sample: readSample, interpolate: readInterpolate, vary: readVary }[op]();
+  const read = { sample: readSample, interpolate: readInterpolate, vary: readVary, continue: readContinue,
+    harmonize: readHarmonize };
+  const { body, errors } = read[op]();
   if (errors.length) {
     showFormError(form, errors, fieldsFromLines(errors));
     return;
@@ -194,7 +236,7 @@ function setSeedRandom(random) {
   el.sSeed.disabled = random;
 }
 
-/** Wire the three forms; a succeeded job's results go to `onResults(assetIds)`. */
+/** Wire the five forms; a succeeded job's results go to `onResults(assetIds)`. */
 export function wireForms(onResults) {
   for (const tonic of TONICS) {
     const option = make("option", tonic.replace("#", "♯").replace(/^([A-G])b$/, "$1♭"));
@@ -214,6 +256,11 @@ export function wireForms(onResults) {
   rangeOutput(el.iTemp);
   rangeOutput(el.vSim);
   rangeOutput(el.vTemp);
+  rangeOutput(el.cTemp);
+  rangeOutput(el.hTemp);
+  for (const box of el.hVoices) {
+    box.addEventListener("change", () => el.hVoices.forEach((b) => b.removeAttribute("aria-invalid")));
+  }
   el.sDensityOn.addEventListener("change", () => {
     el.sDensity.disabled = !el.sDensityOn.checked;
   });
@@ -224,7 +271,9 @@ export function wireForms(onResults) {
   el.sampleForm.addEventListener("submit", (e) => submit(e, "sample", onResults));
   el.interpolateForm.addEventListener("submit", (e) => submit(e, "interpolate", onResults));
   el.varyForm.addEventListener("submit", (e) => submit(e, "vary", onResults));
-  for (const form of [el.sampleForm, el.interpolateForm, el.varyForm]) {
+  el.continueForm.addEventListener("submit", (e) => submit(e, "continue", onResults));
+  el.harmonizeForm.addEventListener("submit", (e) => submit(e, "harmonize", onResults));
+  for (const form of [el.sampleForm, el.interpolateForm, el.varyForm, el.continueForm, el.harmonizeForm]) {
     form.addEventListener("input", (event) => {
       if (event.target.getAttribute && event.target.getAttribute("aria-invalid")) event.target.removeAttribute("aria-invalid");
     });

@@ -1,5 +1,5 @@
 // The melodies a form can start from: gallery melodies and uploads in the start / end / source lists, and
-// the "Use as start", "Use as end" and "Vary this" buttons that pick one.
+// the "Use as start", "Use as end", "Vary this", "Continue this" and "Harmonize this" buttons that pick one.
 
 import { make } from "../ui.js";
 import { clearFormError, selectTab } from "./forms.js";
@@ -27,10 +27,17 @@ export function forgetMelody(id) {
   }
 }
 
+// Each button: the list it sets and the tab that list is on.
+const ROLES = {
+  start: ["iStart", "interpolate"], end: ["iEnd", "interpolate"], source: ["vSource", "vary"],
+  continue: ["cSource", "continue"], harmonize: ["hSource", "harmonize"],
+};
+
 function useAs(role, id) {
-  const target = { start: el.iStart, end: el.iEnd, source: el.vSource }[role];
+  const [list, tab] = ROLES[role];
+  const target = el[list];
   target.value = id;
-  selectTab(role === "source" ? "vary" : "interpolate");
+  selectTab(tab);
   clearFormError(target.form);
   target.focus({ preventScroll: true });
   el.compose.scrollIntoView({ block: "start", behavior: "smooth" });
@@ -40,4 +47,6 @@ export function wireUseButtons(node, id) {
   node.querySelector(".use-start").addEventListener("click", () => useAs("start", id));
   node.querySelector(".use-end").addEventListener("click", () => useAs("end", id));
   node.querySelector(".vary-this").addEventListener("click", () => useAs("source", id));
+  node.querySelector(".continue-this").addEventListener("click", () => useAs("continue", id));
+  node.querySelector(".harmonize-this").addEventListener("click", () => useAs("harmonize", id));
 }
