@@ -336,3 +336,26 @@ def test_uploads_are_listed_and_their_melody_lines_come_with_notes(mclient) -> N
     assert t1["track"] == 1 and t1["tempo"] == 120
     r = mclient.get(f"/api/music/tracks/{second}?track=5")
     assert r.status_code == 422 and "track" in r.text
+
+
+def test_the_fitted_prior_is_what_long_pieces_are_drawn_from(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from genstudio.music.hierarchical import PRIOR_FILE
+
+    model = tiny_long()
+    model.save_pretrained(tmp_path / "m")
+    z = model.config.z_size
+    mean = torch.full((z,), 3.0)
+    tril = torch.eye(z) * 0.01
+    save_file({"mean": mean, "scale_tril": tril}, tmp_path / "m" / PRIOR_FILE)
+    vae = LongMelodyVAE.from_pretrained(tmp_path / "m")
+    draws = vae.prior_sample(64, torch.Generator().manual_seed(0))
+    assert torch.allclose(draws.mean(0), mean, atol=0.01) and float(draws.std(0).mean()) < 0.02
+    assert float(vae.prior_penalty(mean[None])) == pytest.approx(0.0)
+    assert float(vae.prior_penalty(torch.zeros(1, z))) == pytest.approx(0.5 * z * 300.0**2, rel=1e-4)
+    plain = LongMelodyVAE(model)  # no prior file: N(0, I)
+    assert float(plain.prior_penalty(torch.ones(1, z))) == pytest.approx(0.5 * z)
+    save_file({"mean": torch.zeros(z + 1), "scale_tril": torch.eye(z + 1)}, tmp_path / "m" / PRIOR_FILE)
+    with pytest.raises(ValueError, match="does not fit"):
+        LongMelodyVAE.from_pretrained(tmp_path / "m")

@@ -3,6 +3,8 @@
     nice -n 19 .venv/bin/python training/music/prepare_data.py                  # public-domain tune books
     nice -n 19 .venv/bin/python training/music/prepare_data.py --include-essen  # + Essen (NON-COMMERCIAL)
     nice -n 19 .venv/bin/python training/music/prepare_data.py --steps 256      # 16-bar windows (pd-256)
+    nice -n 19 .venv/bin/python training/music/prepare_data.py --steps 256 --paired  # + two 8-bar phrases (pd-256p)
+    nice -n 19 .venv/bin/python training/music/prepare_data.py --steps 128      # 8-bar windows (pd-128)
 
 Parsed tunes are cached in training/music/data/parsed/SOURCE.jsonl (an interrupted run resumes);
 windows go to training/music/data/windows-TAG.npz with statistics in windows-TAG.json.
@@ -35,6 +37,10 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=32, help="window length in 16th notes")
     ap.add_argument("--valid-percent", type=float, default=10.0)
+    ap.add_argument(
+        "--paired", action="store_true",
+        help="also make long windows from two consecutive half-length phrases of a tune (tag gets a 'p')",
+    )
     ap.add_argument("--min-notes", type=int, default=2)
     ap.add_argument("--min-pitch", type=int, default=21)
     ap.add_argument("--max-pitch", type=int, default=108)
@@ -43,7 +49,7 @@ def main() -> None:
     names = list(DEFAULT_SOURCES) + (["essenFolksong"] if args.include_essen else [])
     tag = "pd+essen" if args.include_essen else "pd"
     if args.steps != 32:
-        tag += f"-{args.steps}"
+        tag += f"-{args.steps}" + ("p" if args.paired else "")
     encoding = MelodyEncoding(args.min_pitch, args.max_pitch)
     tunes = []
     per_source = {}
@@ -54,7 +60,7 @@ def main() -> None:
         per_source[name] = len(got)
         print(f"{name}: {len(got)} tunes", flush=True)
         tunes += got
-    result = make_windows(tunes, encoding, args.steps, args.valid_percent, args.min_notes)
+    result = make_windows(tunes, encoding, args.steps, args.valid_percent, args.min_notes, paired=args.paired)
     stats = {
         **result.pop("stats"),
         "sources": {n: {"tunes": per_source[n], "licence": SOURCES[n].licence} for n in names},

@@ -133,6 +133,10 @@ def main() -> None:
         help="first train the top encoder and conductor in code space only (squared error to the bar "
         "encoder's codes, no decoder pass): thousands of steps a minute on a CPU",
     )
+    ap.add_argument(
+        "--long-every", type=int, default=2,
+        help="one batch in this many is of 16-bar windows (the rest 8-bar) when --short-data is present",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -255,7 +259,7 @@ def main() -> None:
     params = top_params + bar_params
     while time.time() < deadline and step < args.max_steps and not stop["now"]:
         t0 = time.time()
-        use_short = train_short is not None and step % 2 == 1
+        use_short = train_short is not None and step % args.long_every != 0
         x = train_short.batch(args.batch * 2, gen) if use_short else train.batch(args.batch, gen)
         out = model(x, gen)
         terms = model.loss(x, out, step)

@@ -232,6 +232,13 @@ def window_starts(tune: Tune, num_steps: int, steps_per_quarter: int = STEPS_PER
 def tune_windows(tune: Tune, encoding: MelodyEncoding, num_steps: int = 32, min_notes: int = 2) -> list[np.ndarray]:
     """Token windows [num_steps] of a tune's melody line; a note sounding into a window is clipped so
     that it starts at step 0. Windows with fewer than `min_notes` note-ons are dropped."""
+    return [w for _, w in tune_windows_at(tune, encoding, num_steps, min_notes)]
+
+
+def tune_windows_at(
+    tune: Tune, encoding: MelodyEncoding, num_steps: int = 32, min_notes: int = 2
+) -> list[tuple[int, np.ndarray]]:
+    """`tune_windows` with each window's start step."""
     notes = monophonic(quantize(tune.notes))
     out = []
     for w0 in window_starts(tune, num_steps):
@@ -242,7 +249,21 @@ def tune_windows(tune: Tune, encoding: MelodyEncoding, num_steps: int = 32, min_
         ]
         if len(inside) < min_notes or any(not encoding.min_pitch <= n.pitch <= encoding.max_pitch for n in inside):
             continue
-        out.append(encoding.encode(inside, num_steps))
+        out.append((w0, encoding.encode(inside, num_steps)))
+    return out
+
+
+def paired_windows(tune: Tune, encoding: MelodyEncoding, half: int = 128, min_notes: int = 2) -> list[np.ndarray]:
+    """Long windows [2 * half] made of two windows of `half` steps of the same tune, the second starting
+    at the first window start at least `half` steps after the first's start (the next phrase; a short
+    bar between them, which breaks a run of full bars, is skipped). Few folk tunes have 16 full bars in a
+    row (pickup bars and repeat endings are short), but most have two 8-bar phrases."""
+    wins = tune_windows_at(tune, encoding, half, min_notes)
+    out = []
+    for i, (s0, w0) in enumerate(wins):
+        nxt = next(((s1, w1) for s1, w1 in wins[i + 1 :] if s1 >= s0 + half), None)
+        if nxt is not None and nxt[0] - s0 <= half + 16:  # at most one bar skipped between the phrases
+            out.append(np.concatenate([w0, nxt[1]]))
     return out
 
 
@@ -262,10 +283,16 @@ def transposition_key(tokens: np.ndarray) -> bytes:
 
 
 def make_windows(
-    tunes: list[Tune], encoding: MelodyEncoding, num_steps: int = 32, valid_percent: float = 10.0, min_notes: int = 2
+    tunes: list[Tune],
+    encoding: MelodyEncoding,
+    num_steps: int = 32,
+    valid_percent: float = 10.0,
+    min_notes: int = 2,
+    paired: bool = False,
 ) -> dict[str, Any]:
     """Split by tune, window, and dedupe up to transposition (training transposes anyway); valid windows
-    that also occur in train (the same tune in two books) are dropped. Returns arrays and statistics."""
+    that also occur in train (the same tune in two books) are dropped. With `paired`, long windows are
+    also made of two consecutive half-length phrases (`paired_windows`). Returns arrays and statistics."""
     seen: dict[str, dict[bytes, None]] = {"train": {}, "valid": {}}
     rows: dict[str, list[np.ndarray]] = {"train": [], "valid": []}
     tune_ids: dict[str, list[int]] = {"train": [], "valid": []}
@@ -273,6 +300,8 @@ def make_windows(
     per_meter: dict[str, int] = {}
     for ti, tune in enumerate(tunes):
         wins = tune_windows(tune, encoding, num_steps, min_notes)
+        if paired:
+            wins += paired_windows(tune, encoding, num_steps // 2, min_notes)
         meter = tune.bars[0][3] if tune.bars else "?"
         per_meter[meter] = per_meter.get(meter, 0) + 1
         if not wins:

@@ -44,6 +44,10 @@ from .model import MusicVAE, MusicVAEConfig
 class HierConfig:
     bar: MusicVAEConfig = field(default_factory=MusicVAEConfig)
     segments: int = 8  # 2-bar segments: 16 bars
+    # Segments planned in one pass when sampling and continuing (0: `segments`); longer pieces go on in
+    # blocks, each fitted to the previous half block. Set to 4 (8 bars) for a model whose 16-bar plans do
+    # not generalise (see the model card).
+    block_segments: int = 0
     z_size: int = 256
     top_enc_size: int = 256
     conductor_size: int = 256
@@ -196,17 +200,43 @@ class HierarchicalMusicVAE(nn.Module):
 Melody = list[Note]
 
 
-class LongMelodyVAE:
-    """User-facing wrapper of the hierarchical model: sample and continue melodies on the 16th grid."""
+PRIOR_FILE = "prior.safetensors"
 
-    def __init__(self, model: HierarchicalMusicVAE) -> None:
+
+class LongMelodyVAE:
+    """User-facing wrapper of the hierarchical model: sample and continue melodies on the 16th grid.
+
+    New pieces draw z from the model's *fitted prior* when the folder has one (``prior.safetensors``: the
+    mean and Cholesky factor of a Gaussian fitted to the posterior means of the training windows, made by
+    `training/music/fit_prior.py`), else from N(0, I). A VAE trained with a high KL (as this one must be,
+    to reconstruct 8 to 16 bars) has posterior means spread far less than the unit prior; z from N(0, I)
+    then lands where the conductor never learned to plan (the two-stage VAE's observation, Dai & Wipf 2019).
+    """
+
+    def __init__(self, model: HierarchicalMusicVAE, prior: dict[str, torch.Tensor] | None = None) -> None:
         self.model = model.eval()
         cfg = model.config.bar
         self.encoding = MelodyEncoding(cfg.min_pitch, cfg.max_pitch)
+        z = model.config.z_size
+        self.prior_mean = prior["mean"] if prior else torch.zeros(z)
+        self.prior_tril = prior["scale_tril"] if prior else torch.eye(z)
+        if self.prior_mean.shape != (z,) or self.prior_tril.shape != (z, z):
+            raise ValueError(f"{PRIOR_FILE} does not fit a z of {z} dimensions")
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> LongMelodyVAE:
-        return cls(HierarchicalMusicVAE.from_pretrained(folder))
+        folder = Path(folder)
+        prior = load_file(folder / PRIOR_FILE) if (folder / PRIOR_FILE).is_file() else None
+        return cls(HierarchicalMusicVAE.from_pretrained(folder), prior)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        eps = torch.randn(n, self.model.config.z_size, generator=generator)
+        return self.prior_mean + eps @ self.prior_tril.T
+
+    def prior_penalty(self, z: torch.Tensor) -> torch.Tensor:
+        """-log p(z) up to a constant, per row: half the squared Mahalanobis distance under the prior."""
+        white = torch.linalg.solve_triangular(self.prior_tril, (z - self.prior_mean).T, upper=False).T
+        return 0.5 * white.square().sum(1)
 
     @property
     def seg_steps(self) -> int:
@@ -216,6 +246,11 @@ class LongMelodyVAE:
     def segments(self) -> int:
         return self.model.config.segments
 
+    @property
+    def block(self) -> int:
+        """Segments planned in one pass (see HierConfig.block_segments)."""
+        return self.model.config.block_segments or self.model.config.segments
+
     def melodies(self, tokens: torch.Tensor) -> list[Melody]:
         return [self.encoding.decode(row) for row in tokens.cpu().numpy()]
 
@@ -224,15 +259,14 @@ class LongMelodyVAE:
 
     @torch.no_grad()
     def sample_codes(self, n: int, segments: int, generator: torch.Generator | None) -> torch.Tensor:
-        z = torch.randn(n, self.model.config.z_size, generator=generator)
-        return self.model.conduct(z, segments)
+        return self.model.conduct(self.prior_sample(n, generator), segments)
 
     @torch.no_grad()
     def sample(
         self, n: int, segments: int | None = None, temperature: float = 0.5, seed: int | None = None
     ) -> list[Melody]:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        codes = self.sample_codes(n, segments or self.segments, gen)
+        codes = self.long_codes(n, segments or self.segments, gen)
         return self.melodies(self.model.decode_codes(codes, temperature, gen))
 
     def fit_codes(
@@ -250,12 +284,12 @@ class LongMelodyVAE:
         posteriors' sigmas, [N, k, Zb]) the distance is in units of sigma, as in training."""
         k = given.shape[1]
         scale = torch.ones_like(given) if sigma is None else sigma.clamp(min=self.model.config.min_code_sigma)
-        z = torch.randn(given.shape[0], self.model.config.z_size, generator=generator).requires_grad_(True)
+        z = self.prior_sample(given.shape[0], generator).requires_grad_(True)
         opt = torch.optim.Adam([z], lr=0.05)
         with torch.enable_grad():
             for _ in range(iterations):
                 codes = self.model.conduct(z, k)
-                loss = (((codes - given) / scale).square().sum((1, 2)) + 0.5 * z.square().sum(1)).sum()
+                loss = (((codes - given) / scale).square().sum((1, 2)) + self.prior_penalty(z)).sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -265,8 +299,8 @@ class LongMelodyVAE:
     @torch.no_grad()
     def long_codes(self, n: int, segments: int, generator: torch.Generator | None) -> torch.Tensor:
         """Codes [n, segments, Zb] of new pieces: the first (up to 16 bars) from the prior; longer pieces go
-        on in blocks, each conditioned on the previous 8 bars as `continue_` does."""
-        block = self.segments
+        on in blocks, each conditioned on the previous half block as `continue_codes` does."""
+        block = self.block
         codes = self.sample_codes(n, min(segments, block), generator)
         while codes.shape[1] < segments:
             k = min(block // 2, codes.shape[1])
@@ -284,7 +318,7 @@ class LongMelodyVAE:
         given, given_sigma = self.model.bar.encode(toks)
         codes = given.unsqueeze(0).expand(n, -1, -1)
         sigmas = given_sigma.unsqueeze(0).expand(n, -1, -1)
-        block = self.segments
+        block = self.block
         out = []
         made = 0
         while made < new_segments:
