@@ -240,6 +240,69 @@ def parallel_perfects(score: np.ndarray, config: CoconetConfig) -> int:
     return count
 
 
+def parallel_positions(score: np.ndarray, config: CoconetConfig) -> list[tuple[int, int, int]]:
+    """(step, voice a, voice b) where a parallel fifth or octave arrives (as `parallel_perfects` counts)."""
+    found = []
+    for a in range(4):
+        for b in range(a + 1, 4):
+            prev = None
+            for t in range(score.shape[1]):
+                pa, pb = to_pitch(score[a, t], config), to_pitch(score[b, t], config)
+                if pa is None or pb is None:
+                    prev = None
+                    continue
+                if prev is not None and (pa, pb) != prev:
+                    qa, qb = prev
+                    same = abs(pa - pb) % 12 == abs(qa - qb) % 12 and abs(pa - pb) % 12 in (0, 7)
+                    if same and pa != qa and pb != qb and (pa - qa) * (pb - qb) > 0:
+                        found.append((t, a, b))
+                prev = (pa, pb)
+    return found
+
+
+@torch.no_grad()
+def reduce_parallels(
+    model: Coconet,
+    score: torch.Tensor,
+    fill: torch.Tensor,
+    *,
+    rounds: int = 12,
+    candidates: int = 4,
+    temperature: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A voice-leading pass after Gibbs sampling (rule-based, on top of the model): for a parallel fifth or
+    octave, the note of a voice we write that arrives at it (the whole held note) is re-sampled from the
+    model given everything else, `candidates` times, and the variant with the fewest parallels in the whole
+    piece is kept if it has fewer. Given voices never change."""
+    score = score.clone()
+    cfg = model.config
+    best = parallel_perfects(score.numpy(), cfg)
+    for _ in range(rounds):
+        spots = [(t, v) for t, a, b in parallel_positions(score.numpy(), cfg) for v in (b, a) if fill[v, t]]
+        if not spots:
+            break
+        t, v = spots[int(torch.randint(len(spots), (1,), generator=generator))]
+        lo = hi = t
+        while lo > 0 and fill[v, lo - 1] and score[v, lo - 1] == score[v, t]:
+            lo -= 1
+        while hi + 1 < score.shape[1] and fill[v, hi + 1] and score[v, hi + 1] == score[v, t]:
+            hi += 1
+        mask = torch.zeros_like(fill)
+        mask[v, lo : hi + 1] = True
+        logits = model(score[None], mask[None].float())[0, v, lo : hi + 1]  # [len, P]
+        # One pitch for the whole note: the sum of its steps' log-probabilities.
+        logp = torch.log_softmax(logits, -1).sum(0) / max(temperature, 1e-3)
+        picks = torch.multinomial(torch.softmax(logp, -1), candidates, replacement=True, generator=generator)
+        for pick in picks.tolist():
+            trial = score.clone()
+            trial[v, lo : hi + 1] = pick
+            count = parallel_perfects(trial.numpy(), cfg)
+            if count < best:
+                score, best = trial, count
+    return score
+
+
 def out_of_range(score: np.ndarray, config: CoconetConfig, voices: tuple[int, ...] = (0, 1, 2, 3)) -> tuple[int, int]:
     """(notes outside their voice's comfortable range, notes) over the given voices."""
     bad = total = 0

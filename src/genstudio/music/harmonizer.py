@@ -6,6 +6,8 @@ model's eighth-note grid, the other voices are filled by Gibbs sampling, and com
   other voice is filled too (the model expects a full texture) and the ones asked for are returned.
 - The melody is moved by whole octaves so that its middle sits in its voice's range; the written voices
   move back by the same octaves, so the harmony sits under the melody as the user gave it.
+- After sampling, a voice-leading pass (rule-based, `coconet.reduce_parallels`) re-samples notes that
+  arrive at parallel fifths or octaves and keeps a variant only if the piece has fewer of them.
 - On the eighth grid a voice holds the pitch sounding at each eighth (a note starting on an off-beat 16th
   counts from the next eighth); the piano roll cannot tell a repeated note from a held one, so equal
   neighbours in a written voice become one note, as in the paper.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .coconet import REST, VOICE_RANGES, VOICES, Coconet, gibbs, to_class, voice_notes
+from .coconet import REST, VOICE_RANGES, VOICES, Coconet, gibbs, reduce_parallels, to_class, voice_notes
 from .encoding import STEPS_PER_QUARTER, Note
 
 GRID = STEPS_PER_QUARTER // 2  # 16th steps per eighth
@@ -74,6 +76,7 @@ def harmonize(
     n: int = 1,
     temperature: float = 0.75,
     iterations: int = 48,
+    voice_leading_rounds: int = 24,
     generator: torch.Generator | None = None,
 ) -> list[Harmonization]:
     voice = melody_voice(voices)
@@ -86,9 +89,12 @@ def harmonize(
     fill[v] = False
     out = []
     for _ in range(n):
-        filled = gibbs(
+        filled_t = gibbs(
             model, torch.from_numpy(score), fill, iterations=iterations, temperature=temperature, generator=generator
-        ).numpy()
+        )
+        if voice_leading_rounds:
+            filled_t = reduce_parallels(model, filled_t, fill, rounds=voice_leading_rounds, generator=generator)
+        filled = filled_t.numpy()
         parts = {}
         for name in voices:
             notes8 = voice_notes(filled[VOICES.index(name)], model.config)

@@ -274,7 +274,7 @@ class LongMelodyVAE:
         given: torch.Tensor,
         total: int,
         generator: torch.Generator | None,
-        iterations: int = 60,
+        iterations: int = 150,
         sigma: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Codes [N, total, Zb] whose first k segments match `given` [N, k, Zb] (codes of the melody to
@@ -282,8 +282,9 @@ class LongMelodyVAE:
         that the conductor's first k embeddings come near `given` (squared error) while z stays likely
         under the prior; the conductor then plans the remaining segments from that z. With `sigma` (the bar
         posteriors' sigmas, [N, k, Zb]) the distance is in units of sigma, as in training."""
+        given = given.detach()
         k = given.shape[1]
-        scale = torch.ones_like(given) if sigma is None else sigma.clamp(min=self.model.config.min_code_sigma)
+        scale = torch.ones_like(given) if sigma is None else sigma.detach().clamp(min=self.model.config.min_code_sigma)
         z = self.prior_sample(given.shape[0], generator).requires_grad_(True)
         opt = torch.optim.Adam([z], lr=0.05)
         with torch.enable_grad():

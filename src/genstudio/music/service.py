@@ -390,8 +390,7 @@ class MelodyEngine:
             far = torch.randn(n, last.shape[-1], generator=gen)
             z = torch.stack([slerp(last[0].expand(n, -1), far, (j + 1) / (new_segs + 1)) for j in range(new_segs)], 1)
             parts = self._decode(z.reshape(-1, z.shape[-1]), temperature, gen, report, 0.1, 0.9)
-            key0 = find_key(notes)[0]
-            pieces = [join_segments(parts[i * new_segs : (i + 1) * new_segs], key0) for i in range(n)]
+            pieces = [join_segments(parts[i * new_segs : (i + 1) * new_segs], None) for i in range(n)]
             method = "chained"
         tempo = float(p.get("tempo") or src.get("tempo") or 120.0)
         program = instrument_program(p["instrument"])[0] if p.get("instrument") is not None else src.get("program", 0)
@@ -399,17 +398,26 @@ class MelodyEngine:
         offset = given_bars * 16
         out = []
         for new in pieces:
-            if new and method == "chained":  # join near the source's last note
+            keeps = bool(new) and key is not None and find_key(new)[0].scale == key.scale
+            shift = 0
+            if new and key is not None and not keeps:  # the new bars drifted: moved into the source's key
+                found, _ = find_key(new, key.mode)
+                shift = (key.tonic - found.tonic) % 12
+                shift = shift - 12 if shift > 6 else shift
+                new = transpose(new, shift)
+            if new:  # joined near the source's last note
                 gap = notes[-1].pitch - new[0].pitch
-                new = transpose(new, 12 * round(gap / 12))
-                new = fold_range(new)
+                new = fold_range(transpose(new, 12 * round(gap / 12)))
             whole = list(notes) + [Note(nt.pitch, nt.start + offset, nt.end + offset) for nt in new]
             info = {
                 "given_bars": given_bars,
                 "new_bars": new_bars,
                 "method": method,
                 "new_stats": melody_stats(new),
-                "keeps_key": bool(new) and find_key(new)[0] == key,
+                # The model's own new bars in the source's key signature (relative major and minor count as
+                # one); when not, `transposed_by` says how far they were moved into it.
+                "keeps_key": keeps,
+                "transposed_by": shift,
             }
             m = Melody(whole, given_bars + new_bars, tempo, program, key, info)
             out.append(with_backing(m, None, bool(p.get("accompaniment"))))
