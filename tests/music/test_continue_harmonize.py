@@ -359,3 +359,29 @@ def test_the_fitted_prior_is_what_long_pieces_are_drawn_from(tmp_path: Path) -> 
     save_file({"mean": torch.zeros(z + 1), "scale_tril": torch.eye(z + 1)}, tmp_path / "m" / PRIOR_FILE)
     with pytest.raises(ValueError, match="does not fit"):
         LongMelodyVAE.from_pretrained(tmp_path / "m")
+
+
+def test_the_voice_leading_pass_never_adds_parallels_or_touches_given_voices() -> None:
+    from genstudio.music.coconet import parallel_positions, reduce_parallels
+
+    torch.manual_seed(0)
+    model = Coconet(CONFIGS["tiny"]).eval()
+    cfg = model.config
+    c = lambda p: to_class(p, cfg)  # noqa: E731
+    # Soprano and bass in parallel octaves all the way, alto and tenor in parallel fifths: many parallels.
+    t = 16
+    score = torch.tensor(
+        [
+            [c(60 + 12 + i % 5) for i in range(t)],
+            [c(60 + i % 5) for i in range(t)],
+            [c(53 + i % 5) for i in range(t)],
+            [c(48 + i % 5) for i in range(t)],
+        ]
+    )
+    fill = torch.ones(4, t, dtype=torch.bool)
+    fill[0] = False
+    before = parallel_perfects(score.numpy(), cfg)
+    assert before > 0 and len(parallel_positions(score.numpy(), cfg)) == before
+    out = reduce_parallels(model, score, fill, rounds=20, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out[0], score[0])
+    assert parallel_perfects(out.numpy(), cfg) < before

@@ -88,7 +88,13 @@ def test_the_202_answer_resolves_every_value(mclient) -> None:  # noqa: ANN001
     meta = mclient.get(f"/api/assets/{job['assets'][0]}/meta").json()
     assert meta["params"]["key"] == "F# major" and meta["params"]["seed"] == p["seed"]
     assert any(m["kind"] == "music" and m["id"] == "builtin:melody-2bar" for m in mclient.get("/api/models").json())
-    assert [m["kind"] for m in mclient.get("/api/models?kind=music").json()] == ["music"]
+    listed = mclient.get("/api/models?kind=music").json()
+    assert [(m["kind"], m["format"]) for m in listed] == [
+        ("music", "musicvae"),
+        ("music", "musicvae-hierarchical"),
+        ("music", "coconet"),
+    ]
+    assert all("error" not in m and m["has_model_card"] for m in listed), listed
 
 
 def test_same_seed_same_melodies_and_different_seed_differs(mclient) -> None:  # noqa: ANN001

@@ -83,11 +83,34 @@ def model_dir(name: str) -> Path:
     return folder
 
 
-def music_model_info(settings: Settings) -> dict[str, Any]:
-    """The melody model as GET /api/models lists it."""
-    name = settings.music_model
+def music_models_info(settings: Settings) -> list[dict[str, Any]]:
+    """The music studio's models as GET /api/models lists them: the melody model, the long-melody model
+    (when configured) and the harmony model, each with what it is for."""
+    out = [music_model_info(settings)]
+    if settings.music_long_model:
+        out.append(
+            music_model_info(
+                settings, settings.music_long_model, "musicvae-hierarchical", "sample (> 2 bars), continue"
+            )
+        )
+    out.append(music_model_info(settings, settings.harmony_model, "coconet", "harmonize"))
+    return out
+
+
+def music_model_info(
+    settings: Settings, name: str | None = None, fmt: str = "musicvae", used_for: str = "sample, interpolate, vary"
+) -> dict[str, Any]:
+    """One music model as GET /api/models lists it (default: the melody model)."""
+    name = name or settings.music_model
     public_id = name if name.startswith("builtin:") else f"folder:{Path(name).name}"  # never a server path
-    info: dict[str, Any] = {"id": public_id, "name": public_id, "kind": "music", "default": True, "format": "musicvae"}
+    info: dict[str, Any] = {
+        "id": public_id,
+        "name": public_id,
+        "kind": "music",
+        "default": True,
+        "format": fmt,
+        "used_for": used_for,
+    }
     try:
         folder = model_dir(name)
         cfg = json.loads((folder / "config.json").read_text())
@@ -99,7 +122,10 @@ def music_model_info(settings: Settings) -> dict[str, Any]:
             has_model_card=(folder / "MODEL_CARD.md").is_file(),
         )
     except (FileNotFoundError, ValueError):
-        info["error"] = "the music model folder has no config.json + model.safetensors (GENSTUDIO_MUSIC_MODEL)"
+        setting = {"musicvae": "GENSTUDIO_MUSIC_MODEL", "coconet": "GENSTUDIO_HARMONY_MODEL"}.get(
+            fmt, "GENSTUDIO_MUSIC_LONG_MODEL"
+        )
+        info["error"] = f"the model folder has no config.json + model.safetensors ({setting})"
     return info
 
 

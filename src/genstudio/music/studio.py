@@ -27,7 +27,7 @@ from .params import (
     dump_params,
     job_params,
 )
-from .service import MelodyEngine, music_model_info, new_seed, source_from_midi
+from .service import MelodyEngine, music_models_info, new_seed, source_from_midi
 
 
 class MusicStudio:
@@ -83,7 +83,7 @@ class MusicStudio:
         return inspect(data, fmt, mime)
 
     def models(self) -> list[dict[str, Any]]:
-        return [music_model_info(self.settings)]
+        return music_models_info(self.settings)
 
     def run(self, params: BaseModel, job: JobContext | None = None) -> list[OutputFile]:
         report = job.progress if job is not None else None
