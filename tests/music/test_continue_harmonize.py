@@ -229,6 +229,8 @@ def test_harmonize_other_voices_and_bad_voice_lists(mclient) -> None:  # noqa: A
     assert r.status_code == 422
     r = mclient.post("/api/music/continue", json={"source": src, "bars": 3})
     assert r.status_code == 422 and "even" in r.text
+    r = mclient.post("/api/music/continue", json={"source": src, "bars": 30})  # 4 + 30 > max_bars 32
+    assert r.status_code == 422 and "GENSTUDIO_MAX_BARS" in r.text and "the source has 4 bars" in r.text
 
 
 def test_sample_with_chords_and_a_backing_writes_them_into_every_format(mclient) -> None:  # noqa: ANN001

@@ -70,6 +70,13 @@ class MusicStudio:
         elif isinstance(request, VaryRequest | ContinueRequest | HarmonizeRequest):
             resolved["_source"] = self._source(request.source, "source", request.track, "track")
             names = {"source": request.source}
+            given = int(resolved["_source"]["bars"])
+            if isinstance(request, ContinueRequest) and given + request.bars > self.settings.max_bars:
+                raise LimitError(
+                    "bars",
+                    f"the source has {given} bars: with {request.bars} more the piece would pass "
+                    f"{self.settings.max_bars} bars (GENSTUDIO_MAX_BARS)",
+                )
         # The params name each source by its asset id, or (command line) by its file name: never a path.
         shown = {k: v if v.isalnum() else Path(v.removeprefix("file:")).name[:64] or k for k, v in names.items()}
         return job_params(op, request.model_copy(update=shown), **resolved)  # type: ignore[arg-type]
