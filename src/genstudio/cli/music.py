@@ -117,6 +117,8 @@ def cmd_music(args: argparse.Namespace) -> int:
                 )
                 files.append(str(dest))
     summary = [{k: o.params[k] for k in ("key", "bars", "tempo", "instrument_name", "stats")} for o in outputs]
+    for item in summary:  # a tempo read from a MIDI file's microseconds per beat: 180.00018 -> 180.0
+        item["tempo"] = round(float(item["tempo"]), 2)
     print(json.dumps({"files": files, "seed": params.seed, "melodies": summary}, indent=2))
     return 0
 
