@@ -38,7 +38,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=32, help="window length in 16th notes")
     ap.add_argument("--valid-percent", type=float, default=10.0)
     ap.add_argument(
-        "--paired", action="store_true",
+        "--paired",
+        action="store_true",
         help="also make long windows from two consecutive half-length phrases of a tune (tag gets a 'p')",
     )
     ap.add_argument("--min-notes", type=int, default=2)

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
+sys.path.insert(0, str(HERE))
+
+import checkpoint  # noqa: E402
 
 from genstudio.music.coconet import CONFIGS, Coconet, CoconetConfig, random_masks  # noqa: E402
 
@@ -99,45 +101,11 @@ def main() -> None:
     model = Coconet(config).train()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(args.seed)
-    step, elapsed = 0, 0.0
-    ckpts = sorted(run.glob("ckpt-*"))
-    if ckpts:
-        src = ckpts[-1]
-        model.load_state_dict(load_file(src / "model.safetensors"))
-        st = json.loads((src / "state.json").read_text())
-        opt_t = load_file(src / "optimizer.safetensors")
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, v in opt_t.items():
-            i, k = key.split(".", 1)
-            state.setdefault(int(i), {})[k] = v
-        opt.load_state_dict({"state": state, "param_groups": st["param_groups"]})
-        gen.set_state(load_file(src / "rng.safetensors")["gen"])
-        step, elapsed = st["step"], st["elapsed_s"]
-        print(f"resumed from {src} at step {step}", flush=True)
+    step, elapsed = checkpoint.resume(run, model, opt, gen)
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params", flush=True)
 
     def save() -> None:
-        tmp, final = run / f".ckpt-{step:07d}.tmp", run / f"ckpt-{step:07d}"
-        if final.exists():
-            return
-        model.save_pretrained(tmp)
-        sd = opt.state_dict()
-        save_file(
-            {f"{i}.{k}": torch.as_tensor(v).clone().contiguous() for i, s in sd["state"].items() for k, v in s.items()},
-            tmp / "optimizer.safetensors",
-        )
-        save_file({"gen": gen.get_state()}, tmp / "rng.safetensors")
-        (tmp / "state.json").write_text(
-            json.dumps({"step": step, "elapsed_s": elapsed, "param_groups": sd["param_groups"]})
-        )
-        tmp.rename(final)
-        model.eval()
-        model.save_pretrained(run / f"export-{step:07d}")
-        model.train()
-        for old in sorted(run.glob("ckpt-*"))[:-2]:
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
+        checkpoint.save(run, step, elapsed, model, opt, gen)
 
     vpath = run / "valid.csv"
     new = not vpath.exists()

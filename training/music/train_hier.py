@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(HERE))
+
+import checkpoint  # noqa: E402
 
 from genstudio.music.data import WindowBatches  # noqa: E402
 from genstudio.music.hierarchical import HierarchicalMusicVAE, HierConfig  # noqa: E402
@@ -134,7 +136,9 @@ def main() -> None:
         "encoder's codes, no decoder pass): thousands of steps a minute on a CPU",
     )
     ap.add_argument(
-        "--long-every", type=int, default=2,
+        "--long-every",
+        type=int,
+        default=2,
         help="one batch in this many is of 16-bar windows (the rest 8-bar) when --short-data is present",
     )
     ap.add_argument("--threads", type=int, default=1)
@@ -176,20 +180,7 @@ def main() -> None:
         pick = torch.randperm(len(valid), generator=torch.Generator().manual_seed(1234))[: args.eval_windows]
         valid = valid[pick.sort().values]
     gen = torch.Generator().manual_seed(args.seed)
-    step, elapsed = 0, 0.0
-    ckpts = sorted(run.glob("ckpt-*"))
-    if ckpts:
-        src = ckpts[-1]
-        model.load_state_dict(load_file(src / "model.safetensors"))
-        st = json.loads((src / "state.json").read_text())
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, v in load_file(src / "optimizer.safetensors").items():
-            i, k = key.split(".", 1)
-            state.setdefault(int(i), {})[k] = v
-        opt.load_state_dict({"state": state, "param_groups": st["param_groups"]})
-        gen.set_state(load_file(src / "rng.safetensors")["gen"])
-        step, elapsed = st["step"], st["elapsed_s"]
-        print(f"resumed from {src} at step {step}", flush=True)
+    step, elapsed = checkpoint.resume(run, model, opt, gen)
     print(
         f"{sum(p.numel() for p in top_params) / 1e6:.2f} M new params; {len(train.tokens)} train windows, "
         f"{len(valid)} valid",
@@ -197,25 +188,7 @@ def main() -> None:
     )
 
     def save() -> None:
-        final, tmp = run / f"ckpt-{step:07d}", run / f".ckpt-{step:07d}.tmp"
-        if final.exists():
-            return
-        model.save_pretrained(tmp)
-        sd = opt.state_dict()
-        save_file(
-            {f"{i}.{k}": torch.as_tensor(v).clone().contiguous() for i, s in sd["state"].items() for k, v in s.items()},
-            tmp / "optimizer.safetensors",
-        )
-        save_file({"gen": gen.get_state()}, tmp / "rng.safetensors")
-        (tmp / "state.json").write_text(
-            json.dumps({"step": step, "elapsed_s": elapsed, "param_groups": sd["param_groups"]})
-        )
-        tmp.rename(final)
-        model.save_pretrained(run / f"export-{step:07d}")
-        for old in sorted(run.glob("ckpt-*"))[:-2]:
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
+        checkpoint.save(run, step, elapsed, model, opt, gen)
 
     vpath = run / "valid.csv"
     new = not vpath.exists()

@@ -14,19 +14,15 @@ A model is a folder with ``config.json`` (`_class_name: Coconet`) and ``model.sa
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from genstudio.storage.files import atomic_write
+from .model import ModelFolder
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 STEPS_PER_QUARTER = 2  # eighth notes: 98% of the chorales' soprano onsets fall on that grid
@@ -76,7 +72,9 @@ class _Block(nn.Module):
         return F.relu(x + self.bn2(self.conv2(y)))
 
 
-class Coconet(nn.Module):
+class Coconet(ModelFolder, nn.Module):
+    config_class = CoconetConfig
+
     def __init__(self, config: CoconetConfig) -> None:
         super().__init__()
         self.config = config
@@ -103,24 +101,6 @@ class Coconet(nn.Module):
         n = m.sum().clamp(min=1.0)
         acc = ((logits.argmax(-1) == score).float() * m).sum() / n
         return {"loss": (ce * m).sum() / n, "accuracy": acc}
-
-    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg = {"_class_name": type(self).__name__, "format_version": 1, **self.config.to_dict()}
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
-        atomic_write(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike[str]) -> Coconet:
-        folder = Path(folder)
-        cfg = json.loads((folder / "config.json").read_text())
-        if cfg.get("_class_name") != cls.__name__:
-            raise ValueError(f"{folder} holds a {cfg.get('_class_name')!r}, not a Coconet")
-        model = cls(CoconetConfig.from_dict(cfg))
-        model.load_state_dict(load_file(folder / "model.safetensors"))
-        return model.eval()
 
 
 def random_masks(b: int, t: int, gen: torch.Generator, whole_voice_share: float = 0.5) -> torch.Tensor:

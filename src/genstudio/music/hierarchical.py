@@ -20,7 +20,6 @@ inside) and ``model.safetensors`` holding both levels.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -31,13 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from genstudio.storage.files import atomic_write
-
 from .encoding import MelodyEncoding, Note
-from .model import MusicVAE, MusicVAEConfig
+from .model import ModelFolder, MusicVAE, MusicVAEConfig
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,9 @@ class HierConfig:
         return cls(**known)
 
 
-class HierarchicalMusicVAE(nn.Module):
+class HierarchicalMusicVAE(ModelFolder, nn.Module):
+    config_class = HierConfig
+
     def __init__(self, config: HierConfig, bar: MusicVAE | None = None) -> None:
         super().__init__()
         self.config = config
@@ -177,24 +176,6 @@ class HierarchicalMusicVAE(nn.Module):
         b, s, zb = codes.shape
         tok = self.bar.decode_tokens(codes.reshape(b * s, zb), temperature, generator)
         return tok.view(b, s * self.config.seg_steps)
-
-    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg = {"_class_name": type(self).__name__, "format_version": 1, **self.config.to_dict()}
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
-        atomic_write(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike[str]) -> HierarchicalMusicVAE:
-        folder = Path(folder)
-        cfg = json.loads((folder / "config.json").read_text())
-        if cfg.get("_class_name") != cls.__name__:
-            raise ValueError(f"{folder} holds a {cfg.get('_class_name')!r}, not a {cls.__name__}")
-        model = cls(HierConfig.from_dict(cfg))
-        model.load_state_dict(load_file(folder / "model.safetensors"))
-        return model.eval()
 
 
 Melody = list[Note]

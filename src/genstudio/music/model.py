@@ -142,6 +142,31 @@ CONFIG_MAP: dict[str, MusicVAEConfig] = {
 }
 
 
+class ModelFolder:
+    """`save_pretrained` / `from_pretrained` for an nn.Module with a `config` (to_dict / from_dict) whose
+    folder holds ``config.json`` (with ``_class_name``, which loading checks) and ``model.safetensors``."""
+
+    config_class: Any
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = {"_class_name": type(self).__name__, "format_version": FORMAT_VERSION, **self.config.to_dict()}  # type: ignore[attr-defined]
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
+        atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
+        atomic_write(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str]) -> Any:
+        folder = Path(folder)
+        cfg = json.loads((folder / "config.json").read_text())
+        if cfg.get("_class_name") != cls.__name__:
+            raise ValueError(f"{folder} holds a {cfg.get('_class_name')!r}, not a {cls.__name__}")
+        model = cls(cls.config_class.from_dict(cfg))  # type: ignore[call-arg]
+        model.load_state_dict(load_file(folder / "model.safetensors"))
+        return model.eval()
+
+
 def _uniform(sizes: Sequence[int], what: str) -> int:
     if not sizes or len(set(sizes)) != 1:
         raise ValueError(f"{what} must be a non-empty list of equal sizes, got {list(sizes)}")

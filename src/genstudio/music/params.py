@@ -12,6 +12,18 @@ from genstudio.errors import LimitError
 from .theory import parse_key, parse_progression
 
 
+def check_n(n: int, s: Settings, what: str = "melodies") -> None:
+    if n > s.max_melodies:
+        raise LimitError("n", f"at most {s.max_melodies} {what} (GENSTUDIO_MAX_MELODIES)")
+
+
+def check_bars(bars: int, s: Settings) -> None:
+    if bars > s.max_bars:
+        raise LimitError("bars", f"at most {s.max_bars} bars (GENSTUDIO_MAX_BARS)")
+    if bars % 2:
+        raise LimitError("bars", f"must be even: the model writes 2 bars at a time (got {bars})")
+
+
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,12 +66,8 @@ class SampleRequest(_Common):
 
     def check_limits(self, s: Settings) -> None:
         self.check_common(s)
-        if self.n > s.max_melodies:
-            raise LimitError("n", f"at most {s.max_melodies} melodies (GENSTUDIO_MAX_MELODIES)")
-        if self.bars > s.max_bars:
-            raise LimitError("bars", f"at most {s.max_bars} bars (GENSTUDIO_MAX_BARS)")
-        if self.bars % 2:
-            raise LimitError("bars", f"must be even: the model writes 2 bars at a time (got {self.bars})")
+        check_n(self.n, s)
+        check_bars(self.bars, s)
         if self.key is not None:
             if len(self.key) > 32:
                 raise LimitError("key", "at most 32 characters")
@@ -104,8 +112,7 @@ class VaryRequest(_Common):
 
     def check_limits(self, s: Settings) -> None:
         self.check_common(s)
-        if self.n > s.max_melodies:
-            raise LimitError("n", f"at most {s.max_melodies} melodies (GENSTUDIO_MAX_MELODIES)")
+        check_n(self.n, s)
 
 
 class ContinueRequest(_Common):
@@ -119,12 +126,8 @@ class ContinueRequest(_Common):
 
     def check_limits(self, s: Settings) -> None:
         self.check_common(s)
-        if self.n > s.max_melodies:
-            raise LimitError("n", f"at most {s.max_melodies} melodies (GENSTUDIO_MAX_MELODIES)")
-        if self.bars > s.max_bars:
-            raise LimitError("bars", f"at most {s.max_bars} bars (GENSTUDIO_MAX_BARS)")
-        if self.bars % 2:
-            raise LimitError("bars", f"must be even: the model writes 2 bars at a time (got {self.bars})")
+        check_n(self.n, s)
+        check_bars(self.bars, s)
 
 
 HARMONY_VOICES = ("soprano", "alto", "tenor", "bass")
@@ -144,8 +147,7 @@ class HarmonizeRequest(_Common):
 
     def check_limits(self, s: Settings) -> None:
         self.check_common(s)
-        if self.n > s.max_melodies:
-            raise LimitError("n", f"at most {s.max_melodies} harmonizations (GENSTUDIO_MAX_MELODIES)")
+        check_n(self.n, s, "harmonizations")
         if not self.voices:
             raise LimitError("voices", "name at least one voice to write: alto, tenor, bass (or soprano)")
         if len(set(self.voices)) != len(self.voices):
