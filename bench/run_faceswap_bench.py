@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from genstudio.faceswap import video_watermark
+from genstudio.faceswap import verify_media
 from genstudio.faceswap.engine import FaceSwapper, SwapOptions, swap_image
 from genstudio.faceswap.landmarks import FACE_OVAL, FaceLandmarker
 from genstudio.faceswap.media import ffmpeg_exe, probe, read_frames
@@ -238,7 +238,7 @@ def main() -> None:
         _swap_video(swapper, clip, tmp / "unsmoothed.mp4", SwapOptions(smoothing=False), label_corner="bottom-right",
                     label=True, watermark=True, crf=20, progress=None)
         unsmoothed = list(read_frames(tmp / "unsmoothed.mp4"))
-        watermark = video_watermark.detect_video(tmp / "with_safeguards.mp4")
+        watermark = verify_media.video_report((tmp / "with_safeguards.mp4").read_bytes())["watermark"]
         # Control: the target's own face swapped onto itself, so texture differences between the two people
         # drop out and what remains is what the swap adds (warp, blend, smoothing).
         self_swapper = FaceSwapper()
@@ -266,7 +266,7 @@ def main() -> None:
                         "loadavg_at_start": load_start, "loadavg_at_end": os.getloadavg()},
             "clip": {"width": info.width, "height": info.height, "frames": info.frames, "fps": info.fps,
                      "audio": info.has_audio, "repeats": args.repeats, "x264": "veryfast crf 20"},
-            "watermark": {"every": video_watermark.EVERY, "scale": video_watermark.SCALE, "detect": watermark},
+            "watermark": {"method": "videomark (syncmark on every frame)", "detect": watermark},
             "speed": speed,
             "safeguard_cost_ratio": round(ratio, 3),
             "safeguard_cpu_ratio": round(cpu_ratio, 3),

@@ -15,13 +15,14 @@ from genstudio.faceswap.label import CORNERS, draw_label, label_box
 from genstudio.faceswap.media import VideoWriter, frame_rate, probe, read_frames
 from genstudio.faceswap.pipeline import swap_video
 from genstudio.faceswap.video_watermark import (
-    EVERY,
     detect_frame,
     detect_frames,
     detect_video,
     embed_frame,
     frame_votes,
 )
+from genstudio.faceswap.verify_media import video_report
+from genstudio.provenance import syncmark
 from genstudio.provenance.watermark import tag_bit_errors
 
 N = 48  # frames per clip: 1.6 s at 30 fps
@@ -151,36 +152,37 @@ def test_label_and_watermark_in_output(swapped: tuple[Path, dict, list]) -> None
     box = frames[-1][y:y + h, x:x + w].astype(int)   # last frame: no face, plain background under the label
     assert (box.max(axis=2) > 200).mean() > 0.05        # white text
     assert (box.max(axis=2) < 60).mean() > 0.3          # dark box
-    result = detect_video(out)
-    assert result["present"] and result["bit_errors"] <= 3
-    assert result["frames_detected"] >= N // EVERY
+    stats = swapped[1]
+    result = video_report(out.read_bytes())["watermark"]
+    assert result["found"] and result["method"] == "syncmark" and result["bit_errors"] <= 3, result
+    assert result["payload"] == stats["mark_id"] and stats["mark_psnr_db"] >= 40.0
 
 
 @requires_models
 def test_watermark_survives_reencoding_and_jpeg(swapped: tuple[Path, dict, list], tmp_path: Path) -> None:
-    out, _, _ = swapped
+    out, stats, _ = swapped
 
     def jpeg75(frame: np.ndarray) -> np.ndarray:
         ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 75])
         return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
-    # JPEG q75 of our output's marked frames: <= 5% of the 64 bits wrong on every one.
-    assert max(tag_bit_errors(frame_votes(jpeg75(f)) > 0) for f in list(read_frames(out))[::EVERY]) <= 3
+    # A frame saved as JPEG q75 reads with the image reader (every frame is marked; x264 codes the mark
+    # coarser in some frames, so most, not all, of the copies read), and never as another id.
+    readings = [syncmark.read(np.ascontiguousarray(jpeg75(f)[:, :, ::-1])) for f in list(read_frames(out))[::4]]
+    assert sum(r.found for r in readings) >= 0.8 * len(readings)
+    assert all(r.ident.hex() == stats["mark_id"] for r in readings if r.found)
     again = tmp_path / "crf23.mp4"
     with VideoWriter(again, 640, 480, 25.0, crf=23, preset="medium") as writer:
         for frame in read_frames(out):
             writer.write(frame)
-    result = detect_video(again)
-    assert result["present"] and result["bit_errors"] <= 3
-    marked = list(read_frames(again))[::EVERY]
-    assert max(tag_bit_errors(frame_votes(f) > 0) for f in marked) <= 3
-    # Both in a row (x264 crf 23, then a JPEG q75 of a frame) is more than the goal asks; still mostly under 5%.
-    assert np.median([tag_bit_errors(frame_votes(jpeg75(f)) > 0) for f in marked]) <= 3
+    result = video_report(again.read_bytes())["watermark"]
+    assert result["found"] and result["payload"] == stats["mark_id"] and result["bit_errors"] <= 3
 
 
 def test_unmarked_video_has_no_watermark(clip: Path) -> None:
-    result = detect_video(clip)
+    result = detect_video(clip)  # the previous mark's reader (older outputs)
     assert not result["present"] and result["bit_errors"] > 10 and result["frames_detected"] == 0
+    assert not video_report(clip.read_bytes())["watermark"]["found"]
 
 
 def test_embed_frame_marks_every_kth_frame_only() -> None:

@@ -3,6 +3,7 @@ the audit log and input retention."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,21 @@ from fs_media import astronaut_bgr, broken_mp4, flat_png, jpeg_bytes
 from helpers import wait_job
 
 CONSENT = {"statement": "I agree that my face may be used in this school deepfake lab.", "subject": "Test Subject"}
+
+
+def reencoded(data: bytes, vf: str, crf: int) -> bytes:
+    """`data` (a video) through ffmpeg's filter `vf` and x264 at `crf`: a copy as it travels, no manifest."""
+    import subprocess
+    import tempfile
+
+    from genstudio.faceswap.media import ffmpeg_exe
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "in.mp4", Path(d) / "out.mp4"
+        src.write_bytes(data)
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(src), "-vf", vf, "-c:v",
+                        "libx264", "-crf", str(crf), "-pix_fmt", "yuv420p", str(dst)], check=True)
+        return dst.read_bytes()
 
 
 def upload(client: TestClient, data: bytes, name: str) -> str:
@@ -87,10 +103,20 @@ def test_video_swap_end_to_end(fs_client: TestClient, face_png: bytes, clip: Pat
     video = fs_client.get(f"/api/assets/{asset_id}").content
     report = fs_client.post("/api/verify", files={"file": ("out.mp4", video)}).json()
     assert report["format"] == "mp4" and report["video"]["frames"] == 8
-    assert report["watermark"]["found"], report["watermark"]
+    assert report["watermark"]["found"] and report["watermark"]["method"] == "syncmark", report["watermark"]
     assert report["label"]["found"] and report["label"]["corner"] == "top-left", report["label"]
     manifest = report["manifest"]
     assert manifest["valid"] and manifest["ai_generated"], manifest
+    # The manifest declares the frames' mark as its soft binding, and a copy without the manifest (cropped,
+    # re-encoded) gets it back through the mark.
+    binding = manifest["assertions"]["c2pa.soft-binding"]
+    assert binding["alg"] == "org.genstudio.syncmark.1"
+    assert base64.b64decode(binding["blocks"][0]["value"]).hex() == report["watermark"]["payload"]
+    copy = reencoded(video, "crop=288:288", 23)
+    recovered = fs_client.post("/api/verify", files={"file": ("copy.mp4", copy)}).json()
+    assert recovered["watermark"]["payload"] == report["watermark"]["payload"], recovered["watermark"]
+    assert recovered["manifest"]["recovered"] is True and recovered["ai_generated"] is True
+    assert recovered["manifest"]["assertions"]["org.genstudio.generation"]["consent_id"] == started["consent_id"]
     actions = manifest["assertions"]["c2pa.actions.v2"]["actions"] if "c2pa.actions.v2" in manifest["assertions"] else (
         manifest["assertions"]["c2pa.actions"]["actions"]
     )

@@ -228,10 +228,12 @@ def test_live_jpeg_claiming_12000px_not_decoded_at_full_size(monkeypatch: pytest
         return out
 
     monkeypatch.setattr(cv2, "imdecode", imdecode)
+    from genstudio.provenance.videomark import FrameMarker
+
     session = SimpleNamespace(
         settings=SimpleNamespace(faceswap_live_max_side=960),
         swapper=SimpleNamespace(swap_frame=lambda frame, track: (seen.append(frame.shape) or frame, 0)),
-        track=None, label_corner="bottom-right", index=1,
+        track=None, label_corner="bottom-right", index=1, marker=FrameMarker(bytes(6)),
     )
     out, n = LiveSession.process(session, jpeg)
     assert out[:2] == b"\xff\xd8" and n == 0
@@ -244,9 +246,10 @@ def test_live_jpeg_claiming_12000px_not_decoded_at_full_size(monkeypatch: pytest
     setup = """
     from types import SimpleNamespace
     from genstudio.api.routes.faceswap import LiveSession
+    from genstudio.provenance.videomark import FrameMarker
     s = SimpleNamespace(settings=SimpleNamespace(faceswap_live_max_side=960),
                         swapper=SimpleNamespace(swap_frame=lambda f, t: (f, 0)), track=None,
-                        label_corner="bottom-right", index=1)
+                        label_corner="bottom-right", index=1, marker=FrameMarker(bytes(6)))
     """
     peak, _ = child_peak(tmp_path, jpeg, setup, "len(LiveSession.process(s, data)[0])")
     assert peak < PEAK_MB, f"{peak:.0f} MB"

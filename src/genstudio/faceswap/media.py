@@ -101,7 +101,7 @@ class VideoWriter:
     renames it into place when the block exits cleanly; on an exception the partial file is removed."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
-                 crf: int = 20, preset: str = "veryfast") -> None:
+                 crf: int = 20, preset: str = "veryfast", x264_params: str | None = None) -> None:
         if not 0 <= crf <= 51:
             raise ValueError(f"crf must be in 0..51, got {crf}")
         if width < 2 or height < 2 or fps <= 0:
@@ -124,8 +124,10 @@ class VideoWriter:
             if audio_codec == "aac":
                 cmd += ["-b:a", "160k"]
         # yuv420p needs even sides.
-        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
-                "-pix_fmt", "yuv420p", "-r", str(rate), "-movflags", "+faststart", str(self._tmp)]
+        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", preset, "-crf", str(crf)]
+        if x264_params:
+            cmd += ["-x264-params", x264_params]
+        cmd += ["-pix_fmt", "yuv420p", "-r", str(rate), "-movflags", "+faststart", str(self._tmp)]
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
@@ -187,3 +189,23 @@ def probe_audio(path: Path) -> str | None:
                           text=True, errors="replace", timeout=60)
     audio = re.search(r"Stream #0:\d+.*?: Audio: (\w+)", proc.stderr)
     return audio.group(1) if audio else None
+
+
+def read_key_frames_luma(path: Path, width: int, height: int, limit: int = 4) -> Iterator[np.ndarray]:
+    """The luminance (float32 HxW) of the first `limit` key frames (intra-coded: what a re-encode keeps best),
+    decoded without the frames between them. `width` x `height` as `probe` reports them."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-skip_frame", "nokey", "-i", str(path),
+           "-map", "0:v:0", "-fps_mode", "passthrough", "-frames:v", str(limit), "-f", "rawvideo", "-pix_fmt",
+           "gray", "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    size = width * height
+    try:
+        assert proc.stdout is not None
+        for _ in range(limit):
+            raw = proc.stdout.read(size)
+            if len(raw) < size:
+                break
+            yield np.frombuffer(raw, np.uint8).reshape(height, width).astype(np.float32)
+    finally:
+        proc.kill()
+        proc.wait()

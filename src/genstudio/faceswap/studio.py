@@ -30,6 +30,7 @@ from genstudio.faceswap.safeguards import (
     update_audit,
 )
 from genstudio.jobs.base import JobCancelled, JobContext, JobFailed, OutputFile
+from genstudio.provenance import syncmark, videomark
 from genstudio.provenance.stage import Seal
 from genstudio.studio import InputFile, StudioContext
 
@@ -242,7 +243,9 @@ def swap_to_bytes(
         finally:
             out.unlink(missing_ok=True)
         mime = "video/mp4"
-        watermark: dict[str, Any] | None = {"method": "video_watermark", "embedded": True}
+        watermark: dict[str, Any] | None = {"method": videomark.METHOD, "bits": syncmark.PAYLOAD_BITS,
+                                            "embedded": True, "payload": stats["mark_id"],
+                                            "psnr_db": stats.get("mark_psnr_db"), "frames": "every frame"}
         marked_from = None
     else:
         from genstudio.faceswap.engine import swap_image

@@ -104,20 +104,31 @@ def _sample_frames(path: Path, count: int) -> tuple[list[np.ndarray], Any]:
 
 
 VERIFY_FRAMES = 16  # frames decoded by verify: the first ones, one at a time, never held
+KEY_FRAMES = 3  # key frames decoded on their own after them (a re-encode keeps the mark best in these)
 MAX_FRAME_PIXELS = 3840 * 2160  # larger video frames are not decoded at all (read from the probe)
 
 
 def _read_bounded(path: Path, info: Any) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """One pass over at most VERIFY_FRAMES frames: the watermark verdict and the label scores of
-    LABEL_FRAMES of them. Only the frame being looked at is in memory."""
+    """One pass over at most VERIFY_FRAMES frames (the watermark verdict and the label scores of LABEL_FRAMES
+    of them), then up to KEY_FRAMES key frames decoded alone. Only the frame being looked at is in memory,
+    and the running sum of the first frames' luminance.
+
+    The verdict is the image mark's (`videomark`: outputs since the resynchronising mark) when found, else the
+    previous per-frame mark's (`video_watermark`: older outputs)."""
+    import cv2
+
     from genstudio.faceswap import media
     from genstudio.faceswap.video_watermark import EVERY, frame_votes
+    from genstudio.provenance import videomark
     from genstudio.provenance.watermark import MAX_BIT_ERRORS, can_watermark, tag_bit_errors
 
     count = min(VERIFY_FRAMES, max(int(info.frames), 1))
     wanted = set(np.linspace(0, count - 1, num=min(LABEL_FRAMES, count)).round().astype(int).tolist())
-    votes, scores, error = [], [], None
+    votes, scores, lumas, error = [], [], [], None
     for i, frame in enumerate(media.read_frames(path)):
+        lumas.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32))
+        if len(lumas) > 1:  # keep a running sum, not the frames
+            lumas = [lumas[0] + lumas[1]]
         if can_watermark(frame.shape[1], frame.shape[0]):
             try:
                 votes.append(frame_votes(frame))
@@ -128,13 +139,20 @@ def _read_bounded(path: Path, info: Any) -> tuple[dict[str, Any], list[dict[str,
         del frame
         if i + 1 >= count:
             break
-    found: dict[str, Any] = {"present": False, "bit_errors": None, "frames_checked": len(votes), "frames_detected": 0}
-    if votes:
-        stacked = np.stack(votes)
-        per_frame = [tag_bit_errors(v > 0) for v in stacked]
-        best = min(tag_bit_errors(stacked[p::EVERY].sum(0) > 0) for p in range(min(EVERY, len(stacked))))
-        found |= {"present": best <= MAX_BIT_ERRORS, "bit_errors": best,
-                  "frames_detected": sum(e <= MAX_BIT_ERRORS for e in per_frame)}
+    frames_read = i + 1 if lumas else 0
+    mean = lumas[0] / frames_read if lumas else None
+    keys = media.read_key_frames_luma(path, info.width, info.height, KEY_FRAMES)
+    reading = videomark.read_video(mean, frames_read, keys)
+    if reading.found or not votes:
+        found = reading.report() | {"present": reading.found, "frames_checked": frames_read}
+        return found, scores
+    stacked = np.stack(votes)
+    per_frame = [tag_bit_errors(v > 0) for v in stacked]
+    best = min(tag_bit_errors(stacked[p::EVERY].sum(0) > 0) for p in range(min(EVERY, len(stacked))))
+    found = {"present": best <= MAX_BIT_ERRORS, "bit_errors": best, "frames_checked": len(votes),
+             "frames_detected": sum(e <= MAX_BIT_ERRORS for e in per_frame), "method": "video_watermark"}
+    if not found["present"]:  # neither mark: report the resynchronising reader's closest look
+        found = reading.report() | {"present": False, "frames_checked": frames_read}
     if error:
         found["error"] = error
     return found, scores
@@ -181,14 +199,8 @@ def video_report(data: bytes) -> dict[str, Any]:
             return {"watermark": watermark | {"error": reason}, "label": label | {"error": reason}, "video": video}
         try:
             found, scores = _read_bounded(path, info)
-            watermark |= {
-                "found": bool(found.get("present")),
-                "bit_errors": found.get("bit_errors"),
-                "frames_checked": found.get("frames_checked"),
-                "frames_detected": found.get("frames_detected"),
-            }
-            if found.get("error"):
-                watermark["error"] = found["error"]
+            watermark |= {k: v for k, v in found.items() if k != "present"}
+            watermark["found"] = bool(found.get("present"))
             label = label_report_of_scores(scores)
         except Exception as exc:  # noqa: BLE001 - a report, never an exception
             reason = f"not a decodable video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"

@@ -2,7 +2,7 @@
 
 A studio describes each output with a `Seal` (what made it, the title, a mark it already embedded);
 the stage writes the marks and signs: images get the invisible watermark, their text chunks and a
-C2PA manifest; videos (watermarked frame by frame by the engine) and WAV audio a C2PA manifest; MIDI
+C2PA manifest; videos (watermarked frame by frame by the engine, `videomark`) and WAV audio a C2PA manifest; MIDI
 a signed manifest in a track of its own (C2PA has no MIDI binding)."""
 
 from __future__ import annotations
@@ -79,6 +79,9 @@ def seal_bytes(data: bytes, mime: str, seal: Seal, identity: SigningIdentity,
             extra.insert(1, soft_binding(mark_id, audiomark.SOFT_BINDING_ALG))
     elif seal.watermark is not None:
         extra.insert(0, {"label": WATERMARK_LABEL, "data": seal.watermark})
+        if seal.watermark.get("embedded") and seal.watermark.get("method") == syncmark.METHOD:
+            mark_id = str(seal.watermark["payload"])  # video frames marked by the studio (videomark)
+            extra.insert(1, soft_binding(mark_id))
     manifest = build_manifest(title=seal.title, mime=mime, ai_info=seal.ai_info, extra_assertions=extra,
                               composite=seal.composite, description=seal.description)
     if mime in IMAGE_TYPES or mime in C2PA_TYPES:

@@ -91,6 +91,24 @@ def can_mark(width: int, height: int) -> bool:
     return min(width, height) >= MIN_SIDE
 
 
+def mark_field(ident: bytes, height: int, width: int) -> np.ndarray:
+    """The unshaped mark for a `height` x `width` picture (float32, unit power): the tile repeated from (0, 0)."""
+    tile = _tile(payload_bits(ident)).astype(np.float32)
+    return np.tile(tile, (height // TILE + 1, width // TILE + 1))[:height, :width]
+
+
+def shaped(y: np.ndarray, field: np.ndarray, psnr: float = TARGET_PSNR) -> np.ndarray:
+    """The luminance change that carries `field` in the picture whose luminance is `y` (float32): stronger
+    where the picture is busy, weaker in flat areas and at the clipping ends of the range, scaled to about
+    `psnr` dB."""
+    weight = np.clip(_activity(y) / 6.0, 0.35, 2.5)
+    weight *= np.clip(np.minimum(y, 255.0 - y) / 12.0, 0.0, 1.0)
+    delta = field * weight
+    target_rms = 255.0 / 10 ** (psnr / 20)
+    delta *= target_rms / max(float(np.sqrt(np.mean(delta * delta))), 1e-6)
+    return delta
+
+
 def embed(rgb: np.ndarray, ident: bytes, psnr: float = TARGET_PSNR) -> np.ndarray:
     """A copy of `rgb` (HxWx3 uint8) carrying `ident` (6 bytes), at about `psnr` dB on the luminance."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -99,18 +117,8 @@ def embed(rgb: np.ndarray, ident: bytes, psnr: float = TARGET_PSNR) -> np.ndarra
     if not can_mark(w, h):
         raise ValueError(f"image {w}x{h} is too small for the watermark (needs {MIN_SIDE} px a side)")
     ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    y = ycc[..., 0]
-    tile = _tile(payload_bits(ident)).astype(np.float32)
-    mark = np.tile(tile, (h // TILE + 1, w // TILE + 1))[:h, :w]
-    # Stronger where the picture is busy, weaker in flat areas and at the clipping ends of the range.
-    weight = np.clip(_activity(y) / 6.0, 0.35, 2.5)
-    weight *= np.clip(np.minimum(y, 255.0 - y) / 12.0, 0.0, 1.0)
-    shaped = mark * weight
-    target_rms = 255.0 / 10 ** (psnr / 20)
-    shaped *= target_rms / max(float(np.sqrt(np.mean(shaped * shaped))), 1e-6)
-    ycc[..., 0] = y + shaped
-    out = cv2.cvtColor(np.clip(ycc, 0, 255).round().astype(np.uint8), cv2.COLOR_YCrCb2RGB)
-    return out
+    ycc[..., 0] += shaped(ycc[..., 0], mark_field(ident, h, w), psnr)
+    return cv2.cvtColor(np.clip(ycc, 0, 255).round().astype(np.uint8), cv2.COLOR_YCrCb2RGB)
 
 
 @dataclass

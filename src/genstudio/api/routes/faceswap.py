@@ -82,9 +82,13 @@ class LiveSession:
     """One webcam session: its own engine and track, frames swapped in a worker thread."""
 
     def __init__(self, settings: Any, source_bgr: Any, options: Any, label_corner: str) -> None:
+        import os
+
         from genstudio.faceswap.engines import make_swapper
+        from genstudio.provenance.videomark import FrameMarker
 
         self.settings = settings
+        self.marker = FrameMarker(os.urandom(6))  # every frame of the session carries this id
         self.swapper = make_swapper(settings)
         self.swapper.set_source(source_bgr)
         self.track = self.swapper.new_track(options)
@@ -100,7 +104,6 @@ class LiveSession:
         from PIL import Image
 
         from genstudio.faceswap.label import stamp_label
-        from genstudio.faceswap.video_watermark import embed_frame
 
         side = self.settings.faceswap_live_max_side
         too_large = ("frame: {} is too large to decode; live frames are scaled to {} pixels per side "
@@ -130,7 +133,7 @@ class LiveSession:
         out, n = self.swapper.swap_frame(frame, self.track)
         out = np.ascontiguousarray(out)
         stamp_label(out, corner=self.label_corner)
-        out = embed_frame(out, self.index)
+        out = self.marker.embed(out)
         self.index += 1
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if not ok:

@@ -17,6 +17,16 @@ function aiText(value) {
   return String(value ?? "unknown");
 }
 
+/** "found (confidence 99%, 1 bit corrected, read from key frame 0)" or "not found". */
+function watermarkText(wm) {
+  if (!wm.found) return "not found";
+  const parts = [];
+  if (typeof wm.confidence === "number") parts.push(`confidence ${Math.round(wm.confidence * 100)}%`);
+  if (wm.bit_errors) parts.push(`${wm.bit_errors} bit${wm.bit_errors === 1 ? "" : "s"} corrected`);
+  if (wm.read_from) parts.push(`read from the ${wm.read_from}`.replace("the key", "key"));
+  return parts.length ? `found (${parts.join(", ")})` : "found";
+}
+
 /** The report as rows in `box`. The Label row shows when asked for (`label`) or when a label was found. */
 export function renderReport(box, report, { title = "", label = false } = {}) {
   const wm = report.watermark || {};
@@ -25,7 +35,7 @@ export function renderReport(box, report, { title = "", label = false } = {}) {
   const rows = [];
   if (label || lb.found) rows.push(["Label", lb.found ? `found (${lb.corner})` : "not found", Boolean(lb.found)]);
   rows.push(
-    ["Watermark", wm.found ? `found${wm.bit_errors ? ` (${wm.bit_errors} bits corrected)` : ""}` : "not found", Boolean(wm.found)],
+    ["Watermark", watermarkText(wm), Boolean(wm.found)],
     ["Manifest", manifestText(mf), Boolean(mf.found && mf.valid)],
     ["AI-generated", aiText(report.ai_generated), report.ai_generated === true],
     ["Signer", mf.signer || "none"],
