@@ -14,6 +14,7 @@ from genstudio.faceswap.engine import FaceSwapper, SwapOptions
 from genstudio.faceswap.label import CORNERS, draw_label, label_box
 from genstudio.faceswap.media import VideoWriter, frame_rate, probe, read_frames
 from genstudio.faceswap.pipeline import swap_video
+from genstudio.faceswap.verify_media import video_report
 from genstudio.faceswap.video_watermark import (
     detect_frame,
     detect_frames,
@@ -21,7 +22,6 @@ from genstudio.faceswap.video_watermark import (
     embed_frame,
     frame_votes,
 )
-from genstudio.faceswap.verify_media import video_report
 from genstudio.provenance import syncmark
 from genstudio.provenance.watermark import tag_bit_errors
 

@@ -56,7 +56,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     marker = FrameMarker(IDENT)
     marked = [marker.embed(f) for f in frames]
     assert marker.psnr_db is not None and marker.psnr_db >= 40.0
-    assert min(cv2.PSNR(a, b) for a, b in zip(frames, marked)) >= 40.0
+    assert min(cv2.PSNR(a, b) for a, b in zip(frames, marked, strict=True)) >= 40.0
     return {"marked": _write(marked, tmp / "marked.mp4"), "plain": _write(frames, tmp / "plain.mp4")}
 
 
