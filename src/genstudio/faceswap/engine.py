@@ -37,6 +37,8 @@ SMALL_FACE_EVERY = 30     # frames between small-face searches in a video (about
 # squint); a ramp rather than a threshold, so an eye near the limit does not flicker between the two.
 _EYE_KEEP_RAMP = (0.05, 0.12)
 _MATCH_IOU = 0.3
+WORK_SIDE = 320          # px: faces larger than this are rendered at this size, then blended at full size
+FADE_IN_SECONDS = 0.2    # a face that appears mid-video fades in over this long (video and live tracks)
 REID_SIMILARITY = 0.85   # face_similarity above which a returning face is taken for the indexed target
 
 
@@ -171,6 +173,7 @@ class _Face:
     smoothed: np.ndarray
     smoother: LandmarkSmoother | None
     descriptor: tuple[np.ndarray, np.ndarray] | None = None
+    shown: int = 0  # frames this face has been swapped in (for the fade-in)
 
     def box(self) -> np.ndarray:
         return np.concatenate([self.raw.min(0), self.raw.max(0)])
@@ -438,29 +441,60 @@ class FaceSwapper:
 
     # -- rendering ----------------------------------------------------------------------------------------
     def render_face(self, frame: np.ndarray, pts: np.ndarray) -> bool:
-        """Swap the source face onto the face with landmarks `pts`, in place. False when it is off-frame."""
+        """Swap the source face onto the face with landmarks `pts`, in place. False when it is off-frame.
+
+        A face larger than WORK_SIDE pixels is rendered at that working size (warp, masks, colour statistics)
+        and only the blend runs at the frame's resolution: the source face holds about _SOURCE_FACE_SIZE
+        pixels of detail, so a bigger working size would add cost and nothing else (1080p close-ups)."""
         src = self.source
         box = face_box(pts, frame.shape)
         if box is None:
             return False
         x0, y0, w, h = box
-        map_x, map_y = warp_maps(pts, src.pts, src.triangles, x0, y0, w, h)
+        scale = min(1.0, WORK_SIDE / max(w, h))
+        ws, hs = max(4, round(w * scale)), max(4, round(h * scale))
+        local = (pts - np.array([x0, y0], np.float32)) * np.array([ws / w, hs / h], np.float32)
+        map_x, map_y = warp_maps(local, src.pts, src.triangles, 0, 0, ws, hs)
         warped = cv2.remap(src.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        alpha, core = face_mask(pts, x0, y0, w, h, eye_keep_weights(pts, src.eyes))
+        alpha, core = face_mask(local, 0, 0, ws, hs, eye_keep_weights(pts, src.eyes))
         region = frame[y0:y0 + h, x0:x0 + w]
-        warped = colour_transfer(warped, region, core)
+        small = region if scale == 1.0 else cv2.resize(region, (ws, hs), interpolation=cv2.INTER_AREA)
+        warped = colour_transfer(warped, small, core)
+        if scale != 1.0:
+            warped = cv2.resize(warped, (w, h), interpolation=cv2.INTER_LINEAR)
+            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         blend_into(frame, warped, alpha, x0, y0)
         return True
 
     def swap_frame(self, frame_bgr: np.ndarray, track: Track) -> tuple[np.ndarray, int]:
-        """(output frame, faces swapped). A frame with no face to swap is returned as is (the same array)."""
+        """(output frame, faces swapped). A frame with no face to swap is returned as is (the same array).
+
+        A face that appears after the first frame (one that comes back into view, or a new one) fades in over
+        FADE_IN_SECONDS instead of popping on in one frame."""
         if self.source is None:
             raise RuntimeError("call set_source() before swapping")
+        first = track.frame_index == 0
         chosen = self.select(self.update(frame_bgr, track), track)
         if not chosen:
             return frame_bgr, 0
         out = frame_bgr.copy()
-        swapped = sum(self.render_face(out, face.smoothed) for face in chosen)
+        fade_frames = max(1, round(FADE_IN_SECONDS * track.fps)) if track.options.smoothing else 1
+        swapped = 0
+        for face in chosen:
+            if face.shown == 0 and first:
+                face.shown = fade_frames  # in view from the start: no fade
+            opacity = min(1.0, (face.shown + 1) / fade_frames)
+            before = out.copy() if opacity < 1.0 else None
+            if not self.render_face(out, face.smoothed):
+                continue
+            swapped += 1
+            face.shown += 1
+            if before is not None:
+                box = face_box(face.smoothed, out.shape)
+                if box is not None:
+                    x0, y0, w, h = box
+                    part = (slice(y0, y0 + h), slice(x0, x0 + w))
+                    out[part] = cv2.addWeighted(out[part], opacity, before[part], 1.0 - opacity, 0.0)
         return (out, swapped) if swapped else (frame_bgr, 0)
 
 
