@@ -53,3 +53,51 @@ def export_tiny_face_models(folder: Path) -> dict[str, Path]:
         "swap": _export(TinySwap(), (face, identity), ["target", "source"], folder / "swap.onnx"),
         "identity": _export(TinySwap(identity_only=True), (face, identity), ["target", "source"], folder / "id.onnx"),
     }
+
+
+class TinyEnhancer(torch.nn.Module):
+    """GFPGAN-style 1x3x64x64 in [-1, 1] -> the same shape: the face with its colours inverted (a change the
+    tests can see and place). `fidelity=True` adds CodeFormer's scalar weight input."""
+
+    def __init__(self, fidelity: bool = False) -> None:
+        super().__init__()
+        self.fidelity = fidelity
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        out = -x
+        if weight is not None:
+            out = out + weight.float().sum() * 0.0
+        return out
+
+
+class TinyOccluder(torch.nn.Module):
+    """XSeg-style 1x64x64x3 (channels last) in [0, 1] -> 1x64x64x1: 0 (occluded) on the crop's left third,
+    as if a hand covered that cheek; 1 elsewhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cols = torch.arange(64, dtype=torch.float32)
+        visible = (cols >= 22).float()[None, None, :, None].expand(1, 64, 64, 1)
+        return visible + x[..., :1] * 0.0
+
+
+class TinyParser(torch.nn.Module):
+    """BiSeNet-style 1x3x64x64 -> 1x19x64x64 scores: "skin" above the crop's middle row, "hair" below it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(64, dtype=torch.float32)[:, None].expand(64, 64)
+        scores = torch.zeros(19, 64, 64)
+        scores[1] = (rows < 32).float()
+        scores[17] = (rows >= 32).float()
+        return scores[None] + x[:, :1].mean() * 0.0
+
+
+def export_tiny_post_models(folder: Path) -> dict[str, Path]:
+    """enhancer (GFPGAN shape), codeformer (with the weight input), occluder (XSeg, NHWC), parser (BiSeNet)."""
+    face = torch.rand(1, 3, 64, 64) * 2 - 1
+    return {
+        "enhancer": _export(TinyEnhancer(), (face,), ["input"], folder / "enhancer.onnx"),
+        "codeformer": _export(TinyEnhancer(fidelity=True), (face, torch.tensor([0.5], dtype=torch.float64)),
+                              ["x", "w"], folder / "codeformer.onnx"),
+        "occluder": _export(TinyOccluder(), (torch.rand(1, 64, 64, 3),), ["input"], folder / "occluder.onnx"),
+        "parser": _export(TinyParser(), (torch.rand(1, 3, 64, 64),), ["input"], folder / "parser.onnx"),
+    }

@@ -106,6 +106,19 @@ class Settings(BaseSettings):
         default=None, description="onnx engine: the face-recognition model (.onnx, 112x112 -> 512)"
     )
     faceswap_onnx_colour_match: bool = Field(default=False, description="onnx engine: LAB colour transfer too")
+    faceswap_enhancer_model: Path | None = Field(
+        default=None, description="face enhancer (.onnx, GFPGAN / GPEN / CodeFormer style) for requests' `enhance`"
+    )
+    faceswap_occluder_model: Path | None = Field(
+        default=None, description="occlusion mask model (.onnx, XSeg style) for requests' `occlusion_mask`"
+    )
+    faceswap_parser_model: Path | None = Field(
+        default=None, description="face parser (.onnx, BiSeNet style, 19 classes) for requests' `region_mask`"
+    )
+    faceswap_parser_regions: str = Field(
+        default="skin,left_brow,right_brow,left_eye,right_eye,nose,mouth,upper_lip,lower_lip",
+        description="face parser classes that take the swap (comma-separated CelebAMask-HQ names)",
+    )
 
     # Models
     default_image_model: str = "builtin:emoji-tiny"

@@ -162,6 +162,10 @@ def test_swap_a_clip_and_verify(server: str, page_factory: Any, clip: Path, tmp_
     face = tmp_path / "grace_hopper.jpg"
     face.write_bytes(grace_hopper_jpeg())
     page = page_factory(f"{server}/faceswap")
+    # No face models set on this server: their controls are off, and the page says which settings they need.
+    expect(page.locator("#fs-models-note")).to_contain_text("GENSTUDIO_FACESWAP_ENHANCER_MODEL")
+    expect(page.get_by_label("Enhance face")).to_be_disabled()
+    expect(page.get_by_label("Keep hands and objects in front of the face")).to_be_disabled()
     page.get_by_label("Target video or image (the person to change)").set_input_files(str(clip))
     page.get_by_label("Face photo (the face to use)").set_input_files(str(face))
     page.get_by_role("button", name="Swap faces").click()

@@ -15,6 +15,13 @@ from genstudio.cli.common import progress_bar, settings_from, studio_context
 FLAGS = {"consent.subject": "subject", "consent.statement": "consent", "consent": "consent"}
 
 
+def _amount(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def cmd_faceswap(args: argparse.Namespace) -> int:
     from genstudio.errors import LimitError
     from genstudio.faceswap.safeguards import ConsentIn
@@ -43,7 +50,8 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
     consent = ConsentIn(statement=args.consent, subject=subject) if args.consent is not None else None
     # Validated with placeholder ids (the API's are asset ids), then the file paths put in.
     req = FaceSwapRequest(source="cli", target="cli", consent=consent, target_face=args.target_face,
-                          many_faces=args.many_faces, label_corner=args.label_corner)
+                          many_faces=args.many_faces, label_corner=args.label_corner, enhance=args.enhance,
+                          occlusion_mask=args.occlusion_mask, region_mask=args.region_mask)
     req = req.model_copy(update={"source": args.source, "target": args.target, "reference": args.reference})
     ctx = studio_context(settings)
     studio = FaceSwapStudio(ctx)
@@ -82,6 +90,13 @@ def register(sub: Any) -> None:
     f.add_argument("--reference", help="replace the face most like this photo")
     f.add_argument("--label-corner", default="bottom-right",
                    choices=["top-left", "top-right", "bottom-left", "bottom-right"])
+    f.add_argument("--enhance", type=_amount, default=0.0, metavar="AMOUNT",
+                   help="blend the face enhancer's result by AMOUNT (0-1; needs GENSTUDIO_FACESWAP_ENHANCER_MODEL)")
+    f.add_argument("--occlusion-mask", action="store_true",
+                   help="keep hands and objects in front of the face (needs GENSTUDIO_FACESWAP_OCCLUDER_MODEL)")
+    f.add_argument("--region-mask", action="store_true",
+                   help="swap only skin, brows, eyes, nose and lips; keep hair and glasses "
+                        "(needs GENSTUDIO_FACESWAP_PARSER_MODEL)")
     f.add_argument("-o", "--output", required=True, help="OUT.mp4 for a video, OUT.png or OUT.jpg for an image")
     f.add_argument("--data-dir", help="where consent and audit records and the signing keys live")
     f.add_argument("-q", "--quiet", action="store_true")

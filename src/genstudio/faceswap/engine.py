@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -56,6 +57,12 @@ class SwapOptions:
     # Look for faces down to MIN_FACE px (a pyramid of tiles) on the first frame and every SMALL_FACE_EVERY
     # frames after; live mode turns it off (its frames are small and a slow frame would stutter).
     small_faces: bool = True
+    # The optional ONNX face models (face_models.py), when the swapper has them: an enhancer blend amount
+    # (0 = off), the occlusion mask (keep what is in front of the target's face) and the region mask (only the
+    # target's skin, brows, eyes, nose and lips take the swap).
+    enhance: float = 0.0
+    occlusion_mask: bool = False
+    region_mask: bool = False
 
 
 def five_points(pts: np.ndarray) -> np.ndarray:
@@ -338,6 +345,7 @@ class FaceSwapper:
     def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
         self.landmarker = FaceLandmarker(models_dir, threads)
         self.source: _Source | None = None
+        self.face_models: Any = None  # face_models.FaceModels: enhancer, occluder, parser (make_swapper sets it)
 
     # -- source -----------------------------------------------------------------------------------------
     def _largest_face(self, image_bgr: np.ndarray, what: str) -> np.ndarray:
@@ -487,6 +495,8 @@ class FaceSwapper:
             before = out.copy() if opacity < 1.0 else None
             if not self.render_face(out, face.smoothed):
                 continue
+            if self.face_models is not None:
+                self.face_models.apply(frame_bgr, out, face.smoothed, track.options)
             swapped += 1
             face.shown += 1
             if before is not None:
@@ -503,5 +513,7 @@ def swap_image(swapper: FaceSwapper, target_bgr: np.ndarray, options: SwapOption
     if target_bgr is None or target_bgr.ndim != 3 or target_bgr.shape[2] != 3 or target_bgr.dtype != np.uint8:
         raise ValueError("the target must be an HxWx3 uint8 BGR image")
     single = SwapOptions(target_face=options.target_face, many_faces=options.many_faces,
-                         reference_bgr=options.reference_bgr, smoothing=False, small_faces=options.small_faces)
+                         reference_bgr=options.reference_bgr, smoothing=False, small_faces=options.small_faces,
+                         enhance=options.enhance, occlusion_mask=options.occlusion_mask,
+                         region_mask=options.region_mask)
     return swapper.swap_frame(target_bgr, swapper.new_track(single))

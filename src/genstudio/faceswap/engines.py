@@ -29,17 +29,22 @@ def check_engine(settings: Settings) -> None:
 
 def make_swapper(settings: Settings) -> Any:
     """A new swapper for one worker (swappers are not thread-safe)."""
+    from genstudio.faceswap.face_models import load_face_models
+
     threads = settings.faceswap_threads or 1
     if settings.faceswap_engine == "onnx":
         from genstudio.faceswap.onnx_engine import OnnxFaceSwapper
 
         check_engine(settings)
-        return OnnxFaceSwapper(
+        swapper: Any = OnnxFaceSwapper(
             Path(settings.faceswap_swap_model),  # type: ignore[arg-type]
             Path(settings.faceswap_recognition_model),  # type: ignore[arg-type]
             threads=threads,
             colour_match=settings.faceswap_onnx_colour_match,
         )
-    from genstudio.faceswap.engine import FaceSwapper
+    else:
+        from genstudio.faceswap.engine import FaceSwapper
 
-    return FaceSwapper(threads=threads)
+        swapper = FaceSwapper(threads=threads)
+    swapper.face_models = load_face_models(settings, threads)
+    return swapper

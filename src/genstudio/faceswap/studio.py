@@ -49,6 +49,12 @@ class FaceSwapRequest(BaseModel):
     many_faces: bool = False
     reference: str | None = Field(default=None, max_length=64, description="asset id of a photo of the face to replace")
     label_corner: Corner = "bottom-right"
+    enhance: float = Field(default=0.0, ge=0.0, le=1.0,
+                           description="face enhancer blend amount, 0 = off (needs GENSTUDIO_FACESWAP_ENHANCER_MODEL)")
+    occlusion_mask: bool = Field(default=False, description="keep what is in front of the target's face "
+                                                             "(needs GENSTUDIO_FACESWAP_OCCLUDER_MODEL)")
+    region_mask: bool = Field(default=False, description="swap only the target's face regions, keep hair and "
+                                                          "glasses (needs GENSTUDIO_FACESWAP_PARSER_MODEL)")
 
 
 class DetectRequest(BaseModel):
@@ -297,10 +303,18 @@ def _faces_in(swapper: Any, image_bgr: np.ndarray) -> int:
     return int(swap_image(swapper, image_bgr, make_options(None, True, None))[1])
 
 
-def make_options(target_face: int | None, many_faces: bool, reference_bgr: np.ndarray | None) -> Any:
+def _check_face_models(settings: Settings, **asked: Any) -> None:
+    from genstudio.faceswap.face_models import check_face_models
+
+    check_face_models(settings, **asked)
+
+
+def make_options(target_face: int | None, many_faces: bool, reference_bgr: np.ndarray | None,
+                 **models: Any) -> Any:
+    """SwapOptions for a request; `models`: enhance, occlusion_mask, region_mask."""
     from genstudio.faceswap.engine import SwapOptions
 
-    return SwapOptions(target_face=target_face, many_faces=many_faces, reference_bgr=reference_bgr)
+    return SwapOptions(target_face=target_face, many_faces=many_faces, reference_bgr=reference_bgr, **models)
 
 
 class FaceSwapParams(BaseModel):
@@ -319,6 +333,9 @@ class FaceSwapParams(BaseModel):
     target_face: int | None = None
     many_faces: bool = False
     label_corner: Corner = "bottom-right"
+    enhance: float = 0.0
+    occlusion_mask: bool = False
+    region_mask: bool = False
     consent_id: str
     audit_id: str
 
@@ -438,6 +455,8 @@ class FaceSwapStudio:
         try:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
+            _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
+                              region_mask=request.region_mask)
             seen["source"] = self._image_input(request.source, "source")
             target, target_kind, target_info = self._target(request.target)
             seen["target"] = target
@@ -473,6 +492,9 @@ class FaceSwapStudio:
             target_face=request.target_face,
             many_faces=request.many_faces,
             label_corner=request.label_corner,
+            enhance=request.enhance,
+            occlusion_mask=request.occlusion_mask,
+            region_mask=request.region_mask,
             consent_id=consent_row.id,
             audit_id=audit.id,
         )
@@ -484,6 +506,8 @@ class FaceSwapStudio:
         try:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
+            _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
+                              region_mask=request.region_mask)
             seen["source"] = self._image_input(request.source, "source")
         except LimitError as exc:
             self.audit_refusal(request, str(exc), "live", seen)
@@ -527,7 +551,8 @@ class FaceSwapStudio:
             reference = self._run_input(p.reference, "reference") if p.reference else None
             source_bgr = load_bgr(source.read(), "source")
             reference_bgr = load_bgr(reference.read(), "reference") if reference else None
-            options = make_options(p.target_face, p.many_faces, reference_bgr)
+            models = {"enhance": p.enhance, "occlusion_mask": p.occlusion_mask, "region_mask": p.region_mask}
+            options = make_options(p.target_face, p.many_faces, reference_bgr, **models)
             provenance = {
                 "consent_id": p.consent_id,
                 "audit_id": p.audit_id,
@@ -536,7 +561,7 @@ class FaceSwapStudio:
                     "target_sha256": p.target_sha256,
                     "reference_sha256": p.reference_sha256,
                 },
-                "options": {"target_face": p.target_face, "many_faces": p.many_faces},
+                "options": {"target_face": p.target_face, "many_faces": p.many_faces, **models},
                 "engine": self.settings.faceswap_engine,
                 "software": f"genstudio {__version__}",
             }
@@ -578,6 +603,9 @@ class FaceSwapStudio:
             "reference": p.reference if p.reference and not p.reference.startswith("file:") else None,
             "target_face": p.target_face,
             "many_faces": p.many_faces,
+            "enhance": p.enhance,
+            "occlusion_mask": p.occlusion_mask,
+            "region_mask": p.region_mask,
             "label_corner": p.label_corner,
             "engine": self.settings.faceswap_engine,
             "inputs": provenance["inputs"],

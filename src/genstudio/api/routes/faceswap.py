@@ -56,6 +56,15 @@ async def detect_faces(req: DetectRequest, state: State) -> dict[str, Any]:
     return await run_in_threadpool(state.studios["faceswap"].detect, req)
 
 
+@router.get("/options")
+def faceswap_options(state: State) -> dict[str, Any]:
+    """What this studio can do beyond the swap: which optional face models (enhancer, occlusion mask,
+    region mask) are configured, the parser's regions, and the engine."""
+    from genstudio.faceswap.face_models import face_models_info
+
+    return face_models_info(state.settings)
+
+
 @router.get("/audit")
 def audit(
     state: State,
@@ -237,7 +246,9 @@ async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent
             LiveSession,
             state.settings,
             source_bgr,
-            replace(make_options(req.target_face, req.many_faces, None), small_faces=False),
+            replace(make_options(req.target_face, req.many_faces, None, enhance=req.enhance,
+                                 occlusion_mask=req.occlusion_mask, region_mask=req.region_mask),
+                    small_faces=False),
             req.label_corner,
         )
     except (NoFaceError, LimitError) as exc:

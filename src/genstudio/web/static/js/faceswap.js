@@ -56,7 +56,31 @@ function consentAndChoice() {
     target_face: mode === "index" ? Number(el.faceIndex.value) : null,
     many_faces: mode === "all",
     label_corner: el.corner.value,
+    enhance: el.enhance.disabled ? 0 : Number(el.enhance.value),
+    occlusion_mask: !el.occlusion.disabled && el.occlusion.checked,
+    region_mask: !el.regions.disabled && el.regions.checked,
   };
+}
+
+/** Enable the face-model controls the server has models for, and say which it has not. */
+async function loadModelOptions() {
+  let options;
+  try {
+    options = await api("/api/faceswap/options");
+  } catch {
+    return;
+  }
+  const missing = [];
+  for (const [key, input, name] of [["enhance", el.enhance, "GENSTUDIO_FACESWAP_ENHANCER_MODEL"],
+    ["occlusion_mask", el.occlusion, "GENSTUDIO_FACESWAP_OCCLUDER_MODEL"],
+    ["region_mask", el.regions, "GENSTUDIO_FACESWAP_PARSER_MODEL"]]) {
+    input.disabled = !options[key];
+    input.title = options[key] ? "" : `needs ${name} on the server`;
+    if (!options[key]) missing.push(name);
+  }
+  el.modelsNote.textContent = missing.length
+    ? `Not set on this server: ${missing.join(", ")} (ONNX models; see docs/faceswap.md).`
+    : "All face models are available on this server.";
 }
 
 function swapStatus(job, percent) {
@@ -313,7 +337,12 @@ function init() {
     auditRows: $("audit-rows"), auditMore: $("audit-more"), auditError: $("audit-error"),
     gallery: $("gallery"), galleryEmpty: $("gallery-empty"), galleryError: $("gallery-error"), loadMore: $("load-more"),
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
-    forgetToken: $("forget-token"),
+    forgetToken: $("forget-token"), enhance: $("fs-enhance"), enhanceValue: $("fs-enhance-value"),
+    occlusion: $("fs-occlusion"), regions: $("fs-regions"), modelsNote: $("fs-models-note"),
+  });
+  el.enhance.addEventListener("input", () => {
+    const v = Number(el.enhance.value);
+    el.enhanceValue.textContent = v > 0 ? `${Math.round(v * 100)}%` : "off";
   });
   const picker = new FacePicker({
     root: $("fs-picker"), frameRow: $("fs-frame-row"), frame: $("fs-frame"), find: $("fs-find"), frameNote: $("fs-frame-note"),
@@ -343,7 +372,7 @@ function init() {
   el.liveStop.addEventListener("click", () => stopLive(true));
   el.auditMore.addEventListener("click", () => loadAudit(true));
   registerServiceWorker();
-  Promise.all([loadAudit(), gallery.load()]).finally(() => {
+  Promise.all([loadAudit(), gallery.load(), loadModelOptions()]).finally(() => {
     document.body.dataset.ready = "true";
   });
 }
