@@ -63,8 +63,9 @@ def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
         for _ in range(repeats):
             for name in runs:
                 engine.WORK_SIDE = saved if name.startswith("bounded") else 100_000
-                runs[name].append(_swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(), label_corner="bottom-right",
-                                              label=True, watermark=True, crf=20, progress=None))
+                runs[name].append(_swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(),
+                                              label_corner="bottom-right", label=True, watermark=True, crf=20,
+                                              progress=None))
     finally:
         engine.WORK_SIDE = saved
     out = {}
