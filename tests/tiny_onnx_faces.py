@@ -101,3 +101,38 @@ def export_tiny_post_models(folder: Path) -> dict[str, Path]:
         "occluder": _export(TinyOccluder(), (torch.rand(1, 64, 64, 3),), ["input"], folder / "occluder.onnx"),
         "parser": _export(TinyParser(), (torch.rand(1, 3, 64, 64),), ["input"], folder / "parser.onnx"),
     }
+
+
+class TinyStyledSwap(torch.nn.Module):
+    """A swap model of another family's shape: returns the face it is given (`zero=False`) or all zeros, and
+    (HyperSwap-style) a second output, a mask."""
+
+    def __init__(self, zero: bool = False, with_mask: bool = False, imagenet: bool = False) -> None:
+        super().__init__()
+        self.zero, self.with_mask, self.imagenet = zero, with_mask, imagenet
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406])[None, :, None, None])
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225])[None, :, None, None])
+
+    def forward(self, target: torch.Tensor, source: torch.Tensor):  # noqa: ANN201
+        if self.imagenet:  # SimSwap: ImageNet-normalised in, [0, 1] out: undo the normalisation
+            target = target * self.std + self.mean
+        face = target * 0.0 if self.zero else target
+        face = face + source.mean() * 0.0
+        return (face, target[:, :1] * 0.0 + 1.0) if self.with_mask else face
+
+
+def export_styled_swaps(folder: Path) -> dict[str, Path]:
+    """hyperswap (256, two outputs), hyperswap_zero, simswap (224) models."""
+    identity = torch.rand(1, 512)
+    big, mid = torch.rand(1, 3, 256, 256), torch.rand(1, 3, 224, 224)
+    out = {}
+    for name, model, face in (("hyperswap", TinyStyledSwap(with_mask=True), big),
+                              ("hyperswap_zero", TinyStyledSwap(zero=True, with_mask=True), big),
+                              ("simswap", TinyStyledSwap(imagenet=True), mid)):
+        model.eval()
+        path = folder / f"{name}.onnx"
+        names = ["output", "mask"] if model.with_mask else ["output"]
+        torch.onnx.export(model, (face, identity), str(path), input_names=["target", "source"], output_names=names,
+                          opset_version=17, dynamo=False)
+        out[name] = path
+    return out

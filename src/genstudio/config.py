@@ -106,6 +106,9 @@ class Settings(BaseSettings):
         default=None, description="onnx engine: the face-recognition model (.onnx, 112x112 -> 512)"
     )
     faceswap_onnx_colour_match: bool = Field(default=False, description="onnx engine: LAB colour transfer too")
+    faceswap_swap_style: Literal["inswapper", "hyperswap", "simswap"] = Field(
+        default="inswapper", description="onnx engine: the swap model's family (its crop and input scaling)"
+    )
     faceswap_enhancer_model: Path | None = Field(
         default=None, description="face enhancer (.onnx, GFPGAN / GPEN / CodeFormer style) for requests' `enhance`"
     )

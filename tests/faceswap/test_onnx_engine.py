@@ -75,3 +75,30 @@ def test_onnx_engine_rejects_wrong_model_shapes(models: dict[str, Path]) -> None
         OnnxFaceSwapper(models["recognition"], models["recognition"])
     with pytest.raises(FileNotFoundError, match="ONNX model not found"):
         OnnxFaceSwapper(Path("/nonexistent/inswapper.onnx"), models["recognition"])
+
+
+def test_hyperswap_and_simswap_styles(models: dict[str, Path], astronaut: np.ndarray, grace: np.ndarray,
+                                      tmp_path: Path) -> None:
+    """Other swap-model families: their crop template, input scaling and output scaling. A model returning its
+    input pastes the face back in place in each style; a model returning zeros gives HyperSwap's mid grey
+    ([-1, 1] outputs) where an inswapper-style model would give black."""
+    from tiny_onnx_faces import export_styled_swaps
+
+    styled = export_styled_swaps(tmp_path)
+    for name, style in (("hyperswap", "hyperswap"), ("simswap", "simswap")):
+        swapper = OnnxFaceSwapper(styled[name], models["recognition"], style=style)
+        assert swapper.face_size == (256 if style == "hyperswap" else 224)
+        swapper.set_source(grace)
+        out, count = swap_image(swapper, astronaut, SwapOptions())
+        assert count == 1
+        inner, outside = _face_diff(out, astronaut, swapper)
+        assert inner < 4 and outside == 0, (style, inner)
+    grey = OnnxFaceSwapper(styled["hyperswap_zero"], models["recognition"], style="hyperswap")
+    grey.set_source(grace)
+    out, _ = swap_image(grey, astronaut, SwapOptions())
+    (det,) = grey.landmarker.detect(astronaut)
+    x0, y0, x1, y1 = det.box.astype(int)
+    centre = out[(y0 + y1) // 2 - 8:(y0 + y1) // 2 + 8, (x0 + x1) // 2 - 8:(x0 + x1) // 2 + 8].astype(float)
+    assert abs(centre.mean() - 127.5) < 12
+    with pytest.raises(ValueError, match="style must be one of"):
+        OnnxFaceSwapper(styled["simswap"], models["recognition"], style="ghost")

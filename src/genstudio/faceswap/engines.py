@@ -41,6 +41,7 @@ def make_swapper(settings: Settings) -> Any:
             Path(settings.faceswap_recognition_model),  # type: ignore[arg-type]
             threads=threads,
             colour_match=settings.faceswap_onnx_colour_match,
+            style=settings.faceswap_swap_style,
         )
     else:
         from genstudio.faceswap.engine import FaceSwapper

@@ -58,9 +58,26 @@ def _latent_map(path: Path) -> np.ndarray | None:
     return last.astype(np.float32) if last.shape == (512, 512) else None
 
 
-def _blob(crop_bgr: np.ndarray, mean: float, std: float) -> np.ndarray:
+def _blob(crop_bgr: np.ndarray, mean: float | np.ndarray, std: float | np.ndarray) -> np.ndarray:
     rgb = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
-    return ((rgb - mean) / std).transpose(2, 0, 1)[None]
+    return ((rgb - mean) / std).astype(np.float32).transpose(2, 0, 1)[None]
+
+
+# ArcFace's first five-point template (SimSwap's crops), 112x112.
+ARCFACE_112_V1 = np.array([[39.7300, 51.1380], [72.2700, 51.1380], [56.0000, 68.4930], [42.4630, 87.0100],
+                           [69.5370, 87.0100]], np.float32)
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
+# How each family of swap models wants its face: the crop template (points, the side they are given for),
+# the input scaling (mean, std on 0-255 RGB) and the output's (value * scale + offset = 0-255).
+SWAP_STYLES = {
+    "inswapper": {"template": (ARCFACE_TEMPLATE + np.array([8.0, 0.0], np.float32), 128.0),
+                  "mean": 0.0, "std": 255.0, "out": (255.0, 0.0)},
+    "hyperswap": {"template": (ARCFACE_TEMPLATE + np.array([8.0, 0.0], np.float32), 128.0),
+                  "mean": 127.5, "std": 127.5, "out": (127.5, 127.5)},
+    "simswap": {"template": (ARCFACE_112_V1, 112.0), "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD,
+                "out": (255.0, 0.0)},
+}
 
 
 class OnnxFaceSwapper(FaceSwapper):
@@ -73,8 +90,11 @@ class OnnxFaceSwapper(FaceSwapper):
     takes 1x3x112x112 RGB scaled to [-1, 1] and returns 1x512."""
 
     def __init__(self, swap_model: Path, recognition_model: Path, models_dir: Path | None = None,
-                 threads: int = 1, colour_match: bool = False) -> None:
+                 threads: int = 1, colour_match: bool = False, style: str = "inswapper") -> None:
+        if style not in SWAP_STYLES:
+            raise ValueError(f"swap model style must be one of {', '.join(SWAP_STYLES)}, got {style!r}")
         super().__init__(models_dir, threads)
+        self.style = SWAP_STYLES[style]
         # inswapper-style models render the target's lighting themselves; LAB matching is there for models
         # that do not.
         self.colour_match = colour_match
@@ -112,9 +132,10 @@ class OnnxFaceSwapper(FaceSwapper):
         self.identity = identity.astype(np.float32)
 
     def _template(self) -> np.ndarray:
-        # InsightFace's crop for 128-pixel models: the 112 template shifted 8 px right, then scaled.
-        ratio = self.face_size / 128.0
-        return (ARCFACE_TEMPLATE + np.array([8.0, 0.0], np.float32)) * ratio
+        # inswapper / HyperSwap: InsightFace's crop for 128-pixel models (the 112 template shifted 8 px right),
+        # scaled to the model's size; SimSwap: ArcFace's first template.
+        points, side = self.style["template"]
+        return points * (self.face_size / side)
 
     def render_face(self, frame: np.ndarray, pts: np.ndarray) -> bool:
         box = face_box(pts, frame.shape)
@@ -124,9 +145,11 @@ class OnnxFaceSwapper(FaceSwapper):
         size = self.face_size
         matrix = similarity_fit(five_points(pts), self._template())
         crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        (result,) = self.swap_session.run(None, {self._image_input: _blob(crop, 0.0, 255.0),
-                                                 self._identity_input: self.identity[None]})
-        face = cv2.cvtColor(np.clip(result[0].transpose(1, 2, 0) * 255.0, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        result = self.swap_session.run(None, {self._image_input: _blob(crop, self.style["mean"], self.style["std"]),
+                                              self._identity_input: self.identity[None]})[0]
+        scale, offset = self.style["out"]
+        face = cv2.cvtColor(np.clip(result[0].transpose(1, 2, 0) * scale + offset, 0, 255).astype(np.uint8),
+                            cv2.COLOR_RGB2BGR)
         # Back into the face box: inverse of the alignment, shifted to the box origin.
         inverse = cv2.invertAffineTransform(matrix)
         inverse[:, 2] -= np.array([x0, y0], np.float32)
