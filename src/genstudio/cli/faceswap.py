@@ -78,6 +78,35 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faceswap_live(args: argparse.Namespace) -> int:
+    from genstudio.errors import LimitError
+    from genstudio.faceswap.live_camera import VirtualCameraUnavailable, run_camera
+    from genstudio.faceswap.safeguards import ConsentIn
+    from genstudio.faceswap.studio import FaceSwapRequest, FaceSwapStudio
+
+    settings = settings_from(args)
+    settings.ensure_dirs()
+    consent = ConsentIn(statement=args.consent, subject=args.subject or "") if args.consent is not None else None
+    req = FaceSwapRequest(source="cli", target="cli", consent=consent, target_face=args.target_face,
+                          many_faces=args.many_faces, label_corner=args.label_corner, enhance=args.enhance,
+                          occlusion_mask=args.occlusion_mask, region_mask=args.region_mask)
+    req = req.model_copy(update={"source": args.source})
+    ctx = studio_context(settings)
+    studio = FaceSwapStudio(ctx)
+    try:
+        stats = run_camera(studio, req, camera=args.camera, virtual=not args.no_virtual_camera,
+                           max_frames=args.frames, fps=args.fps)
+    except LimitError as exc:
+        flag = FLAGS.get(exc.field, exc.field)
+        raise ValueError(f"--{flag.replace('_', '-')}: {exc.message}") from exc
+    except VirtualCameraUnavailable as exc:
+        raise ValueError(str(exc)) from exc
+    print(json.dumps({"frames": stats.frames, "frames_with_faces": stats.frames_with_faces,
+                      "fps": round(stats.fps, 2), "camera": stats.camera,
+                      "virtual_camera": stats.virtual_camera}, indent=2))
+    return 0
+
+
 def register(sub: Any) -> None:
     f = sub.add_parser("faceswap", help="put the face from a photo onto the person in a video or image")
     f.add_argument("--source", required=True, help="the face photo (PNG, JPEG or WebP)")
@@ -101,3 +130,23 @@ def register(sub: Any) -> None:
     f.add_argument("--data-dir", help="where consent and audit records and the signing keys live")
     f.add_argument("-q", "--quiet", action="store_true")
     f.set_defaults(func=cmd_faceswap)
+
+    v = sub.add_parser("faceswap-live", help="swap faces on this computer's camera live, out to a virtual camera")
+    v.add_argument("--source", required=True, help="the face photo (PNG, JPEG or WebP)")
+    v.add_argument("--consent", help="the consent statement of the person whose face is used (required)")
+    v.add_argument("--subject", help="who consented: the person whose face is used (required)")
+    live_choice = v.add_mutually_exclusive_group()
+    live_choice.add_argument("--target-face", type=int, help="replace only face N (0 = the left-most)")
+    live_choice.add_argument("--many-faces", action="store_true", help="replace every face")
+    v.add_argument("--label-corner", default="bottom-right",
+                   choices=["top-left", "top-right", "bottom-left", "bottom-right"])
+    v.add_argument("--enhance", type=_amount, default=0.0, metavar="AMOUNT", help="as for faceswap")
+    v.add_argument("--occlusion-mask", action="store_true", help="as for faceswap")
+    v.add_argument("--region-mask", action="store_true", help="as for faceswap")
+    v.add_argument("--camera", type=int, default=0, help="the camera to read (OpenCV index; default 0)")
+    v.add_argument("--fps", type=float, default=30.0, help="frame rate of the virtual camera")
+    v.add_argument("--frames", type=int, help="stop after this many frames (default: until Ctrl-C)")
+    v.add_argument("--no-virtual-camera", action="store_true",
+                   help="swap without sending the frames anywhere (a dry run: audit and speed only)")
+    v.add_argument("--data-dir", help="where consent and audit records and the signing keys live")
+    v.set_defaults(func=cmd_faceswap_live)
