@@ -202,3 +202,34 @@ def test_face_leaving_and_returning_keeps_its_index(astronaut: np.ndarray, grace
     assert 0 in frames_swapped and 39 in frames_swapped
     assert all(x > 320 for _, x in swapped_x)  # never the astronaut on the left
     assert not any(15 <= i < 30 for i in frames_swapped)  # nothing swapped while she is away
+
+
+def test_local_colour_transfer_follows_the_targets_light() -> None:
+    """A side-lit target (light falling off left to right): the global transfer gives the source one level
+    everywhere; the local one gives it the target's fall-off, within a few grey levels, and keeps its detail."""
+    import cv2
+
+    from genstudio.faceswap.engine import colour_transfer
+
+    rng = np.random.default_rng(0)
+    texture = rng.normal(0, 12, (120, 120)).astype(np.float32)
+    src = np.clip(150 + texture, 0, 255).astype(np.uint8)
+    src = cv2.merge([src, src, src])
+    ramp = np.linspace(200, 60, 120, dtype=np.float32)[None, :].repeat(120, axis=0)
+    dst = np.clip(ramp + rng.normal(0, 12, (120, 120)), 0, 255).astype(np.uint8)
+    dst = cv2.merge([dst, dst, dst])
+    mask = np.zeros((120, 120), np.uint8)
+    mask[10:110, 10:110] = 255
+
+    def columns(img: np.ndarray) -> np.ndarray:
+        return img[20:100, :, 0].astype(np.float32).mean(axis=0)
+
+    flat = colour_transfer(src, dst, mask)
+    local = colour_transfer(src, dst, mask, local=12.0)
+    target = columns(dst)
+    assert np.abs(columns(flat)[20:100] - target[20:100]).mean() > 20  # one level: far off at both sides
+    assert np.abs(columns(local)[20:100] - target[20:100]).mean() < 6  # the fall-off followed
+    # The source's own detail is kept (its texture, not the target's).
+    detail = local[20:100, 20:100, 0].astype(np.float32) - cv2.GaussianBlur(local, (0, 0), 6)[20:100, 20:100, 0]
+    src_detail = texture[20:100, 20:100] - cv2.GaussianBlur(texture, (0, 0), 6)[20:100, 20:100]
+    assert np.corrcoef(detail.ravel(), src_detail.ravel())[0, 1] > 0.8

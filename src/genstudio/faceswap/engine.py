@@ -39,6 +39,8 @@ SMALL_FACE_EVERY = 30     # frames between small-face searches in a video (about
 _EYE_KEEP_RAMP = (0.05, 0.12)
 _MATCH_IOU = 0.3
 WORK_SIDE = 320          # px: faces larger than this are rendered at this size, then blended at full size
+CONTRAST_FLOOR = 0.25    # lowest contrast gain of the colour transfer (0.5 left dark clips over-contrasted)
+LOCAL_COLOUR = 0.1        # local colour transfer's Gaussian, as a share of the face's size (0 = global only)
 FADE_IN_SECONDS = 0.2    # a face that appears mid-video fades in over this long (video and live tracks)
 REID_SIMILARITY = 0.85   # face_similarity above which a returning face is taken for the indexed target
 
@@ -305,17 +307,29 @@ def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tupl
     return outer_f * (1.0 - holes_f), core
 
 
-def colour_transfer(src_bgr: np.ndarray, dst_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Shift src's LAB mean and std inside `mask` to dst's (Reinhard et al. 2001)."""
+def colour_transfer(src_bgr: np.ndarray, dst_bgr: np.ndarray, mask: np.ndarray, local: float = 0.0) -> np.ndarray:
+    """Shift src's LAB mean and std inside `mask` to dst's (Reinhard et al. 2001); then, when `local` > 0, the
+    remaining low-frequency difference (lighting falling across the face, a shadowed cheek, a local tint) is
+    moved too: src gets G(dst) - G(src), the two masked local means over a Gaussian of `local` pixels, so the
+    far cheek of a side-lit face is as dark as the target's, not as the face's average. The correction is
+    clipped to 40 levels so that a wrong mesh cannot paint the target's features onto the source."""
     if cv2.countNonZero(mask) < 16:
         return src_bgr
     src_lab = cv2.cvtColor(src_bgr, cv2.COLOR_BGR2LAB)
     dst_lab = cv2.cvtColor(dst_bgr, cv2.COLOR_BGR2LAB)
     s_mean, s_std = cv2.meanStdDev(src_lab, mask=mask)
     d_mean, d_std = cv2.meanStdDev(dst_lab, mask=mask)
-    gain = np.clip(d_std.ravel() / np.maximum(s_std.ravel(), 1.0), 0.5, 2.0)
+    gain = np.clip(d_std.ravel() / np.maximum(s_std.ravel(), 1.0), CONTRAST_FLOOR, 2.0)
     offset = d_mean.ravel() - s_mean.ravel() * gain
     lab = src_lab.astype(np.float32) * gain.astype(np.float32) + offset.astype(np.float32)
+    if local > 0:
+        weight = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), local)
+        inside = weight > 1e-3
+        m = (mask > 0).astype(np.float32)[:, :, None]
+        d_local = cv2.GaussianBlur(dst_lab.astype(np.float32) * m, (0, 0), local)
+        s_local = cv2.GaussianBlur(lab * m, (0, 0), local)
+        shift = np.where(inside[:, :, None], (d_local - s_local) / np.maximum(weight, 1e-3)[:, :, None], 0.0)
+        lab += np.clip(shift, -40.0, 40.0)
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
@@ -467,7 +481,8 @@ class FaceSwapper:
         alpha, core = face_mask(local, 0, 0, ws, hs, eye_keep_weights(pts, src.eyes))
         region = frame[y0:y0 + h, x0:x0 + w]
         small = region if scale == 1.0 else cv2.resize(region, (ws, hs), interpolation=cv2.INTER_AREA)
-        warped = colour_transfer(warped, small, core)
+        face_px = float(np.ptp(local[FACE_OVAL], axis=0).max())
+        warped = colour_transfer(warped, small, core, local=LOCAL_COLOUR * face_px)
         if scale != 1.0:
             warped = cv2.resize(warped, (w, h), interpolation=cv2.INTER_LINEAR)
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
