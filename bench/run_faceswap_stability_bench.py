@@ -1,0 +1,104 @@
+"""How still the swap holds: the temporal change a video swap adds over a perfectly stable swap of the same
+motion (the issue's measure), on panning, rotating and zooming clips.
+
+The stable floor: the astronaut photo (public domain) is swapped once, as a still (Grace Hopper's face, public
+domain), and that swapped photo is moved exactly as the target clip moves the original: a swap that holds
+perfectly still on the face gives those frames. Both clips go through the same x264 encode (crf 20) as the
+output. Measured inside the face (the photo's face oval carried by the known motion): the mean frame-to-frame
+change of the swap's output, over the floor's. "Added change" = ratio - 1 (goal: at most 20%).
+
+    .venv/bin/python bench/run_faceswap_stability_bench.py [--frames 90] [--out bench/results/faceswap-stability.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run_faceswap_bench import astronaut, background, grace_hopper, place  # noqa: E402
+
+from genstudio.faceswap.engine import FACE_OVAL, FaceSwapper, SwapOptions, swap_image  # noqa: E402
+from genstudio.faceswap.media import VideoWriter, read_frames  # noqa: E402
+from genstudio.faceswap.pipeline import _swap_video  # noqa: E402
+
+
+def motion(kind: str, i: int) -> np.ndarray:
+    """2x3 placement of the 512-px photo in the 640x480 frame at frame i."""
+    cx, cy, size, angle = 320.0, 250.0, 420.0, 0.0
+    if kind == "pan":
+        cx += 90 * np.sin(i / 20)
+    elif kind == "rotate":
+        angle = 12 * np.sin(i / 15)
+    elif kind == "zoom":
+        size *= 1 + 0.25 * np.sin(i / 18)
+    elif kind == "pan + rotate + zoom":
+        cx += 70 * np.sin(i / 25)
+        cy += 20 * np.sin(i / 17)
+        angle = 7 * np.sin(i / 30)
+        size *= 1 + 0.15 * np.sin(i / 40)
+    m = cv2.getRotationMatrix2D((256, 256), angle, size / 512)
+    m[:, 2] += np.array([cx, cy]) - 256
+    return m
+
+
+def write(frames: list[np.ndarray], path: Path) -> Path:
+    with VideoWriter(path, 640, 480, 30.0, crf=20) as w:
+        for f in frames:
+            w.write(f)
+    return path
+
+
+def change(frames: list[np.ndarray], masks: list[np.ndarray]) -> float:
+    steps = [np.abs(frames[t].astype(np.int16) - frames[t - 1]).mean(axis=2)[masks[t] & masks[t - 1]].mean()
+             for t in range(1, len(frames))]
+    return float(np.mean(steps))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "faceswap-stability.json"))
+    args = ap.parse_args()
+    photo = cv2.resize(astronaut(), (512, 512))
+    swapper = FaceSwapper()
+    swapper.set_source(grace_hopper())
+    still, n = swap_image(swapper, photo, SwapOptions())
+    assert n == 1
+    pts = swapper._largest_face(photo, "photo")
+    oval = np.zeros((512, 512), np.uint8)
+    cv2.fillConvexPoly(oval, cv2.convexHull(pts[FACE_OVAL].astype(np.int32)), 255)
+    oval = cv2.erode(oval, np.ones((9, 9), np.uint8))  # the inside of the face, not its edge
+    bg = background()
+    result: dict = {"frames": args.frames, "clips": {}}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for kind in ("pan", "rotate", "zoom", "pan + rotate + zoom"):
+            ms = [motion(kind, i) for i in range(args.frames)]
+            clip = write([place(bg, photo, m) for m in ms], tmp / "in.mp4")
+            floor = list(read_frames(write([place(bg, still, m) for m in ms], tmp / "floor.mp4")))
+            masks = [cv2.warpAffine(oval, m, (640, 480)) > 127 for m in ms]
+            row = {}
+            for name, smoothing in (("smoothed", True), ("unsmoothed", False)):
+                _swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(smoothing=smoothing),
+                            label_corner="bottom-right", label=False, watermark=False, crf=20, progress=None)
+                out = list(read_frames(tmp / "out.mp4"))
+                ratio = change(out, masks) / change(floor, masks)
+                row[name] = {"change_out": round(change(out, masks), 3),
+                             "change_floor": round(change(floor, masks), 3),
+                             "added_change_pct": round(100 * (ratio - 1), 1)}
+            result["clips"][kind] = row
+            print(kind, json.dumps(row), flush=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
