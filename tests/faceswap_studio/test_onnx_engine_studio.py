@@ -106,3 +106,18 @@ def test_face_models_from_the_api_and_the_cli(settings: Any, face_png: bytes, tm
                  "--subject", "Test Subject", "--region-mask", "-o", str(tmp_path / "o.png"),
                  "--data-dir", str(tmp_path / "cli-data"), "-q"])
     assert code != 0 and "--region-mask" in capsys.readouterr().err
+
+
+def test_models_list_names_the_engine_and_the_face_models(settings: Any, tmp_path: Path) -> None:
+    from genstudio.api.app import create_app
+    from tiny_onnx_faces import export_tiny_post_models
+
+    models = export_tiny_post_models(tmp_path)
+    s = settings.model_copy(update={"faceswap_enhancer_model": models["enhancer"],
+                                    "faceswap_parser_model": models["parser"]})
+    with TestClient(create_app(s)) as c:
+        listed = {m["id"]: m for m in c.get("/api/models?kind=faceswap").json()}
+    assert listed["faceswap:landmark"]["default"] and listed["faceswap:landmark"]["family"] == "builtin"
+    assert listed["faceswap:enhancer"]["format"] == "onnx" and listed["faceswap:enhancer"]["size_bytes"] > 0
+    assert listed["faceswap:parser"]["name"] == "parser (parser.onnx)" and "faceswap:occluder" not in listed
+    assert all(str(tmp_path) not in str(m) for m in listed.values())  # no server paths

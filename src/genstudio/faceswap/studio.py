@@ -409,8 +409,22 @@ class FaceSwapStudio:
         return self._swapper
 
     def models(self) -> list[dict[str, Any]]:
-        return [{"id": f"faceswap:{self.settings.faceswap_engine}", "name": self.settings.faceswap_engine,
-                 "kind": "faceswap", "default": True, "format": self.settings.faceswap_engine}]
+        """The swap engine and every optional face model the settings name (never their server paths)."""
+        s = self.settings
+        engine = {"id": f"faceswap:{s.faceswap_engine}", "name": s.faceswap_engine, "kind": "faceswap",
+                  "default": True, "format": s.faceswap_engine,
+                  "family": s.faceswap_swap_style if s.faceswap_engine == "onnx" else "builtin",
+                  "source": "local" if s.faceswap_engine == "onnx" else "built-in"}
+        found = [engine]
+        for role, path in (("enhancer", s.faceswap_enhancer_model), ("occluder", s.faceswap_occluder_model),
+                           ("parser", s.faceswap_parser_model)):
+            if path is None:
+                continue
+            size = path.stat().st_size if path.is_file() else None
+            found.append({"id": f"faceswap:{role}", "name": f"{role} ({path.name})", "kind": "faceswap",
+                          "default": False, "format": "onnx", "family": role, "size_bytes": size,
+                          "source": "local"})
+        return found
 
     def params(self, raw: dict[str, Any]) -> FaceSwapParams:
         return FaceSwapParams(**raw)
