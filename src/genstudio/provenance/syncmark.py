@@ -166,7 +166,12 @@ def _fold(resid: np.ndarray) -> np.ndarray:
     folded = part.reshape(hh // TILE, TILE, ww // TILE, TILE).sum(axis=(0, 2))
     # The same high-pass once more, on the period (cyclically): with the first, this correlates the picture
     # with the high-passed mark, the matched filter for what the residual holds of it.
-    return np.real(np.fft.ifft2(np.fft.fft2(folded) * _HIGH_PASS))
+    folded = np.real(np.fft.ifft2(np.fft.fft2(folded) * _HIGH_PASS))
+    # Long straight edges (a window's title bar and borders in a screenshot, letterbox bars) add up along one
+    # row or column of the period; the mark's rows and columns average to almost nothing, so their means go.
+    folded -= folded.mean(axis=1, keepdims=True)
+    folded -= folded.mean(axis=0, keepdims=True)
+    return folded
 
 
 def _sync(folded: np.ndarray) -> tuple[float, tuple[int, int]]:
