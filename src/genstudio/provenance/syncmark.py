@@ -168,9 +168,12 @@ def _fold(resid: np.ndarray) -> np.ndarray:
     # with the high-passed mark, the matched filter for what the residual holds of it.
     folded = np.real(np.fft.ifft2(np.fft.fft2(folded) * _HIGH_PASS))
     # Long straight edges (a window's title bar and borders in a screenshot, letterbox bars) add up along one
-    # row or column of the period; the mark's rows and columns average to almost nothing, so their means go.
-    folded -= folded.mean(axis=1, keepdims=True)
-    folded -= folded.mean(axis=0, keepdims=True)
+    # row or column of the period. A row or column whose mean stands far out (4 standard errors) is such an
+    # edge, and its mean goes; the others are left alone (their means are part of the mark).
+    limit = 4.0 * float(folded.std()) / np.sqrt(GRID)  # a row holds GRID independent chips
+    for axis in (1, 0):
+        means = folded.mean(axis=axis, keepdims=True)
+        folded -= np.where(np.abs(means) > limit, means, 0.0)
     return folded
 
 
