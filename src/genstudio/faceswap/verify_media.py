@@ -124,11 +124,14 @@ def _read_bounded(path: Path, info: Any) -> tuple[dict[str, Any], list[dict[str,
 
     count = min(VERIFY_FRAMES, max(int(info.frames), 1))
     wanted = set(np.linspace(0, count - 1, num=min(LABEL_FRAMES, count)).round().astype(int).tolist())
-    votes, scores, lumas, error = [], [], [], None
+    votes, scores, error = [], [], None
+    total: np.ndarray | None = None  # a running sum of the frames' luminance, not the frames
     for i, frame in enumerate(media.read_frames(path)):
-        lumas.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32))
-        if len(lumas) > 1:  # keep a running sum, not the frames
-            lumas = [lumas[0] + lumas[1]]
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if total is None:
+            total = gray.astype(np.float32)
+        elif gray.shape == total.shape:
+            np.add(total, gray, out=total, casting="unsafe")
         if can_watermark(frame.shape[1], frame.shape[0]):
             try:
                 votes.append(frame_votes(frame))
@@ -139,8 +142,11 @@ def _read_bounded(path: Path, info: Any) -> tuple[dict[str, Any], list[dict[str,
         del frame
         if i + 1 >= count:
             break
-    frames_read = i + 1 if lumas else 0
-    mean = lumas[0] / frames_read if lumas else None
+    frames_read = i + 1 if total is not None else 0
+    mean = None
+    if total is not None:
+        total /= frames_read
+        mean, total = videomark.for_reading(total), None  # the full-size sum is let go before the search
     keys = media.read_key_frames_luma(path, info.width, info.height, KEY_FRAMES)
     reading = videomark.read_video(mean, frames_read, keys)
     if reading.found or not votes:

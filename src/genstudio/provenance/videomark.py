@@ -111,17 +111,31 @@ def _work(y: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(y, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA), shrink
 
 
-def read_video(mean_luma: np.ndarray | None, frames_in_mean: int,
+@dataclass
+class Shrunk:
+    """A luminance already brought to the reading size (`for_reading`), with the factor it was shrunk by."""
+
+    y: np.ndarray
+    shrink: float
+
+
+def for_reading(y: np.ndarray) -> Shrunk:
+    """`y` at the size the reader works at, so a caller can let the full-size picture go before the search."""
+    work, shrink = _work(y)
+    return Shrunk(work, shrink)
+
+
+def read_video(mean_luma: np.ndarray | Shrunk | None, frames_in_mean: int,
                key_lumas: Iterable[np.ndarray] = ()) -> VideoReading:
     """Look for the mark in a video from the mean luminance (float32 HxW) of its first `frames_in_mean`
     frames and from some key frames' luminance; stops at the first find."""
-    looks: list[tuple[str, np.ndarray]] = []
+    looks: list[tuple[str, np.ndarray | Shrunk]] = []
     if mean_luma is not None:
         looks.append((f"mean of the first {frames_in_mean} frames", mean_luma))
     best = VideoReading(syncmark.read_luma(np.zeros((8, 8), np.float32), search=False), "nothing readable", 0)
     count = 0
     for name, y in [*looks, *((f"key frame {k}", y) for k, y in enumerate(key_lumas))]:
-        work, shrink = _work(y)
+        work, shrink = (y.y, y.shrink) if isinstance(y, Shrunk) else _work(y)
         reading = syncmark.read_luma(work)
         count += 1
         if shrink != 1.0:
