@@ -22,10 +22,31 @@ def _amount(text: str) -> float:
     return value
 
 
+def _request(args: argparse.Namespace, subject: str, **paths: str | None) -> Any:
+    """The FaceSwapRequest of a command line: validated with placeholder ids (the API's are asset ids), then
+    the file paths put in."""
+    from genstudio.faceswap.safeguards import ConsentIn
+    from genstudio.faceswap.studio import FaceSwapRequest
+
+    consent = ConsentIn(statement=args.consent, subject=subject) if args.consent is not None else None
+    req = FaceSwapRequest(source="cli", target="cli", consent=consent, target_face=args.target_face,
+                          many_faces=args.many_faces, label_corner=args.label_corner, enhance=args.enhance,
+                          occlusion_mask=args.occlusion_mask, region_mask=args.region_mask)
+    return req.model_copy(update=paths)
+
+
+def _flag_error(exc: Any) -> ValueError:
+    """A studio's LimitError as the command line's "--flag: message"."""
+    flag = FLAGS.get(exc.field, exc.field)
+    message = exc.message
+    if exc.field == "consent":
+        message = "a consent statement is required for every face swap"
+    return ValueError(f"--{flag.replace('_', '-')}: {message}")
+
+
 def cmd_faceswap(args: argparse.Namespace) -> int:
     from genstudio.errors import LimitError
-    from genstudio.faceswap.safeguards import ConsentIn
-    from genstudio.faceswap.studio import FaceSwapRequest, FaceSwapStudio
+    from genstudio.faceswap.studio import FaceSwapStudio
     from genstudio.storage.files import atomic_write
     from genstudio.storage.sniff import sniff
 
@@ -47,22 +68,12 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
         want = {".mp4"} if kind == "video" else {".png", ".jpg", ".jpeg"}
         if out.suffix.lower() not in want:
             raise ValueError(f"-o: the output for this target must end in {' or '.join(sorted(want))}")
-    consent = ConsentIn(statement=args.consent, subject=subject) if args.consent is not None else None
-    # Validated with placeholder ids (the API's are asset ids), then the file paths put in.
-    req = FaceSwapRequest(source="cli", target="cli", consent=consent, target_face=args.target_face,
-                          many_faces=args.many_faces, label_corner=args.label_corner, enhance=args.enhance,
-                          occlusion_mask=args.occlusion_mask, region_mask=args.region_mask)
-    req = req.model_copy(update={"source": args.source, "target": args.target, "reference": args.reference})
-    ctx = studio_context(settings)
-    studio = FaceSwapStudio(ctx)
+    req = _request(args, subject, source=args.source, target=args.target, reference=args.reference)
+    studio = FaceSwapStudio(studio_context(settings))
     try:
         params = studio.resolve(req)
     except LimitError as exc:
-        flag = FLAGS.get(exc.field, exc.field)
-        message = exc.message
-        if exc.field == "consent":
-            message = "a consent statement is required for every face swap"
-        raise ValueError(f"--{flag.replace('_', '-')}: {message}") from exc
+        raise _flag_error(exc) from exc
     if params.target_kind == "image":
         jpeg = out.suffix.lower() in (".jpg", ".jpeg")
         params = params.model_copy(update={"target_mime": "image/jpeg" if jpeg else "image/png"})
@@ -81,24 +92,17 @@ def cmd_faceswap(args: argparse.Namespace) -> int:
 def cmd_faceswap_live(args: argparse.Namespace) -> int:
     from genstudio.errors import LimitError
     from genstudio.faceswap.live_camera import VirtualCameraUnavailable, run_camera
-    from genstudio.faceswap.safeguards import ConsentIn
-    from genstudio.faceswap.studio import FaceSwapRequest, FaceSwapStudio
+    from genstudio.faceswap.studio import FaceSwapStudio
 
     settings = settings_from(args)
     settings.ensure_dirs()
-    consent = ConsentIn(statement=args.consent, subject=args.subject or "") if args.consent is not None else None
-    req = FaceSwapRequest(source="cli", target="cli", consent=consent, target_face=args.target_face,
-                          many_faces=args.many_faces, label_corner=args.label_corner, enhance=args.enhance,
-                          occlusion_mask=args.occlusion_mask, region_mask=args.region_mask)
-    req = req.model_copy(update={"source": args.source})
-    ctx = studio_context(settings)
-    studio = FaceSwapStudio(ctx)
+    req = _request(args, args.subject or "", source=args.source)
+    studio = FaceSwapStudio(studio_context(settings))
     try:
         stats = run_camera(studio, req, camera=args.camera, virtual=not args.no_virtual_camera,
                            max_frames=args.frames, fps=args.fps)
     except LimitError as exc:
-        flag = FLAGS.get(exc.field, exc.field)
-        raise ValueError(f"--{flag.replace('_', '-')}: {exc.message}") from exc
+        raise _flag_error(exc) from exc
     except VirtualCameraUnavailable as exc:
         raise ValueError(str(exc)) from exc
     print(json.dumps({"frames": stats.frames, "frames_with_faces": stats.frames_with_faces,
@@ -107,25 +111,30 @@ def cmd_faceswap_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _swap_flags(p: Any) -> None:
+    """The face choice, the label corner and the face models: the same on `faceswap` and `faceswap-live`."""
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--target-face", type=int, help="replace only face N (0 = the left-most)")
+    choice.add_argument("--many-faces", action="store_true", help="replace every face")
+    p.add_argument("--label-corner", default="bottom-right",
+                   choices=["top-left", "top-right", "bottom-left", "bottom-right"])
+    p.add_argument("--enhance", type=_amount, default=0.0, metavar="AMOUNT",
+                   help="blend the face enhancer's result by AMOUNT (0-1; needs GENSTUDIO_FACESWAP_ENHANCER_MODEL)")
+    p.add_argument("--occlusion-mask", action="store_true",
+                   help="keep hands and objects in front of the face (needs GENSTUDIO_FACESWAP_OCCLUDER_MODEL)")
+    p.add_argument("--region-mask", action="store_true",
+                   help="swap only skin, brows, eyes, nose and lips; keep hair and glasses "
+                        "(needs GENSTUDIO_FACESWAP_PARSER_MODEL)")
+
+
 def register(sub: Any) -> None:
     f = sub.add_parser("faceswap", help="put the face from a photo onto the person in a video or image")
     f.add_argument("--source", required=True, help="the face photo (PNG, JPEG or WebP)")
     f.add_argument("--target", required=True, help="the MP4 video or image to change")
     f.add_argument("--consent", help="the consent statement of the person whose face is used (required)")
     f.add_argument("--subject", help="who consented: the person whose face is used (recorded with the consent)")
-    choice = f.add_mutually_exclusive_group()
-    choice.add_argument("--target-face", type=int, help="replace only face N (0 = the left-most)")
-    choice.add_argument("--many-faces", action="store_true", help="replace every face")
+    _swap_flags(f)
     f.add_argument("--reference", help="replace the face most like this photo")
-    f.add_argument("--label-corner", default="bottom-right",
-                   choices=["top-left", "top-right", "bottom-left", "bottom-right"])
-    f.add_argument("--enhance", type=_amount, default=0.0, metavar="AMOUNT",
-                   help="blend the face enhancer's result by AMOUNT (0-1; needs GENSTUDIO_FACESWAP_ENHANCER_MODEL)")
-    f.add_argument("--occlusion-mask", action="store_true",
-                   help="keep hands and objects in front of the face (needs GENSTUDIO_FACESWAP_OCCLUDER_MODEL)")
-    f.add_argument("--region-mask", action="store_true",
-                   help="swap only skin, brows, eyes, nose and lips; keep hair and glasses "
-                        "(needs GENSTUDIO_FACESWAP_PARSER_MODEL)")
     f.add_argument("-o", "--output", required=True, help="OUT.mp4 for a video, OUT.png or OUT.jpg for an image")
     f.add_argument("--data-dir", help="where consent and audit records and the signing keys live")
     f.add_argument("-q", "--quiet", action="store_true")
@@ -135,14 +144,7 @@ def register(sub: Any) -> None:
     v.add_argument("--source", required=True, help="the face photo (PNG, JPEG or WebP)")
     v.add_argument("--consent", help="the consent statement of the person whose face is used (required)")
     v.add_argument("--subject", help="who consented: the person whose face is used (required)")
-    live_choice = v.add_mutually_exclusive_group()
-    live_choice.add_argument("--target-face", type=int, help="replace only face N (0 = the left-most)")
-    live_choice.add_argument("--many-faces", action="store_true", help="replace every face")
-    v.add_argument("--label-corner", default="bottom-right",
-                   choices=["top-left", "top-right", "bottom-left", "bottom-right"])
-    v.add_argument("--enhance", type=_amount, default=0.0, metavar="AMOUNT", help="as for faceswap")
-    v.add_argument("--occlusion-mask", action="store_true", help="as for faceswap")
-    v.add_argument("--region-mask", action="store_true", help="as for faceswap")
+    _swap_flags(v)
     v.add_argument("--camera", type=int, default=0, help="the camera to read (OpenCV index; default 0)")
     v.add_argument("--fps", type=float, default=30.0, help="frame rate of the virtual camera")
     v.add_argument("--frames", type=int, help="stop after this many frames (default: until Ctrl-C)")

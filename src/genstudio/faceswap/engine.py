@@ -514,19 +514,19 @@ class FaceSwapper:
             if face.shown == 0 and first:
                 face.shown = fade_frames  # in view from the start: no fade
             opacity = min(1.0, (face.shown + 1) / fade_frames)
-            before = out.copy() if opacity < 1.0 else None
+            # Fading: what the frame held around the face before it was drawn (only that part is copied; the
+            # face models reach a little further than the engine's own box, hence the wider margin).
+            box = face_box(face.smoothed, out.shape, margin=0.15) if opacity < 1.0 else None
+            part = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2])) if box else None
+            before = out[part].copy() if part else None
             if not self.render_face(out, face.smoothed):
                 continue
             if self.face_models is not None:
                 self.face_models.apply(frame_bgr, out, face.smoothed, track.options)
             swapped += 1
             face.shown += 1
-            if before is not None:
-                box = face_box(face.smoothed, out.shape)
-                if box is not None:
-                    x0, y0, w, h = box
-                    part = (slice(y0, y0 + h), slice(x0, x0 + w))
-                    out[part] = cv2.addWeighted(out[part], opacity, before[part], 1.0 - opacity, 0.0)
+            if part is not None:
+                out[part] = cv2.addWeighted(out[part], opacity, before, 1.0 - opacity, 0.0)
         return (out, swapped) if swapped else (frame_bgr, 0)
 
 

@@ -82,13 +82,23 @@ def _align(pts: np.ndarray, size: int) -> np.ndarray:
     return similarity_fit(five_points(pts), FFHQ_TEMPLATE * (size / 512.0))
 
 
-def _paste_mask(matrix: np.ndarray, size: int, box: tuple[int, int, int, int], values: np.ndarray,
-                ) -> np.ndarray:
-    """`values` (SxS float, in the aligned crop) brought back to the face box; 1 outside the crop."""
-    x0, y0, w, h = box
+def _aligned_rgb(frame: np.ndarray, pts: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the FFHQ alignment matrix, the face's SxS crop as float32 RGB in 0-255)."""
+    matrix = _align(pts, size)
+    crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return matrix, cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32)
+
+
+def _to_box(matrix: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The inverse of the alignment `matrix`, into the coordinates of the face box (x0, y0, w, h)."""
     inverse = cv2.invertAffineTransform(matrix)
-    inverse[:, 2] -= np.array([x0, y0], np.float32)
-    back = cv2.warpAffine(values.astype(np.float32), inverse, (w, h), flags=cv2.INTER_LINEAR,
+    inverse[:, 2] -= np.array(box[:2], np.float32)
+    return inverse
+
+
+def _paste_mask(matrix: np.ndarray, box: tuple[int, int, int, int], values: np.ndarray) -> np.ndarray:
+    """`values` (SxS float, in the aligned crop) brought back to the face box; 1 outside the crop."""
+    back = cv2.warpAffine(values.astype(np.float32), _to_box(matrix, box), box[2:], flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
     return np.clip(back, 0.0, 1.0)
 
@@ -109,15 +119,13 @@ class FaceEnhancer:
         if box is None or amount <= 0:
             return False
         size = self.layout.size
-        matrix = _align(pts, size)
-        crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
+        matrix, rgb = _aligned_rgb(frame, pts, size)
+        rgb = rgb / 127.5 - 1.0
         (out,) = self.session.run(None, {self.layout.name: _to_blob(rgb, self.layout), **self.extra})[:1]
         restored = _from_output(out, self.layout.channels_last)
         restored = cv2.cvtColor(np.clip((restored + 1.0) * 127.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
         x0, y0, w, h = box
-        inverse = cv2.invertAffineTransform(matrix)
-        inverse[:, 2] -= np.array([x0, y0], np.float32)
+        inverse = _to_box(matrix, box)
         back = cv2.warpAffine(restored, inverse, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # A feathered square: the crop's edges never show.
         edge = max(2, size // 16)
@@ -141,13 +149,11 @@ class FaceOccluder:
     def visible(self, frame: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """Over the face box: 1 where the face shows, 0 where something is in front of it."""
         size = self.layout.size
-        matrix = _align(pts, size)
-        crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-        (out,) = self.session.run(None, {self.layout.name: _to_blob(rgb, self.layout)})[:1]
+        matrix, rgb = _aligned_rgb(frame, pts, size)
+        (out,) = self.session.run(None, {self.layout.name: _to_blob(rgb / 255.0, self.layout)})[:1]
         mask = np.clip(_from_output(out)[:, :, 0], 0.0, 1.0)
         mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, size / 128))  # soft edges, as FaceFusion blurs it
-        return _paste_mask(matrix, size, box, mask)
+        return _paste_mask(matrix, box, mask)
 
 
 class FaceParser:
@@ -165,15 +171,14 @@ class FaceParser:
     def regions(self, frame: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """Over the face box: 1 in the chosen regions of the target's face, 0 elsewhere (hair, glasses, ...)."""
         size = self.layout.size
-        matrix = _align(pts, size)
-        crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        rgb = (cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD
+        matrix, rgb = _aligned_rgb(frame, pts, size)
+        rgb = (rgb / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD
         (out,) = self.session.run(None, {self.layout.name: _to_blob(rgb, self.layout)})[:1]
         labels = _from_output(out).argmax(axis=2)
         mask = np.isin(labels, self.keep).astype(np.float32)
         mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, size / 128))
         # Outside the parser's crop the engine's own mask decides: 1 there.
-        return _paste_mask(matrix, size, box, mask)
+        return _paste_mask(matrix, box, mask)
 
 
 @dataclass
@@ -208,9 +213,13 @@ class FaceModels:
             self.enhancer.enhance(out, pts, options.enhance)
 
 
+def parser_regions(settings: Any) -> list[str]:
+    return [r.strip() for r in settings.faceswap_parser_regions.split(",") if r.strip()]
+
+
 def load_face_models(settings: Any, threads: int = 1) -> FaceModels | None:
     """The face models the settings name (None when they name none)."""
-    regions = [r.strip() for r in settings.faceswap_parser_regions.split(",") if r.strip()]
+    regions = parser_regions(settings)
     models = FaceModels(
         enhancer=FaceEnhancer(settings.faceswap_enhancer_model, threads) if settings.faceswap_enhancer_model else None,
         occluder=FaceOccluder(settings.faceswap_occluder_model, threads) if settings.faceswap_occluder_model else None,
@@ -243,5 +252,5 @@ def face_models_info(settings: Any) -> dict[str, Any]:
     return {"enhance": settings.faceswap_enhancer_model is not None,
             "occlusion_mask": settings.faceswap_occluder_model is not None,
             "region_mask": settings.faceswap_parser_model is not None,
-            "parser_regions": [r.strip() for r in settings.faceswap_parser_regions.split(",") if r.strip()],
+            "parser_regions": parser_regions(settings),
             "engine": settings.faceswap_engine}

@@ -40,6 +40,30 @@ def open_virtual_camera(width: int, height: int, fps: float) -> Any:
         raise VirtualCameraUnavailable(f"virtual camera: no device to send to ({reason}); {INSTALL_HINT}") from exc
 
 
+def start_live(settings: Any, source_bgr: np.ndarray, options: Any, fps: float | None = None) -> tuple[Any, Any, Any]:
+    """(swapper, track, marker) for one live session (the page's or a local camera's): its own engine with the
+    source set, a track without the small-face search (a slow frame would stutter), one mark id."""
+    from genstudio.faceswap.engines import make_swapper
+    from genstudio.provenance.videomark import FrameMarker
+
+    swapper = make_swapper(settings)
+    swapper.set_source(source_bgr)
+    track = swapper.new_track(replace(options, small_faces=False))
+    if fps is not None:
+        track.fps = fps
+    return swapper, track, FrameMarker(os.urandom(6))
+
+
+def live_frame(swapper: Any, track: Any, marker: Any, frame_bgr: np.ndarray, corner: str) -> tuple[np.ndarray, int]:
+    """One live frame swapped, labelled and watermarked: (the frame, faces swapped)."""
+    from genstudio.faceswap.label import stamp_label
+
+    out, faces = swapper.swap_frame(frame_bgr, track)
+    out = np.ascontiguousarray(out)
+    stamp_label(out, corner=corner)
+    return marker.embed(out), int(faces)
+
+
 @dataclass
 class LiveStats:
     frames: int = 0
@@ -61,11 +85,8 @@ def run_camera(studio: Any, request: Any, *, camera: int = 0, virtual: bool = Tr
     `on_frame(frame_bgr, faces)` sees each output frame (a preview)."""
     import cv2
 
-    from genstudio.faceswap.engines import make_swapper
-    from genstudio.faceswap.label import stamp_label
     from genstudio.faceswap.safeguards import open_audit, record_consent, update_audit
     from genstudio.faceswap.studio import load_bgr, make_options
-    from genstudio.provenance.videomark import FrameMarker
 
     consent, source = studio.resolve_live(request)  # refusals are audited there
     capture = cv2.VideoCapture(camera)
@@ -92,19 +113,12 @@ def run_camera(studio: Any, request: Any, *, camera: int = 0, virtual: bool = Tr
     outcome, error = "succeeded", None
     started = time.monotonic()
     try:
-        swapper = make_swapper(studio.settings)
-        swapper.set_source(load_bgr(source.read(), "source"))
         options = make_options(request.target_face, request.many_faces, None, enhance=request.enhance,
                                occlusion_mask=request.occlusion_mask, region_mask=request.region_mask)
-        track = swapper.new_track(replace(options, small_faces=False))
-        track.fps = fps
-        marker = FrameMarker(os.urandom(6))
+        swapper, track, marker = start_live(studio.settings, load_bgr(source.read(), "source"), options, fps)
         frame = first
         while frame is not None:
-            out, faces = swapper.swap_frame(frame, track)
-            out = np.ascontiguousarray(out)
-            stamp_label(out, corner=request.label_corner)
-            out = marker.embed(out)
+            out, faces = live_frame(swapper, track, marker, frame, request.label_corner)
             if sink is not None:
                 sink.send(cv2.cvtColor(out, cv2.COLOR_BGR2RGB))
                 sink.sleep_until_next_frame()

@@ -143,10 +143,12 @@ CONFIG_MAP: dict[str, MusicVAEConfig] = {
 
 
 class ModelFolder:
-    """`save_pretrained` / `from_pretrained` for an nn.Module with a `config` (to_dict / from_dict) whose
+    """`save_pretrained` (each file written to a temporary name, then renamed) / `from_pretrained` (the model
+    comes back in eval mode) for an nn.Module with a `config` (to_dict / from_dict) whose
     folder holds ``config.json`` (with ``_class_name``, which loading checks) and ``model.safetensors``."""
 
     config_class: Any
+    accepts_unnamed = False  # a config.json without `_class_name` (folders written before it was recorded)
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
         folder = Path(folder)
@@ -160,7 +162,7 @@ class ModelFolder:
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> Any:
         folder = Path(folder)
         cfg = json.loads((folder / "config.json").read_text())
-        if cfg.get("_class_name") != cls.__name__:
+        if cfg.get("_class_name", cls.__name__ if cls.accepts_unnamed else None) != cls.__name__:
             raise ValueError(f"{folder} holds a {cfg.get('_class_name')!r}, not a {cls.__name__}")
         model = cls(cls.config_class.from_dict(cfg))  # type: ignore[call-arg]
         model.load_state_dict(load_file(folder / "model.safetensors"))
@@ -173,8 +175,11 @@ def _uniform(sizes: Sequence[int], what: str) -> int:
     return int(sizes[0])
 
 
-class MusicVAE(nn.Module):
+class MusicVAE(ModelFolder, nn.Module):
     """The network. B = batch, T = steps (config.max_seq_len), C = num_classes, Z = z_size."""
+
+    config_class = MusicVAEConfig
+    accepts_unnamed = True
 
     def __init__(self, config: MusicVAEConfig) -> None:
         super().__init__()
@@ -356,26 +361,6 @@ class MusicVAE(nn.Module):
             sampled = (cdf <= u[:, step : step + 1] * cdf[:, -1:]).sum(-1).clamp(max=c - 1)
             tokens.append(torch.where(greedy, logits.argmax(-1), sampled))
         return torch.stack(tokens, dim=1) if tokens else torch.zeros(z.shape[0], 0, dtype=torch.long)
-
-    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
-        """Write `config.json` and `model.safetensors` (each to a temporary name, then renamed)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg = {"_class_name": type(self).__name__, "format_version": FORMAT_VERSION, **self.config.to_dict()}
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
-        atomic_write(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike[str]) -> MusicVAE:
-        """Load a folder written by `save_pretrained`; the model comes back in eval mode."""
-        folder = Path(folder)
-        cfg = json.loads((folder / "config.json").read_text())
-        if cfg.get("_class_name", cls.__name__) != cls.__name__:
-            raise ValueError(f"{folder} holds a {cfg['_class_name']}, not a {cls.__name__}")
-        model = cls(MusicVAEConfig.from_dict(cfg))
-        model.load_state_dict(load_file(folder / "model.safetensors"))
-        return model.eval()
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:

@@ -132,7 +132,8 @@ def read_video(mean_luma: np.ndarray | Shrunk | None, frames_in_mean: int,
     looks: list[tuple[str, np.ndarray | Shrunk]] = []
     if mean_luma is not None:
         looks.append((f"mean of the first {frames_in_mean} frames", mean_luma))
-    best = VideoReading(syncmark.read_luma(np.zeros((8, 8), np.float32), search=False), "nothing readable", 0)
+    nothing = syncmark.Reading(False, None, np.zeros(syncmark.PAYLOAD_BITS, bool), 0.0, 1.0, (0, 0))
+    best = VideoReading(nothing, "nothing readable", 0)
     count = 0
     for name, y in [*looks, *((f"key frame {k}", y) for k, y in enumerate(key_lumas))]:
         work, shrink = (y.y, y.shrink) if isinstance(y, Shrunk) else _work(y)

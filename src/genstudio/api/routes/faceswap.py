@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
@@ -91,18 +90,12 @@ class LiveSession:
     """One webcam session: its own engine and track, frames swapped in a worker thread."""
 
     def __init__(self, settings: Any, source_bgr: Any, options: Any, label_corner: str) -> None:
-        import os
-
-        from genstudio.faceswap.engines import make_swapper
-        from genstudio.provenance.videomark import FrameMarker
+        from genstudio.faceswap.live_camera import start_live
 
         self.settings = settings
-        self.marker = FrameMarker(os.urandom(6))  # every frame of the session carries this id
-        self.swapper = make_swapper(settings)
-        self.swapper.set_source(source_bgr)
-        self.track = self.swapper.new_track(options)
+        # Every frame of the session carries the same mark id.
+        self.swapper, self.track, self.marker = start_live(settings, source_bgr, options)
         self.label_corner = label_corner
-        self.index = 0
 
     def process(self, jpeg: bytes) -> tuple[bytes, int]:
         import io
@@ -112,7 +105,7 @@ class LiveSession:
         import numpy as np
         from PIL import Image
 
-        from genstudio.faceswap.label import stamp_label
+        from genstudio.faceswap.live_camera import live_frame
 
         side = self.settings.faceswap_live_max_side
         too_large = ("frame: {} is too large to decode; live frames are scaled to {} pixels per side "
@@ -139,11 +132,7 @@ class LiveSession:
         if max(h, w) > side:
             scale = side / max(h, w)
             frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        out, n = self.swapper.swap_frame(frame, self.track)
-        out = np.ascontiguousarray(out)
-        stamp_label(out, corner=self.label_corner)
-        out = self.marker.embed(out)
-        self.index += 1
+        out, n = live_frame(self.swapper, self.track, self.marker, frame, self.label_corner)
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if not ok:
             raise ValueError("frame: could not encode the result")
@@ -246,9 +235,8 @@ async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent
             LiveSession,
             state.settings,
             source_bgr,
-            replace(make_options(req.target_face, req.many_faces, None, enhance=req.enhance,
-                                 occlusion_mask=req.occlusion_mask, region_mask=req.region_mask),
-                    small_faces=False),
+            make_options(req.target_face, req.many_faces, None, enhance=req.enhance,
+                         occlusion_mask=req.occlusion_mask, region_mask=req.region_mask),
             req.label_corner,
         )
     except (NoFaceError, LimitError) as exc:
