@@ -1,6 +1,7 @@
-"""Fetch the face detector and 468-point face-mesh .tflite files from the mediapipe 0.10.21 wheel (Apache-2.0).
+"""Fetch the face detector, the 468-point face mesh and the palm detector + hand landmark .tflite files from the
+mediapipe 0.10.21 wheel (Apache-2.0).
 
-The wheel is downloaded with pip (never installed), checked against a pinned sha256, and only the two model
+The wheel is downloaded with pip (never installed), checked against a pinned sha256, and only the model
 files are extracted into src/genstudio/faceswap/models/. Idempotent: files with the right hashes are kept.
 Usage: python scripts/fetch_face_models.py [--dest DIR]
 """
@@ -26,6 +27,14 @@ MODELS = {
     "face_landmark.tflite": (
         "mediapipe/modules/face_landmark/face_landmark.tflite",
         "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    ),
+    "palm_detection_lite.tflite": (
+        "mediapipe/modules/palm_detection/palm_detection_lite.tflite",
+        "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
+    ),
+    "hand_landmark_lite.tflite": (
+        "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite",
+        "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
     ),
 }
 DEFAULT_DEST = Path(__file__).resolve().parents[1] / "src" / "genstudio" / "faceswap" / "models"

@@ -152,8 +152,8 @@ def test_cli_refuses_without_consent_and_swaps_an_image(tmp_path: Path, capsys: 
     assert code == 1 and "-o:" in err
 
     code, stdout, err = run_cli(capsys, "--source", str(face), "--target", str(target), "--consent",
-                                CONSENT["statement"], "--subject", "Ann", "--label-corner", "top-left", "-o", str(out),
-                                data_dir=data)
+                                CONSENT["statement"], "--subject", "Ann", "--label-corner", "top-left", "--hand-mask",
+                                "-o", str(out), data_dir=data)
     assert code == 0, err
     answer = json.loads(stdout)
     assert answer["file"] == str(out) and out.read_bytes().startswith(b"\x89PNG")
@@ -163,6 +163,7 @@ def test_cli_refuses_without_consent_and_swaps_an_image(tmp_path: Path, capsys: 
     report = json.loads(capsys.readouterr().out)
     assert report["watermark"]["found"] and report["manifest"]["valid"] and report["label"]["corner"] == "top-left"
     assert report["manifest"]["assertions"]["org.genstudio.generation"]["consent_id"] == answer["consent_id"]
+    assert report["manifest"]["assertions"]["org.genstudio.generation"]["options"]["hand_mask"] is True
 
     flat = tmp_path / "flat.png"
     flat.write_bytes(flat_png())

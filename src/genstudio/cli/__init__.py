@@ -56,15 +56,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from genstudio.faceswap.zoo import ID_PREFIX, FaceModelZoo
     from genstudio.image.models import ModelRegistry, family_of, size_of
 
-    registry = ModelRegistry(_settings(args))
+    settings = _settings(args)
+    registry, zoo = ModelRegistry(settings), FaceModelZoo(settings)
+    face_model = bool(args.target) and args.target.startswith(ID_PREFIX) and zoo.has(args.target)
+    if args.style and not (args.action == "add" and args.kind == "faceswap"):
+        raise SystemExit("--style is for `models add FILE --kind faceswap` (a swap model's family)")
     if args.action == "list":
         default = registry.default_id()
         for e in registry.list(None):
             size = size_of(e)
             print(f"{'*' if e.id == default else ' '} {e.id:32} {e.kind:10} {family_of(e):12} {e.format:12} "
                   f"{f'{size / 2**30:.2f} GB' if size else '':>9}  {e.name}")
+        for m in zoo.public():
+            print(f"{'*' if m['default'] else ' '} {m['id']:32} {'faceswap':10} {m['family']:12} {'onnx':12} "
+                  f"{m['size_bytes'] / 2**20:6.1f} MB  {m['name']}")
+    elif args.action == "add" and args.kind == "faceswap":
+        fm = zoo.add(args.target, name=args.name, style=args.style)
+        active = zoo.active().get(fm.role)
+        state = "active" if active and active.id == fm.id else f"not active: `genstudio models default {fm.id}`"
+        print(f"added {fm.id} (faceswap {fm.role}{f', {fm.style} style' if fm.style else ''}, "
+              f"{fm.input_size} px input; {state})")
     elif args.action == "add":
         e = registry.add(args.target, name=args.name, config=args.config, kind=args.kind)
         print(f"added {e.id} ({e.kind}, {e.format}, {family_of(e)})")
@@ -72,8 +86,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         e = registry.pull(args.target, revision=args.revision, name=args.name, progress=_bytes_line())
         print(f"\npulled {args.target} as {e.id} ({family_of(e)}, {size_of(e) / 2**30:.2f} GB)")
     elif args.action == "remove":
-        registry.remove(args.target)
-        print(f"removed {args.target}")
+        zoo.remove(args.target) if face_model else registry.remove(args.target)
+        print(f"removed {args.target}" + (" (your file is kept)" if face_model else ""))
+    elif args.action == "default" and face_model:
+        fm = zoo.set_active(args.target)
+        print(f"face-swap {fm.role}: {fm.id}")
     elif args.action == "default":
         e = registry.set_default(args.target)
         print(f"default image model: {e.id}")
@@ -164,12 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.set_defaults(func=cmd_verify)
 
-    m = sub.add_parser("models", help="list, add, pull, remove image models or set the default")
+    m = sub.add_parser("models", help="list, add, pull, remove models (image, add-ons, face swap) or set the default")
     m.add_argument("action", choices=["list", "add", "pull", "remove", "default"])
     m.add_argument("target", nargs="?", help="add: a folder or .safetensors file; pull: a hub id; else a model id")
     m.add_argument("--name")
-    m.add_argument("--kind", choices=["image", "lora", "embedding", "controlnet", "upscaler"], default="image",
-                   help="add: what the file is, an image model (default) or an add-on used with one")
+    m.add_argument("--kind", choices=["image", "lora", "embedding", "controlnet", "upscaler", "faceswap"],
+                   default="image", help="add: what the file is, an image model (default), an add-on used with "
+                   "one, or a face-swap ONNX model (swapper, recognition, enhancer, occluder or parser: read from "
+                   "the model)")
+    m.add_argument("--style", choices=["inswapper", "hyperswap", "simswap"],
+                   help="add --kind faceswap: a swap model's family when its name and shape do not say")
     m.add_argument("--revision", help="pull: a branch, tag or commit")
     m.add_argument("--config", help="for a single .safetensors file: a local diffusers folder with its configs")
     m.add_argument("--data-dir")

@@ -31,7 +31,8 @@ def _request(args: argparse.Namespace, subject: str, **paths: str | None) -> Any
     consent = ConsentIn(statement=args.consent, subject=subject) if args.consent is not None else None
     req = FaceSwapRequest(source="cli", target="cli", consent=consent, target_face=args.target_face,
                           many_faces=args.many_faces, label_corner=args.label_corner, enhance=args.enhance,
-                          occlusion_mask=args.occlusion_mask, region_mask=args.region_mask)
+                          occlusion_mask=args.occlusion_mask, region_mask=args.region_mask,
+                          hand_mask=args.hand_mask, glasses=args.glasses)
     return req.model_copy(update=paths)
 
 
@@ -122,6 +123,11 @@ def _swap_flags(p: Any) -> None:
                    help="blend the face enhancer's result by AMOUNT (0-1; needs GENSTUDIO_FACESWAP_ENHANCER_MODEL)")
     p.add_argument("--occlusion-mask", action="store_true",
                    help="keep hands and objects in front of the face (needs GENSTUDIO_FACESWAP_OCCLUDER_MODEL)")
+    p.add_argument("--hand-mask", action="store_true",
+                   help="keep the target's hands where they cover the face (built in, no model to set)")
+    p.add_argument("--glasses", choices=["source", "target", "none"], default="source",
+                   help="whose glasses the result shows: the source photo's (default), the target's (kept on top; "
+                        "the source's taken out) or none (the source's taken out)")
     p.add_argument("--region-mask", action="store_true",
                    help="swap only skin, brows, eyes, nose and lips; keep hair and glasses "
                         "(needs GENSTUDIO_FACESWAP_PARSER_MODEL)")

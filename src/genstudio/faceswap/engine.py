@@ -65,6 +65,12 @@ class SwapOptions:
     enhance: float = 0.0
     occlusion_mask: bool = False
     region_mask: bool = False
+    # Keep the target's hands where they cover the face (hands.py: MediaPipe's palm detector and hand
+    # landmarks, built in).
+    hand_mask: bool = False
+    # Whose glasses the result shows (glasses.py): "source" (the source photo as it is), "target" (the
+    # target's frame kept on top; the source's taken out first) or "none" (the source's taken out).
+    glasses: str = "source"
 
 
 def five_points(pts: np.ndarray) -> np.ndarray:
@@ -183,6 +189,7 @@ class _Face:
     smoother: LandmarkSmoother | None
     descriptor: tuple[np.ndarray, np.ndarray] | None = None
     shown: int = 0  # frames this face has been swapped in (for the fade-in)
+    glasses: float = -1.0  # running glasses score of this target face (glasses="target"); -1 = not yet seen
 
     def box(self) -> np.ndarray:
         return np.concatenate([self.raw.min(0), self.raw.max(0)])
@@ -367,6 +374,9 @@ class FaceSwapper:
         self.landmarker = FaceLandmarker(models_dir, threads)
         self.source: _Source | None = None
         self.face_models: Any = None  # face_models.FaceModels: enhancer, occluder, parser (make_swapper sets it)
+        self.models_dir, self.threads = models_dir, threads
+        self._hands: Any = None  # hands.HandFinder, made on the first request for a hand mask
+        self.source_glasses = False  # whether the source photo's face wears glasses (glasses.py)
 
     # -- source -----------------------------------------------------------------------------------------
     def _largest_face(self, image_bgr: np.ndarray, what: str) -> np.ndarray:
@@ -378,9 +388,15 @@ class FaceSwapper:
             raise NoFaceError(f"no face found in the {what}")
         return max(meshes, key=lambda m: float(np.ptp(m.landmarks, axis=0).prod())).landmarks
 
-    def set_source(self, source_bgr: np.ndarray) -> None:
-        """Detect and landmark the source face once; raises NoFaceError when the photo has none."""
+    def set_source(self, source_bgr: np.ndarray, glasses: str = "source") -> None:
+        """Detect and landmark the source face once; raises NoFaceError when the photo has none. With
+        `glasses` "target" or "none", glasses the source wears are taken out of the photo first."""
         pts = self._largest_face(source_bgr, "source photo")
+        from genstudio.faceswap.glasses import has_glasses, remove_glasses
+
+        self.source_glasses = has_glasses(source_bgr, pts)
+        if glasses != "source" and self.source_glasses:
+            source_bgr = remove_glasses(source_bgr, pts)
         lo, hi = pts.min(0), pts.max(0)
         scale = _SOURCE_FACE_SIZE / float((hi - lo).max())
         pad = (hi - lo).max() * 0.3
@@ -496,6 +512,34 @@ class FaceSwapper:
         blend_into(frame, warped, alpha, x0, y0)
         return True
 
+    def keep_target_glasses(self, target: np.ndarray, out: np.ndarray, face: _Face) -> bool:
+        """When the target face wears glasses (a running score, so one frame does not switch it), keep
+        their frame on top of the swap."""
+        from genstudio.faceswap.glasses import GLASSES_SCORE, glasses_score, keep_frame
+
+        score = glasses_score(target, face.smoothed)
+        face.glasses = score if face.glasses < 0 else 0.7 * face.glasses + 0.3 * score
+        return face.glasses >= GLASSES_SCORE and keep_frame(target, out, face.smoothed)
+
+    def keep_hands(self, target: np.ndarray, out: np.ndarray, pts: np.ndarray) -> bool:
+        """Where a hand covers the face with landmarks `pts`, put the target's pixels back into `out`."""
+        box = face_box(pts, out.shape, margin=0.15)
+        if box is None:
+            return False
+        if self._hands is None:
+            from genstudio.faceswap.hands import HandFinder
+
+            self._hands = HandFinder(self.models_dir, self.threads)
+        mask = self._hands.covering(target, box)
+        if mask is None:
+            return False
+        x0, y0, w, h = box
+        part = (slice(y0, y0 + h), slice(x0, x0 + w))
+        before = target[part].astype(np.float32)
+        out[part] = np.clip(before + (1.0 - mask[:, :, None]) * (out[part].astype(np.float32) - before), 0, 255
+                            ).astype(np.uint8)
+        return True
+
     def swap_frame(self, frame_bgr: np.ndarray, track: Track) -> tuple[np.ndarray, int]:
         """(output frame, faces swapped). A frame with no face to swap is returned as is (the same array).
 
@@ -523,6 +567,10 @@ class FaceSwapper:
                 continue
             if self.face_models is not None:
                 self.face_models.apply(frame_bgr, out, face.smoothed, track.options)
+            if track.options.glasses == "target":
+                self.keep_target_glasses(frame_bgr, out, face)
+            if track.options.hand_mask:
+                self.keep_hands(frame_bgr, out, face.smoothed)
             swapped += 1
             face.shown += 1
             if part is not None:
@@ -537,5 +585,5 @@ def swap_image(swapper: FaceSwapper, target_bgr: np.ndarray, options: SwapOption
     single = SwapOptions(target_face=options.target_face, many_faces=options.many_faces,
                          reference_bgr=options.reference_bgr, smoothing=False, small_faces=options.small_faces,
                          enhance=options.enhance, occlusion_mask=options.occlusion_mask,
-                         region_mask=options.region_mask)
+                         region_mask=options.region_mask, hand_mask=options.hand_mask, glasses=options.glasses)
     return swapper.swap_frame(target_bgr, swapper.new_track(single))

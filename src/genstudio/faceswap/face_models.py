@@ -233,9 +233,14 @@ NEEDS = {"enhance": "faceswap_enhancer_model", "occlusion_mask": "faceswap_occlu
          "region_mask": "faceswap_parser_model"}
 
 
-def check_face_models(settings: Any, *, enhance: float, occlusion_mask: bool, region_mask: bool) -> None:
+def check_face_models(settings: Any, *, enhance: float, occlusion_mask: bool, region_mask: bool,
+                      hand_mask: bool = False) -> None:
     """ValueError(field, message)-style check: a request asking for a model the settings do not name."""
     from genstudio.errors import LimitError
+
+    if hand_mask and not hand_models_present():
+        raise LimitError("hand_mask", "the built-in hand models are missing on this server: run "
+                                      "`python scripts/fetch_face_models.py` (or `make install`)")
 
     asked = {"enhance": enhance > 0, "occlusion_mask": occlusion_mask, "region_mask": region_mask}
     for field, wanted in asked.items():
@@ -247,9 +252,17 @@ def check_face_models(settings: Any, *, enhance: float, occlusion_mask: bool, re
             raise LimitError(field, f"GENSTUDIO_{setting.upper()}: {Path(path).name} is not an .onnx file")
 
 
+def hand_models_present() -> bool:
+    from genstudio.faceswap.hands import HAND_FILE, PALM_FILE
+    from genstudio.faceswap.landmarks import DEFAULT_MODELS_DIR
+
+    return all((DEFAULT_MODELS_DIR / name).is_file() for name in (PALM_FILE, HAND_FILE))
+
+
 def face_models_info(settings: Any) -> dict[str, Any]:
     """Which optional face models this studio has, for the page and `GET /api/faceswap/options`."""
-    return {"enhance": settings.faceswap_enhancer_model is not None,
+    return {"hand_mask": hand_models_present(),
+            "enhance": settings.faceswap_enhancer_model is not None,
             "occlusion_mask": settings.faceswap_occluder_model is not None,
             "region_mask": settings.faceswap_parser_model is not None,
             "parser_regions": parser_regions(settings),

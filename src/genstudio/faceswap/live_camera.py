@@ -47,7 +47,7 @@ def start_live(settings: Any, source_bgr: np.ndarray, options: Any, fps: float |
     from genstudio.provenance.videomark import FrameMarker
 
     swapper = make_swapper(settings)
-    swapper.set_source(source_bgr)
+    swapper.set_source(source_bgr, glasses=options.glasses)
     track = swapper.new_track(replace(options, small_faces=False))
     if fps is not None:
         track.fps = fps
@@ -114,7 +114,8 @@ def run_camera(studio: Any, request: Any, *, camera: int = 0, virtual: bool = Tr
     started = time.monotonic()
     try:
         options = make_options(request.target_face, request.many_faces, None, enhance=request.enhance,
-                               occlusion_mask=request.occlusion_mask, region_mask=request.region_mask)
+                               occlusion_mask=request.occlusion_mask, region_mask=request.region_mask,
+                               hand_mask=request.hand_mask, glasses=request.glasses)
         swapper, track, marker = start_live(studio.settings, load_bgr(source.read(), "source"), options, fps)
         frame = first
         while frame is not None:

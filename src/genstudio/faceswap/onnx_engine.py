@@ -122,8 +122,8 @@ class OnnxFaceSwapper(FaceSwapper):
         embedding = embedding.reshape(-1).astype(np.float32)
         return embedding / max(float(np.linalg.norm(embedding)), 1e-12)
 
-    def set_source(self, source_bgr: np.ndarray) -> None:
-        super().set_source(source_bgr)  # the landmark engine's source too: a NoFaceError here is the same
+    def set_source(self, source_bgr: np.ndarray, glasses: str = "source") -> None:
+        super().set_source(source_bgr, glasses)  # the landmark engine's source too: a NoFaceError is the same
         pts = self._largest_face(source_bgr, "source photo")
         identity = self.embed(source_bgr, pts)
         if self.latent_map is not None:

@@ -55,6 +55,11 @@ class FaceSwapRequest(BaseModel):
                                                              "(needs GENSTUDIO_FACESWAP_OCCLUDER_MODEL)")
     region_mask: bool = Field(default=False, description="swap only the target's face regions, keep hair and "
                                                           "glasses (needs GENSTUDIO_FACESWAP_PARSER_MODEL)")
+    hand_mask: bool = Field(default=False, description="keep the target's hands where they cover the face "
+                                                        "(built in: MediaPipe's palm detector and hand landmarks)")
+    glasses: Literal["source", "target", "none"] = Field(
+        default="source", description="whose glasses the result shows: the source photo's as they are, the "
+        "target's (kept on top; the source's taken out), or none (the source's taken out)")
 
 
 class DetectRequest(BaseModel):
@@ -71,12 +76,13 @@ THUMB_SIDE = 96  # px: the longer side of a face thumbnail
 def detect_faces(landmarker: Any, bgr: np.ndarray) -> list[dict[str, Any]]:
     """The faces in `bgr` as the swap numbers them: left to right by their landmarks' centre (index 0 is
     the left-most; a request with no index takes the largest). Each: index, box [x, y, w, h], score, and
-    a JPEG thumbnail of the face with some margin."""
+    a JPEG thumbnail of the face with some margin, and whether it wears glasses (glasses.py)."""
     import base64
 
     import cv2
 
     from genstudio.faceswap.engine import MIN_FACE
+    from genstudio.faceswap.glasses import has_glasses
     from genstudio.faceswap.landmarks import present
 
     faces = []
@@ -87,11 +93,11 @@ def detect_faces(landmarker: Any, bgr: np.ndarray) -> list[dict[str, Any]]:
         pts = mesh.landmarks
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
-        faces.append((float(pts[:, 0].mean()), det.score, (x0, y0, x1, y1)))
+        faces.append((float(pts[:, 0].mean()), det.score, (x0, y0, x1, y1), has_glasses(bgr, pts)))
     faces.sort(key=lambda f: f[0])
     h, w = bgr.shape[:2]
     out = []
-    for index, (_cx, score, (x0, y0, x1, y1)) in enumerate(faces):
+    for index, (_cx, score, (x0, y0, x1, y1), glasses) in enumerate(faces):
         mx, my = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
         cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
         cx1, cy1 = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
@@ -102,7 +108,7 @@ def detect_faces(landmarker: Any, bgr: np.ndarray) -> list[dict[str, Any]]:
                               interpolation=cv2.INTER_AREA)
         ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
         box = [round(float(x0)), round(float(y0)), round(float(x1 - x0)), round(float(y1 - y0))]
-        out.append({"index": index, "box": box, "score": round(float(score), 3),
+        out.append({"index": index, "box": box, "score": round(float(score), 3), "glasses": bool(glasses),
                     "thumbnail": "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None})
     return out
 
@@ -222,7 +228,7 @@ def swap_to_bytes(
 
     report = progress or (lambda _f: None)
     try:
-        swapper.set_source(source_bgr)
+        swapper.set_source(source_bgr, glasses=options.glasses)
     except NoFaceError as exc:
         raise NoFaceError(no_face_message(exc, "source")) from exc
     report(0.02)
@@ -277,6 +283,7 @@ def swap_to_bytes(
             "height": target_bgr.shape[0],
         }
         report(0.95)
+    stats["source_glasses"] = bool(getattr(swapper, "source_glasses", False))
     info = {
         "kind": "faceswap",
         "label": {"text": "AI-generated", "corner": label_corner},
@@ -311,7 +318,7 @@ def _check_face_models(settings: Settings, **asked: Any) -> None:
 
 def make_options(target_face: int | None, many_faces: bool, reference_bgr: np.ndarray | None,
                  **models: Any) -> Any:
-    """SwapOptions for a request; `models`: enhance, occlusion_mask, region_mask."""
+    """SwapOptions for a request; `models`: enhance, occlusion_mask, region_mask, hand_mask."""
     from genstudio.faceswap.engine import SwapOptions
 
     return SwapOptions(target_face=target_face, many_faces=many_faces, reference_bgr=reference_bgr, **models)
@@ -336,6 +343,8 @@ class FaceSwapParams(BaseModel):
     enhance: float = 0.0
     occlusion_mask: bool = False
     region_mask: bool = False
+    hand_mask: bool = False
+    glasses: Literal["source", "target", "none"] = "source"
     consent_id: str
     audit_id: str
 
@@ -354,10 +363,18 @@ class FaceSwapStudio:
 
     def __init__(self, ctx: StudioContext, swapper_factory: Callable[[], Any] | None = None) -> None:
         self.ctx = ctx
-        self.settings = ctx.settings
         self._swapper: Any = None
+        self._swapper_key: Any = None
         self._swapper_factory = swapper_factory
         self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """The server's settings with the face-model zoo's active models filled in (`models add --kind
+        faceswap`): read on each use, so a model added while the server runs is used by the next swap."""
+        from genstudio.faceswap.zoo import effective_settings
+
+        return effective_settings(self.ctx.settings)
 
     @property
     def store(self) -> Any:
@@ -399,32 +416,42 @@ class FaceSwapStudio:
                 "order": "left to right (index 0 is the left-most); with no index a swap takes the largest face"}
 
     def swapper(self) -> Any:
-        if self._swapper is None:
-            if self._swapper_factory is not None:
+        """The engine, built once and again when the models it depends on change."""
+        if self._swapper_factory is not None:
+            if self._swapper is None:
                 self._swapper = self._swapper_factory()
-            else:
-                from genstudio.faceswap.engines import make_swapper
+            return self._swapper
+        from genstudio.faceswap.zoo import model_key
 
-                self._swapper = make_swapper(self.settings)
+        settings = self.settings
+        key = model_key(settings)
+        if self._swapper is None or key != self._swapper_key:
+            from genstudio.faceswap.engines import make_swapper
+
+            self._swapper, self._swapper_key = make_swapper(settings), key
         return self._swapper
 
     def models(self) -> list[dict[str, Any]]:
-        """The swap engine and every optional face model the settings name (never their server paths)."""
+        """The swap engine, every optional face model the settings name and the zoo's models (never their
+        server paths)."""
         s = self.settings
         engine = {"id": f"faceswap:{s.faceswap_engine}", "name": s.faceswap_engine, "kind": "faceswap",
                   "default": True, "format": s.faceswap_engine,
                   "family": s.faceswap_swap_style if s.faceswap_engine == "onnx" else "builtin",
                   "source": "local" if s.faceswap_engine == "onnx" else "built-in"}
         found = [engine]
-        for role, path in (("enhancer", s.faceswap_enhancer_model), ("occluder", s.faceswap_occluder_model),
-                           ("parser", s.faceswap_parser_model)):
+        named = self.ctx.settings  # the zoo's models are listed as themselves below
+        for role, path in (("enhancer", named.faceswap_enhancer_model), ("occluder", named.faceswap_occluder_model),
+                           ("parser", named.faceswap_parser_model)):
             if path is None:
                 continue
             size = path.stat().st_size if path.is_file() else None
             found.append({"id": f"faceswap:{role}", "name": f"{role} ({path.name})", "kind": "faceswap",
                           "default": False, "format": "onnx", "family": role, "size_bytes": size,
                           "source": "local"})
-        return found
+        from genstudio.faceswap.zoo import FaceModelZoo
+
+        return found + FaceModelZoo(self.ctx.settings).public()
 
     def params(self, raw: dict[str, Any]) -> FaceSwapParams:
         return FaceSwapParams(**raw)
@@ -470,7 +497,7 @@ class FaceSwapStudio:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
             _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
-                              region_mask=request.region_mask)
+                               region_mask=request.region_mask, hand_mask=request.hand_mask)
             seen["source"] = self._image_input(request.source, "source")
             target, target_kind, target_info = self._target(request.target)
             seen["target"] = target
@@ -509,6 +536,8 @@ class FaceSwapStudio:
             enhance=request.enhance,
             occlusion_mask=request.occlusion_mask,
             region_mask=request.region_mask,
+            hand_mask=request.hand_mask,
+            glasses=request.glasses,
             consent_id=consent_row.id,
             audit_id=audit.id,
         )
@@ -521,7 +550,7 @@ class FaceSwapStudio:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
             _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
-                              region_mask=request.region_mask)
+                               region_mask=request.region_mask, hand_mask=request.hand_mask)
             seen["source"] = self._image_input(request.source, "source")
         except LimitError as exc:
             self.audit_refusal(request, str(exc), "live", seen)
@@ -565,7 +594,8 @@ class FaceSwapStudio:
             reference = self._run_input(p.reference, "reference") if p.reference else None
             source_bgr = load_bgr(source.read(), "source")
             reference_bgr = load_bgr(reference.read(), "reference") if reference else None
-            models = {"enhance": p.enhance, "occlusion_mask": p.occlusion_mask, "region_mask": p.region_mask}
+            models = {"enhance": p.enhance, "occlusion_mask": p.occlusion_mask, "region_mask": p.region_mask,
+                      "hand_mask": p.hand_mask, "glasses": p.glasses}
             options = make_options(p.target_face, p.many_faces, reference_bgr, **models)
             provenance = {
                 "consent_id": p.consent_id,
@@ -620,6 +650,8 @@ class FaceSwapStudio:
             "enhance": p.enhance,
             "occlusion_mask": p.occlusion_mask,
             "region_mask": p.region_mask,
+            "hand_mask": p.hand_mask,
+            "glasses": p.glasses,
             "label_corner": p.label_corner,
             "engine": self.settings.faceswap_engine,
             "inputs": provenance["inputs"],

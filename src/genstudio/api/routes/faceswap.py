@@ -58,10 +58,10 @@ async def detect_faces(req: DetectRequest, state: State) -> dict[str, Any]:
 @router.get("/options")
 def faceswap_options(state: State) -> dict[str, Any]:
     """What this studio can do beyond the swap: which optional face models (enhancer, occlusion mask,
-    region mask) are configured, the parser's regions, and the engine."""
+    region mask) are configured or registered, the parser's regions, and the engine."""
     from genstudio.faceswap.face_models import face_models_info
 
-    return face_models_info(state.settings)
+    return face_models_info(state.studios["faceswap"].settings)
 
 
 @router.get("/audit")
@@ -218,6 +218,7 @@ async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent
     from genstudio.faceswap.studio import load_bgr, make_options, no_face_message
 
     actor = state.studios.ctx.actor
+    studio = state.studios["faceswap"]
     consent_row = record_consent(state.store, consent, recorded_by=actor, source_sha256=source.sha256)
     audit_row = open_audit(
         state.store,
@@ -233,10 +234,11 @@ async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent
         source_bgr = load_bgr(source.read(), "source")
         session = await run_in_threadpool(
             LiveSession,
-            state.settings,
+            studio.settings,
             source_bgr,
             make_options(req.target_face, req.many_faces, None, enhance=req.enhance,
-                         occlusion_mask=req.occlusion_mask, region_mask=req.region_mask),
+                         occlusion_mask=req.occlusion_mask, region_mask=req.region_mask,
+                         hand_mask=req.hand_mask, glasses=req.glasses),
             req.label_corner,
         )
     except (NoFaceError, LimitError) as exc:

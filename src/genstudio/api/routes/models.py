@@ -44,9 +44,23 @@ def _registry(state: Any) -> Any:
     return state.studios["image"].registry
 
 
+def _face_zoo(state: Any, model_id: str) -> Any:
+    """The face-swap model zoo when `model_id` is one of its models (`models add FILE --kind faceswap`)."""
+    from genstudio.faceswap.zoo import ID_PREFIX, FaceModelZoo
+
+    if not model_id.startswith(ID_PREFIX) or "faceswap" not in state.studios.names():
+        return None
+    zoo = FaceModelZoo(state.settings)
+    return zoo if zoo.has(model_id) else None
+
+
 @router.delete("/models/{model_id}")
 def remove_model(model_id: ModelId, state: State) -> Deleted:
     """Unregister a model you added (files the studio downloaded are deleted; your own are not)."""
+    zoo = _face_zoo(state, model_id)
+    if zoo is not None:
+        zoo.remove(model_id)  # unregistered; the user's file stays
+        return Deleted(deleted=model_id)
     registry = _registry(state)
     if model_id.startswith("builtin:"):
         raise LimitError("model_id", f"{model_id!r} is built in and cannot be removed")
@@ -59,7 +73,11 @@ def remove_model(model_id: ModelId, state: State) -> Deleted:
 
 @router.post("/models/{model_id}/default")
 def default_model(model_id: ModelId, state: State) -> ModelInfo:
-    """The model used when a request names none."""
+    """The model used when a request names none (for a face-swap model: the active one of its role)."""
+    zoo = _face_zoo(state, model_id)
+    if zoo is not None:
+        zoo.set_active(model_id)
+        return ModelInfo(**[m for m in state.studios.models("faceswap") if m["id"] == model_id][0])
     registry = _registry(state)
     try:
         registry.set_default(model_id)

@@ -181,7 +181,8 @@ export class FacePicker {
       thumb.src = this.blobUrl(face.thumbnail);
       button.append(thumb);
     }
-    button.append(make("span", `Face ${face.index}`));
+    button.append(make("span", face.glasses ? `Face ${face.index} · glasses` : `Face ${face.index}`));
+    if (face.glasses) button.dataset.glasses = "true";
     button.addEventListener("click", () => this.select(face.index));
     return button;
   }

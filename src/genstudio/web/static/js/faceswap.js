@@ -58,6 +58,8 @@ function consentAndChoice() {
     label_corner: el.corner.value,
     enhance: el.enhance.disabled ? 0 : Number(el.enhance.value),
     occlusion_mask: !el.occlusion.disabled && el.occlusion.checked,
+    hand_mask: !el.hands.disabled && el.hands.checked,
+    glasses: el.glasses.value,
     region_mask: !el.regions.disabled && el.regions.checked,
   };
 }
@@ -71,7 +73,8 @@ async function loadModelOptions() {
     return;
   }
   const missing = [];
-  for (const [key, input, name] of [["enhance", el.enhance, "GENSTUDIO_FACESWAP_ENHANCER_MODEL"],
+  for (const [key, input, name] of [["hand_mask", el.hands, "the built-in hand models (make install)"],
+    ["enhance", el.enhance, "GENSTUDIO_FACESWAP_ENHANCER_MODEL"],
     ["occlusion_mask", el.occlusion, "GENSTUDIO_FACESWAP_OCCLUDER_MODEL"],
     ["region_mask", el.regions, "GENSTUDIO_FACESWAP_PARSER_MODEL"]]) {
     input.disabled = !options[key];
@@ -79,7 +82,7 @@ async function loadModelOptions() {
     if (!options[key]) missing.push(name);
   }
   el.modelsNote.textContent = missing.length
-    ? `Not set on this server: ${missing.join(", ")} (ONNX models; see docs/faceswap.md).`
+    ? `Not on this server: ${missing.join(", ")} (ONNX models: \`genstudio models add FILE --kind faceswap\`; docs/faceswap.md).`
     : "All face models are available on this server.";
 }
 
@@ -338,7 +341,7 @@ function init() {
     gallery: $("gallery"), galleryEmpty: $("gallery-empty"), galleryError: $("gallery-error"), loadMore: $("load-more"),
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
     forgetToken: $("forget-token"), enhance: $("fs-enhance"), enhanceValue: $("fs-enhance-value"),
-    occlusion: $("fs-occlusion"), regions: $("fs-regions"), modelsNote: $("fs-models-note"),
+    occlusion: $("fs-occlusion"), hands: $("fs-hands"), glasses: $("fs-glasses"), regions: $("fs-regions"), modelsNote: $("fs-models-note"),
   });
   el.enhance.addEventListener("input", () => {
     const v = Number(el.enhance.value);
