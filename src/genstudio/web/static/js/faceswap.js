@@ -73,17 +73,23 @@ async function loadModelOptions() {
     return;
   }
   const missing = [];
-  for (const [key, input, name] of [["hand_mask", el.hands, "the built-in hand models (make install)"],
-    ["enhance", el.enhance, "GENSTUDIO_FACESWAP_ENHANCER_MODEL"],
-    ["occlusion_mask", el.occlusion, "GENSTUDIO_FACESWAP_OCCLUDER_MODEL"],
-    ["region_mask", el.regions, "GENSTUDIO_FACESWAP_PARSER_MODEL"]]) {
+  let handsMissing = false;
+  for (const [key, input, what, setting] of [["hand_mask", el.hands, "hand models", ""],
+    ["enhance", el.enhance, "face enhancer", "GENSTUDIO_FACESWAP_ENHANCER_MODEL"],
+    ["occlusion_mask", el.occlusion, "occluder", "GENSTUDIO_FACESWAP_OCCLUDER_MODEL"],
+    ["region_mask", el.regions, "face parser", "GENSTUDIO_FACESWAP_PARSER_MODEL"]]) {
     input.disabled = !options[key];
-    input.title = options[key] ? "" : `needs ${name} on the server`;
-    if (!options[key]) missing.push(name);
+    input.title = options[key] ? "" : (setting ? `needs a ${what} on the server (${setting})` : "needs make install");
+    if (!options[key] && setting) missing.push(`${what} (${setting})`);
+    if (!options[key] && !setting) handsMissing = true;
   }
-  el.modelsNote.textContent = missing.length
-    ? `Not on this server: ${missing.join(", ")} (ONNX models: \`genstudio models add FILE --kind faceswap\`; docs/faceswap.md).`
-    : "All face models are available on this server.";
+  const notes = [];
+  if (missing.length) {
+    notes.push(`Not on this server: ${missing.join(", ")}. Add an ONNX model with `
+      + "genstudio models add FILE --kind faceswap, or set the setting (docs/faceswap.md).");
+  }
+  if (handsMissing) notes.push("The built-in hand models are missing: run make install on the server.");
+  el.modelsNote.textContent = notes.length ? notes.join(" ") : "All face models are available on this server.";
 }
 
 function swapStatus(job, percent) {
