@@ -7,6 +7,10 @@ perfectly still on the face gives those frames. Both clips go through the same x
 output. Measured inside the face (the photo's face oval carried by the known motion): the mean frame-to-frame
 change of the swap's output, over the floor's. "Added change" = ratio - 1 (goal: at most 20%).
 
+Rows: the swap as it runs (smoothed); without landmark smoothing; without the colour memory (each frame's own
+colour statistics, engine.COLOUR_MEMORY = 0); and the render alone, fed the true landmarks (the photo's
+landmarks carried by the known motion, no tracking): what the tracking adds is the difference to that row.
+
     .venv/bin/python bench/run_faceswap_stability_bench.py [--frames 90] [--out bench/results/faceswap-stability.json]
 """
 
@@ -26,7 +30,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run_faceswap_bench import astronaut, background, grace_hopper, place  # noqa: E402
 
-from genstudio.faceswap.engine import FACE_OVAL, FaceSwapper, SwapOptions, swap_image  # noqa: E402
+from genstudio.faceswap import engine  # noqa: E402
+from genstudio.faceswap.engine import FACE_OVAL, FaceSwapper, SwapOptions, _Face, swap_image  # noqa: E402
 from genstudio.faceswap.media import VideoWriter, read_frames  # noqa: E402
 from genstudio.faceswap.pipeline import _swap_video  # noqa: E402
 
@@ -63,6 +68,21 @@ def change(frames: list[np.ndarray], masks: list[np.ndarray]) -> float:
     return float(np.mean(steps))
 
 
+def true_landmarks(pts: np.ndarray, placements: list[np.ndarray]):  # noqa: ANN201
+    """A stand-in for FaceSwapper.update: the photo's own landmarks carried by each frame's placement."""
+
+    def update(frame: np.ndarray, track) -> list:  # noqa: ANN001
+        m = placements[track.frame_index]
+        moved = (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
+        if not track.faces:
+            track.faces = [_Face(ident=0, order=0, raw=moved, smoothed=moved, smoother=None)]
+        track.faces[0].raw = track.faces[0].smoothed = moved
+        track.frame_index += 1
+        return track.faces
+
+    return update
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=90)
@@ -87,9 +107,18 @@ def main() -> None:
             floor = list(read_frames(write([place(bg, still, m) for m in ms], tmp / "floor.mp4")))
             masks = [cv2.warpAffine(oval, m, (640, 480)) > 127 for m in ms]
             row = {}
-            for name, smoothing in (("smoothed", True), ("unsmoothed", False)):
-                _swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(smoothing=smoothing),
-                            label_corner="bottom-right", label=False, watermark=False, crf=20, progress=None)
+            for name in ("smoothed", "unsmoothed", "no colour memory", "true landmarks (render alone)"):
+                memory = engine.COLOUR_MEMORY
+                if name == "no colour memory":
+                    engine.COLOUR_MEMORY = 0.0
+                if name.startswith("true landmarks"):
+                    swapper.update = true_landmarks(pts, ms)  # type: ignore[method-assign]
+                try:
+                    _swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(smoothing=name != "unsmoothed"),
+                                label_corner="bottom-right", label=False, watermark=False, crf=20, progress=None)
+                finally:
+                    engine.COLOUR_MEMORY = memory
+                    swapper.__dict__.pop("update", None)
                 out = list(read_frames(tmp / "out.mp4"))
                 ratio = change(out, masks) / change(floor, masks)
                 row[name] = {"change_out": round(change(out, masks), 3),

@@ -233,3 +233,35 @@ def test_local_colour_transfer_follows_the_targets_light() -> None:
     detail = local[20:100, 20:100, 0].astype(np.float32) - cv2.GaussianBlur(local, (0, 0), 6)[20:100, 20:100, 0]
     src_detail = texture[20:100, 20:100] - cv2.GaussianBlur(texture, (0, 0), 6)[20:100, 20:100]
     assert np.corrcoef(detail.ravel(), src_detail.ravel())[0, 1] > 0.8
+
+
+def test_small_face_search_interval_grows_with_the_frame() -> None:
+    """The small-face pyramid costs in proportion to the frame's area: larger videos search less often, so
+    it stays about the same share of each frame's time (first frame always searched)."""
+    from genstudio.faceswap.engine import SMALL_FACE_EVERY, SMALL_FACE_EVERY_MAX, small_face_every
+
+    assert small_face_every((480, 640, 3)) == SMALL_FACE_EVERY == 30
+    assert small_face_every((240, 320, 3)) == SMALL_FACE_EVERY
+    assert small_face_every((720, 1280, 3)) == 90
+    assert small_face_every((1080, 1920, 3)) == SMALL_FACE_EVERY_MAX == 150
+
+
+def test_colour_memory_blends_a_face_statistics_over_frames() -> None:
+    """In a video the colour transfer keeps COLOUR_MEMORY of the previous frame's statistics, so a sudden change
+    of the target's tone moves the face's part of the way at once (no flicker from resampling noise); without
+    a memory (stills) the face takes the target's tone at once."""
+    from genstudio.faceswap.engine import COLOUR_MEMORY, colour_transfer
+
+    rng = np.random.default_rng(0)
+    src = rng.integers(90, 110, (64, 64, 3), dtype=np.uint8)
+    dark = np.full((64, 64, 3), 60, np.uint8) + rng.integers(0, 10, (64, 64, 3), dtype=np.uint8)
+    light = dark + 80
+    mask = np.full((64, 64), 255, np.uint8)
+    memory: dict = {}
+    first = colour_transfer(src, dark, mask, local=6.0, memory=memory).astype(float).mean()
+    second = colour_transfer(src, light, mask, local=6.0, memory=memory).astype(float).mean()
+    at_once = colour_transfer(src, light, mask, local=6.0).astype(float).mean()
+    assert abs(first - dark.mean()) < 3 and abs(at_once - light.mean()) < 3
+    assert 0 < COLOUR_MEMORY < 1
+    moved = (second - first) / (at_once - first)  # share of the way to the new tone taken in one frame
+    assert 0.1 < moved < 0.6, (first, second, at_once)

@@ -33,7 +33,8 @@ _SOURCE_FACE_SIZE = 256   # the source face is kept at about this many pixels ac
 _MAP_GRID = 96            # warp maps are computed on a grid this size and upsampled (they are piecewise linear)
 _DETECT_EVERY = 5         # look for new faces every n frames while others are tracked
 MIN_FACE = 24             # px: the smallest face the small-face search looks for
-SMALL_FACE_EVERY = 30     # frames between small-face searches in a video (about a second)
+SMALL_FACE_EVERY = 30     # frames between small-face searches in a 640x480 video (about a second)...
+SMALL_FACE_EVERY_MAX = 150  # ...and in larger ones, in proportion to the area (the search's cost), up to this
 # Eye-aspect-ratio difference between source and target over which the target's own eye fades in (a blink, a
 # squint); a ramp rather than a threshold, so an eye near the limit does not flicker between the two.
 _EYE_KEEP_RAMP = (0.05, 0.12)
@@ -42,6 +43,7 @@ WORK_SIDE = 320          # px: faces larger than this are rendered at this size,
 CONTRAST_FLOOR = 0.25    # lowest contrast gain of the colour transfer (0.5 left dark clips over-contrasted)
 LOCAL_COLOUR = 0.1        # local colour transfer's Gaussian, as a share of the face's size (0 = global only)
 FADE_IN_SECONDS = 0.2    # a face that appears mid-video fades in over this long (video and live tracks)
+COLOUR_MEMORY = 0.8      # share of the previous frame's colour statistics kept in a video (0 = none)
 REID_SIMILARITY = 0.85   # face_similarity above which a returning face is taken for the indexed target
 
 
@@ -56,8 +58,8 @@ class SwapOptions:
     many_faces: bool = False         # replace every face
     reference_bgr: np.ndarray | None = None  # pick the target face most similar to this photo's face
     smoothing: bool = True           # temporal landmark smoothing (video); off for single images
-    # Look for faces down to MIN_FACE px (a pyramid of tiles) on the first frame and every SMALL_FACE_EVERY
-    # frames after; live mode turns it off (its frames are small and a slow frame would stutter).
+    # Look for faces down to MIN_FACE px (a pyramid of tiles) on the first frame and every
+    # small_face_every(frame) frames after; live mode turns it off (a slow frame would stutter).
     small_faces: bool = True
     # The optional ONNX face models (face_models.py), when the swapper has them: an enhancer blend amount
     # (0 = off), the occlusion mask (keep what is in front of the target's face) and the region mask (only the
@@ -190,6 +192,7 @@ class _Face:
     descriptor: tuple[np.ndarray, np.ndarray] | None = None
     shown: int = 0  # frames this face has been swapped in (for the fade-in)
     glasses: float = -1.0  # running glasses score of this target face (glasses="target"); -1 = not yet seen
+    colour: dict = field(default_factory=dict)  # the colour transfer's memory (colour_transfer)
 
     def box(self) -> np.ndarray:
         return np.concatenate([self.raw.min(0), self.raw.max(0)])
@@ -197,6 +200,14 @@ class _Face:
     def area(self) -> float:
         x0, y0, x1, y1 = self.box()
         return float((x1 - x0) * (y1 - y0))
+
+
+def small_face_every(shape: tuple[int, ...]) -> int:
+    """Frames between small-face searches: SMALL_FACE_EVERY at 640x480 and below, more in proportion to the
+    frame's area (the pyramid's cost grows with it: 56 ms at 640x480, 342 ms at 1080p), at most
+    SMALL_FACE_EVERY_MAX, so the search costs about the same share of a frame at any size."""
+    area = shape[0] * shape[1] / (640 * 480)
+    return int(min(SMALL_FACE_EVERY_MAX, max(SMALL_FACE_EVERY, round(SMALL_FACE_EVERY * area))))
 
 
 @dataclass
@@ -314,12 +325,16 @@ def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tupl
     return outer_f * (1.0 - holes_f), core
 
 
-def colour_transfer(src_bgr: np.ndarray, dst_bgr: np.ndarray, mask: np.ndarray, local: float = 0.0) -> np.ndarray:
+def colour_transfer(src_bgr: np.ndarray, dst_bgr: np.ndarray, mask: np.ndarray, local: float = 0.0,
+                    memory: dict | None = None) -> np.ndarray:
     """Shift src's LAB mean and std inside `mask` to dst's (Reinhard et al. 2001); then, when `local` > 0, the
     remaining low-frequency difference (lighting falling across the face, a shadowed cheek, a local tint) is
     moved too: src gets G(dst) - G(src), the two masked local means over a Gaussian of `local` pixels, so the
     far cheek of a side-lit face is as dark as the target's, not as the face's average. The correction is
-    clipped to 40 levels so that a wrong mesh cannot paint the target's features onto the source."""
+    clipped to 40 levels so that a wrong mesh cannot paint the target's features onto the source.
+
+    `memory` (one dict per tracked face, video only): the gain, offset and local shift are blended with the
+    previous frame's (COLOUR_MEMORY of the old), so resampling noise in the statistics does not flicker."""
     if cv2.countNonZero(mask) < 16:
         return src_bgr
     src_lab = cv2.cvtColor(src_bgr, cv2.COLOR_BGR2LAB)
@@ -328,6 +343,11 @@ def colour_transfer(src_bgr: np.ndarray, dst_bgr: np.ndarray, mask: np.ndarray, 
     d_mean, d_std = cv2.meanStdDev(dst_lab, mask=mask)
     gain = np.clip(d_std.ravel() / np.maximum(s_std.ravel(), 1.0), CONTRAST_FLOOR, 2.0)
     offset = d_mean.ravel() - s_mean.ravel() * gain
+    if memory is not None:
+        if "gain" in memory:
+            gain = COLOUR_MEMORY * memory["gain"] + (1 - COLOUR_MEMORY) * gain
+            offset = COLOUR_MEMORY * memory["offset"] + (1 - COLOUR_MEMORY) * offset
+        memory["gain"], memory["offset"] = gain, offset
     lab = src_lab.astype(np.float32) * gain.astype(np.float32) + offset.astype(np.float32)
     if local > 0:
         # Local means at low resolution (the Gaussian is 2 px there), then the shift brought back up: the same
@@ -343,6 +363,12 @@ def colour_transfer(src_bgr: np.ndarray, dst_bgr: np.ndarray, mask: np.ndarray, 
                                    (0, 0), local * k)
         shift = (small_d - small_s) / np.maximum(small_m, 1e-3)[:, :, None]
         shift[small_m < 1e-3] = 0.0
+        if memory is not None:
+            old = memory.get("shift")
+            if old is not None:  # the face box moves with the face: the old map, resized, lines up
+                old = cv2.resize(old, (shift.shape[1], shift.shape[0]), interpolation=cv2.INTER_LINEAR)
+                shift = COLOUR_MEMORY * old + (1 - COLOUR_MEMORY) * shift
+            memory["shift"] = shift
         lab += np.clip(cv2.resize(shift, (w, h), interpolation=cv2.INTER_LINEAR), -40.0, 40.0)
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
@@ -440,7 +466,7 @@ class FaceSwapper:
             kept.append(face)
         if not kept or track.frame_index % _DETECT_EVERY == 0:
             fresh = []
-            small = track.options.small_faces and track.frame_index % SMALL_FACE_EVERY == 0
+            small = track.options.small_faces and track.frame_index % small_face_every(frame_bgr.shape) == 0
             for det in self.landmarker.detect(frame_bgr, min_face=MIN_FACE if small else None):
                 if any(_box_iou(det.box, f.box()) > _MATCH_IOU for f in kept + fresh):
                     continue
@@ -485,8 +511,9 @@ class FaceSwapper:
         return [max(faces, key=lambda f: f.area())]
 
     # -- rendering ----------------------------------------------------------------------------------------
-    def render_face(self, frame: np.ndarray, pts: np.ndarray) -> bool:
+    def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None) -> bool:
         """Swap the source face onto the face with landmarks `pts`, in place. False when it is off-frame.
+        `memory`: the tracked face's colour state (colour_transfer), None for a still.
 
         A face larger than WORK_SIDE pixels is rendered at that working size (warp, masks, colour statistics)
         and only the blend runs at the frame's resolution: the source face holds about _SOURCE_FACE_SIZE
@@ -505,7 +532,7 @@ class FaceSwapper:
         region = frame[y0:y0 + h, x0:x0 + w]
         small = region if scale == 1.0 else cv2.resize(region, (ws, hs), interpolation=cv2.INTER_AREA)
         face_px = float(np.ptp(local[FACE_OVAL], axis=0).max())
-        warped = colour_transfer(warped, small, core, local=LOCAL_COLOUR * face_px)
+        warped = colour_transfer(warped, small, core, local=LOCAL_COLOUR * face_px, memory=memory)
         if scale != 1.0:
             warped = cv2.resize(warped, (w, h), interpolation=cv2.INTER_LINEAR)
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -563,7 +590,8 @@ class FaceSwapper:
             box = face_box(face.smoothed, out.shape, margin=0.15) if opacity < 1.0 else None
             part = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2])) if box else None
             before = out[part].copy() if part else None
-            if not self.render_face(out, face.smoothed):
+            memory = face.colour if track.options.smoothing else None
+            if not self.render_face(out, face.smoothed, memory):
                 continue
             if self.face_models is not None:
                 self.face_models.apply(frame_bgr, out, face.smoothed, track.options)

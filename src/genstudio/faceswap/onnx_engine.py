@@ -137,7 +137,7 @@ class OnnxFaceSwapper(FaceSwapper):
         points, side = self.style["template"]
         return points * (self.face_size / side)
 
-    def render_face(self, frame: np.ndarray, pts: np.ndarray) -> bool:
+    def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None) -> bool:
         box = face_box(pts, frame.shape)
         if box is None:
             return False
@@ -159,6 +159,6 @@ class OnnxFaceSwapper(FaceSwapper):
         alpha *= cv2.erode(inside, np.ones((5, 5), np.uint8)).astype(np.float32) / 255.0
         region = frame[y0:y0 + h, x0:x0 + w]
         if self.colour_match:
-            warped = colour_transfer(warped, region, cv2.bitwise_and(core, inside))
+            warped = colour_transfer(warped, region, cv2.bitwise_and(core, inside), memory=memory)
         blend_into(frame, warped, alpha, x0, y0)
         return True
