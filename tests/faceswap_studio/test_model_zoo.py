@@ -134,3 +134,56 @@ def test_registered_models_serve_the_api(settings: Any, onnx_models: dict[str, P
         assert c.delete("/api/models/faceswap-enhancer").json() == {"deleted": "faceswap-enhancer"}
         assert c.get("/api/faceswap/options").json()["enhance"] is False
         assert c.delete("/api/models/faceswap-enhancer").status_code == 404
+
+
+def test_models_pull_faceswap_from_a_hub(settings: Any, onnx_models: dict[str, Path], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`models pull REPO --kind faceswap --file NAME.onnx` against a loopback stand-in for the hub: only that
+    file is fetched, recognised and registered; a file that is not a face model is refused and deleted; a
+    pulled file is deleted with its entry; a missing file names the repo's .onnx files."""
+    import shutil
+
+    from genstudio.cli import main
+    from genstudio.faceswap.zoo import FaceModelZoo, effective_settings
+    from hub_standin import hub_standin
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("swap", "recognition", "other"):
+        shutil.copy(onnx_models[name], repo / f"{name}.onnx")
+    (repo / "README.md").write_text("face models")
+    data = ["--data-dir", str(settings.data_dir)]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with hub_standin({"facefusion-test/models": repo}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        assert main(["models", "pull", "facefusion-test/models", "--kind", "faceswap", "--file", "swap.onnx",
+                     *data]) == 0
+        assert "as faceswap-swap (faceswap swapper" in capsys.readouterr().out
+        assert main(["models", "pull", "facefusion-test/models", "--kind", "faceswap", "--file",
+                     "recognition.onnx", "--name", "arcface", *data]) == 0
+        fetched = [line for line in hub.log if line.startswith("GET") and "/resolve/" in line]  # bytes sent
+        assert fetched and all("swap.onnx" in line or "recognition.onnx" in line for line in fetched), fetched
+        s = effective_settings(settings)
+        assert s.faceswap_engine == "onnx" and s.faceswap_swap_model.is_file()
+        assert str(settings.model_dir) in str(s.faceswap_swap_model)
+
+        assert main(["models", "pull", "facefusion-test/models", "--kind", "faceswap", "--file", "other.onnx",
+                     *data]) == 1
+        assert "neither a face" in capsys.readouterr().err
+        assert not list(settings.model_dir.rglob("other.onnx"))
+        assert main(["models", "pull", "facefusion-test/models", "--kind", "faceswap", "--file", "gfpgan.onnx",
+                     *data]) == 1
+        err = capsys.readouterr().err
+        assert "has no 'gfpgan.onnx'" in err and "swap.onnx" in err
+        assert main(["models", "pull", "facefusion-test/models", "--kind", "faceswap", "--file", "../x.onnx",
+                     *data]) == 1
+        assert main(["models", "pull", "facefusion-test/models", "--kind", "faceswap", *data]) == 1
+        assert "needs --file" in capsys.readouterr().err
+        assert main(["models", "pull", "facefusion-test/none", "--kind", "faceswap", "--file", "a.onnx", *data]) == 1
+        assert "has no model repo" in capsys.readouterr().err
+
+    listed = {m["id"]: m for m in FaceModelZoo(settings).public()}
+    assert listed["faceswap-arcface"]["source"] == "facefusion-test/models:recognition.onnx"
+    pulled = Path(FaceModelZoo(settings).active()["swapper"].source)
+    assert main(["models", "remove", "faceswap-swap", *data]) == 0
+    assert not pulled.exists()  # ours: deleted with its entry

@@ -62,8 +62,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     settings = _settings(args)
     registry, zoo = ModelRegistry(settings), FaceModelZoo(settings)
     face_model = bool(args.target) and args.target.startswith(ID_PREFIX) and zoo.has(args.target)
-    if args.style and not (args.action == "add" and args.kind == "faceswap"):
-        raise SystemExit("--style is for `models add FILE --kind faceswap` (a swap model's family)")
+    if args.style and not (args.action in ("add", "pull") and args.kind == "faceswap"):
+        raise ValueError("--style is for `models add|pull ... --kind faceswap` (a swap model's family)")
+    if args.file and not (args.action == "pull" and args.kind == "faceswap"):
+        raise ValueError("--file is for `models pull REPO --kind faceswap --file NAME.onnx`")
     if args.action == "list":
         default = registry.default_id()
         for e in registry.list(None):
@@ -82,6 +84,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     elif args.action == "add":
         e = registry.add(args.target, name=args.name, config=args.config, kind=args.kind)
         print(f"added {e.id} ({e.kind}, {e.format}, {family_of(e)})")
+    elif args.action == "pull" and args.kind == "faceswap":
+        if not args.file:
+            raise ValueError("models pull REPO --kind faceswap needs --file NAME.onnx (the file in the repo)")
+        fm = zoo.pull(args.target, args.file, revision=args.revision, name=args.name, style=args.style,
+                      progress=_bytes_line())
+        print(f"\npulled {args.target}:{args.file} as {fm.id} (faceswap {fm.role}, {fm.size_bytes / 2**20:.1f} MB)")
     elif args.action == "pull":
         e = registry.pull(args.target, revision=args.revision, name=args.name, progress=_bytes_line())
         print(f"\npulled {args.target} as {e.id} ({family_of(e)}, {size_of(e) / 2**30:.2f} GB)")
@@ -189,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default="image", help="add: what the file is, an image model (default), an add-on used with "
                    "one, or a face-swap ONNX model (swapper, recognition, enhancer, occluder or parser: read from "
                    "the model)")
+    m.add_argument("--file", help="pull --kind faceswap: the .onnx file to fetch from the repo")
     m.add_argument("--style", choices=["inswapper", "hyperswap", "simswap"],
                    help="add --kind faceswap: a swap model's family when its name and shape do not say")
     m.add_argument("--revision", help="pull: a branch, tag or commit")

@@ -37,6 +37,8 @@ ROLES: dict[str, str] = {  # role -> the setting that names a file for it
 STYLES = ("inswapper", "hyperswap", "simswap")
 ID_PREFIX = "faceswap-"
 _SLUG = re.compile(r"[^a-z0-9]+")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_FILE = re.compile(r"^[\w.-]+(/[\w.-]+)*\.onnx$")
 
 
 class ZooError(ValueError):
@@ -53,11 +55,12 @@ class FaceModelEntry:
     size_bytes: int
     style: str | None = None  # swappers: the family (crop template and scaling)
     input_size: int | None = None
+    hub: str | None = None  # "repo/name:file" when pulled from the hub (the file is then ours to delete)
 
     def public(self, active: bool) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "kind": "faceswap", "format": "onnx",
                 "family": self.role if self.style is None else f"swapper:{self.style}", "default": active,
-                "size_bytes": self.size_bytes, "source": "local",
+                "size_bytes": self.size_bytes, "source": self.hub or "local",
                 "description": f"{self.role} ({self.input_size} px input)" if self.input_size else self.role}
 
 
@@ -154,7 +157,8 @@ class FaceModelZoo:
     def has(self, model_id: str) -> bool:
         return any(e.id == model_id for e in self.list())
 
-    def add(self, source: str, *, name: str | None = None, style: str | None = None) -> FaceModelEntry:
+    def add(self, source: str, *, name: str | None = None, style: str | None = None,
+            hub: str | None = None) -> FaceModelEntry:
         path = Path(source).expanduser()
         if not path.is_file():
             raise ZooError(f"{source}: no such file")
@@ -169,7 +173,7 @@ class FaceModelZoo:
         entry = FaceModelEntry(
             id=f"{ID_PREFIX}{slug}", name=name or path.stem, role=role, source=str(path.resolve()),
             sha256=_sha256(path), size_bytes=path.stat().st_size, input_size=side,
-            style=(style or guess_style(path.stem, side, n_outputs)) if role == "swapper" else None,
+            style=(style or guess_style(path.stem, side, n_outputs)) if role == "swapper" else None, hub=hub,
         )
         entries = [e for e in self.list() if e.id != entry.id] + [entry]
         active = dict(self._raw().get("active", {}))
@@ -195,6 +199,8 @@ class FaceModelZoo:
         if not gone:
             raise ZooError(f"model: no face model {model_id!r}")
         rest = [e for e in entries if e.id != model_id]
+        if gone[0].hub and not any(e.source == gone[0].source for e in rest):  # downloaded by us: deleted
+            Path(gone[0].source).unlink(missing_ok=True)
         active = dict(self._raw().get("active", {}))
         if active.get(gone[0].role) == model_id:
             others = [e.id for e in rest if e.role == gone[0].role]
@@ -203,6 +209,38 @@ class FaceModelZoo:
                 active[gone[0].role] = others[-1]
         self._save(rest, active)
         return gone[0]
+
+    def pull(self, repo_id: str, filename: str, *, revision: str | None = None, name: str | None = None,
+             style: str | None = None, progress: Any = None) -> FaceModelEntry:
+        """Download one .onnx file of a hub repo (HF_ENDPOINT / HF_TOKEN honoured; FaceFusion's models live in
+        such repos) into the model dir and register it; a file that is not a face model is deleted again."""
+        from genstudio.storage.hub import HubError, download
+
+        if not _HUB_ID.match(repo_id):
+            raise ZooError(f"repo: {repo_id!r} is not a hub id like 'org/name'")
+        if not _HUB_FILE.match(filename) or ".." in filename.split("/"):
+            raise ZooError(f"--file {filename!r}: the path of an .onnx file in the repo (letters, digits, . _ - /)")
+        if not self.settings.allow_hub_downloads:
+            raise ZooError("repo: hub downloads are disabled (GENSTUDIO_ALLOW_HUB_DOWNLOADS=false)")
+
+        def has_file(names: list[str]) -> None:
+            if filename not in names:
+                onnx = sorted(n for n in names if n.endswith(".onnx"))[:8]
+                raise ZooError(f"--file: {repo_id} has no {filename!r}" + (f" (it has {', '.join(onnx)})"
+                                                                          if onnx else ""))
+
+        target = self.settings.model_dir / "faceswap" / repo_id.replace("/", "--")
+        try:
+            download(repo_id, target, allow=[filename], revision=revision, progress=progress, check=has_file,
+                     look=["*.onnx"])
+        except HubError as exc:
+            raise ZooError(f"repo: {exc}") from exc
+        path = target / filename
+        try:
+            return self.add(str(path), name=name or Path(filename).stem, style=style, hub=f"{repo_id}:{filename}")
+        except ZooError:
+            path.unlink(missing_ok=True)
+            raise
 
     def public(self) -> list[dict[str, Any]]:
         active = {e.id for e in self.active().values()}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -350,48 +348,21 @@ class ModelRegistry:
             raise ModelError(f"repo: {hub_id!r} is not a hub id like 'stabilityai/sd-turbo'")
         if not self.settings.allow_hub_downloads:
             raise ModelError("repo: hub downloads are disabled (GENSTUDIO_ALLOW_HUB_DOWNLOADS=false)")
-        from huggingface_hub import constants, snapshot_download
-        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+        from genstudio.storage.hub import HubError, download
 
-        target = self.settings.model_dir / "hub" / hub_id.replace("/", "--")
-        existed = target.exists()
-        where: dict[str, Any] = {
-            "revision": revision,
-            "local_dir": target,
-            "allow_patterns": PULL_PATTERNS,
-            "ignore_patterns": PULL_IGNORED,
-            "endpoint": os.environ.get("HF_ENDPOINT") or None,  # read now: the library reads it at import
-        }
-        try:
-            # First the plan (names and sizes, nothing fetched): a repo that is not a diffusers pipeline
-            # with safetensors weights is refused before any byte, and progress has its true total.
-            plan = snapshot_download(hub_id, dry_run=True, tqdm_class=_byte_counter(None, 0), **where)
-            names = [p.filename for p in plan]
+        def diffusers_only(names: list[str]) -> None:
             if "model_index.json" not in names or not any(n.endswith(".safetensors") for n in names):
                 raise ModelError(
                     f"repo: {hub_id} is not a diffusers pipeline with safetensors weights (no model_index.json "
                     "or no .safetensors files; pickled weights are never loaded)"
                 )
-            total = sum(p.file_size or 0 for p in plan if p.will_download)
-            snapshot_download(hub_id, tqdm_class=_byte_counter(progress, total), max_workers=2, **where)
-        except BaseException as exc:
-            if not existed:
-                shutil.rmtree(target, ignore_errors=True)
-            if isinstance(exc, ModelError) or not isinstance(exc, Exception) or type(exc).__name__ == "JobCancelled":
-                raise
-            endpoint = where["endpoint"] or constants.ENDPOINT
-            causes = _chain(exc)  # a dry run wraps the hub's own error
-            if any(isinstance(e, RepositoryNotFoundError) for e in causes):
-                why = f"the hub at {endpoint} has no model repo {hub_id!r} (a typo, or private: set HF_TOKEN)"
-            elif any(isinstance(e, RevisionNotFoundError) for e in causes):
-                why = f"{hub_id} has no revision {revision!r}"
-            elif _offline(exc) or type(exc).__name__ == "DryRunError" and "internet connection" in str(exc):
-                why = (f"no connection to the hub at {endpoint} (offline? download the model elsewhere and "
-                       "`genstudio models add FOLDER`)")
-            else:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                why = f"{type(exc).__name__}: {first}"
-            raise ModelError(f"repo: could not download {hub_id}: {why}") from exc
+
+        target = self.settings.model_dir / "hub" / hub_id.replace("/", "--")
+        try:
+            download(hub_id, target, allow=PULL_PATTERNS, ignore=PULL_IGNORED, revision=revision, progress=progress,
+                     check=diffusers_only)
+        except HubError as exc:
+            raise ModelError(f"repo: {exc}") from exc
         return self.add(str(target), name=name or hub_id.replace("/", "-"))
 
 
@@ -422,38 +393,3 @@ PULL_IGNORED = ["*.fp16.safetensors", "*ema*", "*.ckpt", "*.bin", "*.pt", "*.pth
                 "*.h5"]
 
 
-def _offline(exc: BaseException) -> bool:
-    names = {type(e).__name__ for e in _chain(exc)}
-    return bool(names & {"ConnectError", "ConnectTimeout", "ConnectionError", "OfflineModeIsEnabled",
-                         "LocalEntryNotFoundError", "NewConnectionError", "TimeoutException"})
-
-
-def _chain(exc: BaseException | None) -> list[BaseException]:
-    out = []
-    while exc is not None and len(out) < 8:
-        out.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return out
-
-
-def _byte_counter(report: Callable[[int, int], None] | None, total: int) -> type:
-    """A tqdm class for huggingface_hub's byte bars that prints nothing and hands (done, total) to `report`."""
-    from tqdm.std import tqdm
-
-    bars: list[Any] = []
-
-    class ByteCounter(tqdm):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["file"] = io.StringIO()
-            kwargs.pop("name", None)
-            kwargs["disable"] = False
-            super().__init__(*args, **kwargs)
-            bars.append(self)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            out = super().update(n)
-            if report is not None and self.unit == "B" and total:
-                report(min(int(max(b.n for b in bars if b.unit == "B")), total), total)
-            return out
-
-    return ByteCounter
