@@ -79,3 +79,21 @@ def draw_glasses(image: np.ndarray, pts: np.ndarray, thickness: int = 3) -> tupl
     out = image.copy()
     out[mask > 0] = (25, 20, 20)
     return out, mask > 0
+
+
+def turned_face(image: np.ndarray, pts: np.ndarray, squeeze: float = 0.45) -> np.ndarray:
+    """`image` with the face's image-right half squeezed towards the midline to `squeeze` of its width (and
+    what lies beyond it moved in to follow), as a face turned to the image-right shows its far half: a
+    stand-in for a three-quarter photo (no such public-domain photo ships with a package we may use). The
+    face must be upright (eyes level)."""
+    from genstudio.faceswap.engine import MESH_SIDE
+
+    mid = float(pts[MESH_SIDE == 0][:, 0].mean())
+    half = float(pts[454][0]) - mid  # the midline to the image-right cheek's edge
+    h, w = image.shape[:2]
+    xs = np.arange(w, dtype=np.float32)
+    src = np.where(xs <= mid, xs, np.where(xs <= mid + squeeze * half, mid + (xs - mid) / squeeze,
+                                           xs + (1 / squeeze - 1) * half))
+    map_x = np.repeat(src[None, :], h, axis=0).astype(np.float32)
+    map_y = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, axis=1)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

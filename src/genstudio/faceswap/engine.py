@@ -4,6 +4,7 @@ the target's own mouth interior (and eyes where the expressions differ), a feath
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,41 @@ class _Source:
     pts: np.ndarray
     triangles: np.ndarray
     eyes: tuple[float, float]
+    # Where each triangle's texture comes from in the source: `triangles` itself, or, for the far half of a
+    # turned source face, the mirrored triangle of the near half (source_far_side).
+    src_triangles: np.ndarray | None = None
+    turn: float = 0.0
+
+
+# The face mesh's left-right symmetry (scripts/make_mesh_mirror.py): each point's mirror across the midline,
+# and its side (-1 image-left on a frontal face, +1 image-right, 0 on the midline).
+_MIRROR = json.loads((Path(__file__).resolve().parent / "mesh_mirror.json").read_text())
+MESH_MIRROR = np.array(_MIRROR["mirror"], np.int32)
+MESH_SIDE = np.array(_MIRROR["side"], np.int8)
+TURN_MIRROR = 0.42  # |turn| above which a source face's far half is drawn from its near half, mirrored
+
+
+def face_turn(pts: np.ndarray) -> float:
+    """How far a face is turned, from its landmarks: (near half's width - far half's) / both, measured from the
+    nose tip to the cheek edges along the eyes' axis; 0 frontal, > 0 when the image-right half is wider (the
+    face turned towards the image-left)."""
+    axis = pts[263] - pts[33]
+    axis = axis / max(float(np.linalg.norm(axis)), 1e-6)
+    xs = pts @ axis
+    left, right = float(xs[4] - xs[234]), float(xs[454] - xs[4])
+    return (right - left) / max(right + left, 1e-6)
+
+
+def source_far_side(triangles: np.ndarray, turn: float) -> np.ndarray | None:
+    """For a turned source face: each triangle's source triangle, the far half's replaced by its mirror on the
+    near half (a turned photo shows its far cheek squeezed; stretched back over a frontal target it smears),
+    None when the face is frontal enough (|turn| <= TURN_MIRROR)."""
+    if abs(turn) <= TURN_MIRROR:
+        return None
+    far = -1 if turn > 0 else 1
+    sides = MESH_SIDE[triangles]
+    use = ((sides == far) | (sides == 0)).all(axis=1) & (sides == far).any(axis=1)
+    return np.where(use[:, None], MESH_MIRROR[triangles], triangles).astype(triangles.dtype)
 
 
 def delaunay(pts: np.ndarray) -> np.ndarray:
@@ -254,10 +290,12 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, triangles: np.ndarray,
-              x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+              x0: int, y0: int, w: int, h: int, src_triangles: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """cv2.remap maps (h x w float32) that pull each pixel of the box at (x0, y0) from the source image,
     piecewise affine over the triangles. Computed on a coarse grid and upsampled bilinearly, which is exact
-    inside each triangle and costs one small raster instead of a warp per triangle."""
+    inside each triangle and costs one small raster instead of a warp per triangle. `src_triangles`: where
+    each triangle's texture comes from in the source (default: the same triangle)."""
     gw, gh = min(w, _MAP_GRID), min(h, _MAP_GRID)
     sx, sy = gw / w, gh / h
     # Box pixel x sits at grid coordinate (x + 0.5) * sx - 0.5, cv2.resize's convention.
@@ -269,7 +307,7 @@ def warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, triangles: np.ndarray,
     # Affine per triangle from box pixel coordinates to source coordinates: A = S @ inv(D).
     box_pts = dst_pts - np.array([x0, y0], np.float32)
     d = np.concatenate([box_pts[triangles].transpose(0, 2, 1), np.ones((len(triangles), 1, 3), np.float32)], axis=1)
-    s = src_pts[triangles].transpose(0, 2, 1)
+    s = src_pts[triangles if src_triangles is None else src_triangles].transpose(0, 2, 1)
     det = np.linalg.det(d.astype(np.float64))
     good = np.abs(det) > 1e-3
     affines = np.empty((len(triangles) + 1, 2, 3), np.float32)
@@ -433,8 +471,10 @@ class FaceSwapper:
         size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
         image = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         local = ((pts - np.array([x0, y0], np.float32)) * scale).astype(np.float32)
-        self.source = _Source(image=np.ascontiguousarray(image), pts=local, triangles=delaunay(local),
-                              eyes=eye_openness(local))
+        triangles = delaunay(local)
+        turn = face_turn(local)
+        self.source = _Source(image=np.ascontiguousarray(image), pts=local, triangles=triangles,
+                              eyes=eye_openness(local), src_triangles=source_far_side(triangles, turn), turn=turn)
 
     # -- tracking -----------------------------------------------------------------------------------------
     def new_track(self, options: SwapOptions) -> Track:
@@ -526,7 +566,7 @@ class FaceSwapper:
         scale = min(1.0, WORK_SIDE / max(w, h))
         ws, hs = max(4, round(w * scale)), max(4, round(h * scale))
         local = (pts - np.array([x0, y0], np.float32)) * np.array([ws / w, hs / h], np.float32)
-        map_x, map_y = warp_maps(local, src.pts, src.triangles, 0, 0, ws, hs)
+        map_x, map_y = warp_maps(local, src.pts, src.triangles, 0, 0, ws, hs, src.src_triangles)
         warped = cv2.remap(src.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         alpha, core = face_mask(local, 0, 0, ws, hs, eye_keep_weights(pts, src.eyes))
         region = frame[y0:y0 + h, x0:x0 + w]

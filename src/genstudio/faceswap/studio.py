@@ -284,6 +284,10 @@ def swap_to_bytes(
         }
         report(0.95)
     stats["source_glasses"] = bool(getattr(swapper, "source_glasses", False))
+    source = getattr(swapper, "source", None)
+    if source is not None:  # how turned the source face is, and whether its far half was drawn from the near
+        stats["source_turn"] = round(float(source.turn), 3)
+        stats["source_far_half_mirrored"] = source.src_triangles is not None
     info = {
         "kind": "faceswap",
         "label": {"text": "AI-generated", "corner": label_corner},
