@@ -9,7 +9,8 @@
      target, glasses "source" against "none" (under glasses.GLASSES_SCORE = no glasses seen).
 2. Cost: median ms per frame of FaceSwapper.swap_frame (a video track: detection, tracking, render, masks) at
    640x480 and 1280x720, interleaved: plain; hand_mask with no hand in view; hand_mask with a hand over the
-   face; glasses "target" on a target with glasses; and the one-off cost of taking the source's glasses out.
+   face; glasses "target" on a target with glasses; the multi-band seam; and the one-off cost of taking the
+   source's glasses out.
 3. A picture: docs/images/faceswap-hands-glasses.png.
 
     .venv/bin/python bench/run_faceswap_masks_bench.py [--frames 40] [--out bench/results/faceswap-masks.json]
@@ -95,6 +96,7 @@ def cost(swapper: FaceSwapper, grace: np.ndarray, frames: int) -> dict:
             "hand_mask, no hand in view": (bare, SwapOptions(hand_mask=True), "source"),
             "hand_mask, a hand over the face": (hand_frame, SwapOptions(hand_mask=True), "source"),
             "glasses=target, target wears glasses": (worn, SwapOptions(glasses="target"), "target"),
+            "blend=multiband": (bare, SwapOptions(blend="multiband"), "source"),
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
         tracks = {name: engines[glasses].new_track(options) for name, (_, options, glasses) in cases.items()}

@@ -265,3 +265,26 @@ def test_colour_memory_blends_a_face_statistics_over_frames() -> None:
     assert 0 < COLOUR_MEMORY < 1
     moved = (second - first) / (at_once - first)  # share of the way to the new tone taken in one frame
     assert 0.1 < moved < 0.6, (first, second, at_once)
+
+
+def test_multiband_blend_keeps_the_inside_and_the_far_outside() -> None:
+    """blend_multiband: the face inside the mask, the target well outside it, a smooth ramp between; nothing
+    from outside the face's mask bleeds in (the face image there is replaced by the target's)."""
+    import cv2
+
+    from genstudio.faceswap.engine import blend_into, blend_multiband
+
+    target = np.full((96, 96, 3), 100, np.uint8)
+    face = np.full((96, 96, 3), 160, np.uint8)
+    face[:, :8] = 0  # garbage where the mask is 0: must not leak
+    mask = np.zeros((96, 96), np.uint8)
+    cv2.circle(mask, (48, 48), 24, 255, -1)
+    alpha = cv2.GaussianBlur(mask, (0, 0), 2).astype(np.float32) / 255.0
+    multi, feather = target.copy(), target.copy()
+    blend_multiband(multi, face, alpha, 0, 0)
+    blend_into(feather, face, alpha, 0, 0)
+    assert abs(int(multi[48, 48, 0]) - 160) <= 3 and abs(int(multi[2, 2, 0]) - 100) <= 3
+    assert (multi[:, :6] == 100).all()  # the garbage column stayed out
+    row = multi[48, :, 0].astype(int)
+    assert (np.diff(row[24:48]) >= -1).all()  # rising smoothly into the face
+    assert np.abs(np.diff(row)).max() < np.abs(np.diff(feather[48, :, 0].astype(int))).max()  # a gentler step

@@ -74,6 +74,8 @@ class SwapOptions:
     # Whose glasses the result shows (glasses.py): "source" (the source photo as it is), "target" (the
     # target's frame kept on top; the source's taken out first) or "none" (the source's taken out).
     glasses: str = "source"
+    # The seam: "feather" (the mask's soft edge) or "multiband" (blend_multiband: Burt and Adelson's pyramid).
+    blend: str = "feather"
 
 
 def five_points(pts: np.ndarray) -> np.ndarray:
@@ -419,6 +421,32 @@ def blend_into(frame: np.ndarray, face: np.ndarray, alpha: np.ndarray, x0: int, 
     region[:] = np.clip(region + a * (face.astype(np.float32) - region), 0, 255).astype(np.uint8)
 
 
+def blend_multiband(frame: np.ndarray, face: np.ndarray, alpha: np.ndarray, x0: int, y0: int,
+                    levels: int | None = None) -> None:
+    """Burt and Adelson's multi-band blend, in place: each band of a Laplacian pyramid blended with the mask
+    blurred to that band's scale, so coarse light blends over a wide zone and fine detail over a narrow one.
+    The face image is the target's outside the mask first, so nothing from outside the face bleeds in."""
+    h, w = alpha.shape
+    region = frame[y0:y0 + h, x0:x0 + w]
+    target = region.astype(np.float32)
+    source = np.where(alpha[:, :, None] > 0.01, face.astype(np.float32), target)
+    if levels is None:
+        levels = int(np.clip(np.log2(max(min(h, w), 1) / 16.0), 1, 5))
+    gt, gs, gm = [target], [source], [alpha.astype(np.float32)]
+    for _ in range(levels):
+        gt.append(cv2.pyrDown(gt[-1]))
+        gs.append(cv2.pyrDown(gs[-1]))
+        gm.append(cv2.pyrDown(gm[-1]))
+    out = gs[-1] * gm[-1][:, :, None] + gt[-1] * (1.0 - gm[-1][:, :, None])
+    for i in range(levels - 1, -1, -1):
+        size = (gt[i].shape[1], gt[i].shape[0])
+        lap_t = gt[i] - cv2.pyrUp(gt[i + 1], dstsize=size)
+        lap_s = gs[i] - cv2.pyrUp(gs[i + 1], dstsize=size)
+        m = gm[i][:, :, None]
+        out = cv2.pyrUp(out, dstsize=size) + lap_s * m + lap_t * (1.0 - m)
+    region[:] = np.clip(out, 0, 255).astype(np.uint8)
+
+
 def face_box(pts: np.ndarray, frame_shape: tuple[int, ...], margin: float = 0.08) -> tuple[int, int, int, int] | None:
     """Integer box (x0, y0, w, h) around the face oval plus a margin, clipped to the frame; None if empty."""
     lo, hi = pts[FACE_OVAL].min(0), pts[FACE_OVAL].max(0)
@@ -551,7 +579,8 @@ class FaceSwapper:
         return [max(faces, key=lambda f: f.area())]
 
     # -- rendering ----------------------------------------------------------------------------------------
-    def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None) -> bool:
+    def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None,
+                    blend: str = "feather") -> bool:
         """Swap the source face onto the face with landmarks `pts`, in place. False when it is off-frame.
         `memory`: the tracked face's colour state (colour_transfer), None for a still.
 
@@ -576,7 +605,7 @@ class FaceSwapper:
         if scale != 1.0:
             warped = cv2.resize(warped, (w, h), interpolation=cv2.INTER_LINEAR)
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-        blend_into(frame, warped, alpha, x0, y0)
+        (blend_multiband if blend == "multiband" else blend_into)(frame, warped, alpha, x0, y0)
         return True
 
     def keep_target_glasses(self, target: np.ndarray, out: np.ndarray, face: _Face) -> bool:
@@ -631,7 +660,7 @@ class FaceSwapper:
             part = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2])) if box else None
             before = out[part].copy() if part else None
             memory = face.colour if track.options.smoothing else None
-            if not self.render_face(out, face.smoothed, memory):
+            if not self.render_face(out, face.smoothed, memory, track.options.blend):
                 continue
             if self.face_models is not None:
                 self.face_models.apply(frame_bgr, out, face.smoothed, track.options)
@@ -653,5 +682,6 @@ def swap_image(swapper: FaceSwapper, target_bgr: np.ndarray, options: SwapOption
     single = SwapOptions(target_face=options.target_face, many_faces=options.many_faces,
                          reference_bgr=options.reference_bgr, smoothing=False, small_faces=options.small_faces,
                          enhance=options.enhance, occlusion_mask=options.occlusion_mask,
-                         region_mask=options.region_mask, hand_mask=options.hand_mask, glasses=options.glasses)
+                         region_mask=options.region_mask, hand_mask=options.hand_mask, glasses=options.glasses,
+                         blend=options.blend)
     return swapper.swap_frame(target_bgr, swapper.new_track(single))

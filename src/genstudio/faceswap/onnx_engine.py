@@ -17,6 +17,7 @@ from genstudio.faceswap.engine import (
     ARCFACE_TEMPLATE,
     FaceSwapper,
     blend_into,
+    blend_multiband,
     colour_transfer,
     eye_keep_weights,
     face_box,
@@ -137,7 +138,8 @@ class OnnxFaceSwapper(FaceSwapper):
         points, side = self.style["template"]
         return points * (self.face_size / side)
 
-    def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None) -> bool:
+    def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None,
+                    blend: str = "feather") -> bool:
         box = face_box(pts, frame.shape)
         if box is None:
             return False
@@ -160,5 +162,5 @@ class OnnxFaceSwapper(FaceSwapper):
         region = frame[y0:y0 + h, x0:x0 + w]
         if self.colour_match:
             warped = colour_transfer(warped, region, cv2.bitwise_and(core, inside), memory=memory)
-        blend_into(frame, warped, alpha, x0, y0)
+        (blend_multiband if blend == "multiband" else blend_into)(frame, warped, alpha, x0, y0)
         return True

@@ -60,6 +60,9 @@ class FaceSwapRequest(BaseModel):
     glasses: Literal["source", "target", "none"] = Field(
         default="source", description="whose glasses the result shows: the source photo's as they are, the "
         "target's (kept on top; the source's taken out), or none (the source's taken out)")
+    blend: Literal["feather", "multiband"] = Field(
+        default="feather", description="the seam: the mask's feathered edge, or a multi-band (Laplacian "
+        "pyramid) blend")
 
 
 class DetectRequest(BaseModel):
@@ -349,6 +352,7 @@ class FaceSwapParams(BaseModel):
     region_mask: bool = False
     hand_mask: bool = False
     glasses: Literal["source", "target", "none"] = "source"
+    blend: Literal["feather", "multiband"] = "feather"
     consent_id: str
     audit_id: str
 
@@ -542,6 +546,7 @@ class FaceSwapStudio:
             region_mask=request.region_mask,
             hand_mask=request.hand_mask,
             glasses=request.glasses,
+            blend=request.blend,
             consent_id=consent_row.id,
             audit_id=audit.id,
         )
@@ -599,7 +604,7 @@ class FaceSwapStudio:
             source_bgr = load_bgr(source.read(), "source")
             reference_bgr = load_bgr(reference.read(), "reference") if reference else None
             models = {"enhance": p.enhance, "occlusion_mask": p.occlusion_mask, "region_mask": p.region_mask,
-                      "hand_mask": p.hand_mask, "glasses": p.glasses}
+                      "hand_mask": p.hand_mask, "glasses": p.glasses, "blend": p.blend}
             options = make_options(p.target_face, p.many_faces, reference_bgr, **models)
             provenance = {
                 "consent_id": p.consent_id,
@@ -656,6 +661,7 @@ class FaceSwapStudio:
             "region_mask": p.region_mask,
             "hand_mask": p.hand_mask,
             "glasses": p.glasses,
+            "blend": p.blend,
             "label_corner": p.label_corner,
             "engine": self.settings.faceswap_engine,
             "inputs": provenance["inputs"],

@@ -60,6 +60,7 @@ function consentAndChoice() {
     occlusion_mask: !el.occlusion.disabled && el.occlusion.checked,
     hand_mask: !el.hands.disabled && el.hands.checked,
     glasses: el.glasses.value,
+    blend: el.blend.value,
     region_mask: !el.regions.disabled && el.regions.checked,
   };
 }
@@ -347,7 +348,7 @@ function init() {
     gallery: $("gallery"), galleryEmpty: $("gallery-empty"), galleryError: $("gallery-error"), loadMore: $("load-more"),
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
     forgetToken: $("forget-token"), enhance: $("fs-enhance"), enhanceValue: $("fs-enhance-value"),
-    occlusion: $("fs-occlusion"), hands: $("fs-hands"), glasses: $("fs-glasses"), regions: $("fs-regions"), modelsNote: $("fs-models-note"),
+    occlusion: $("fs-occlusion"), hands: $("fs-hands"), glasses: $("fs-glasses"), blend: $("fs-blend"), regions: $("fs-regions"), modelsNote: $("fs-models-note"),
   });
   el.enhance.addEventListener("input", () => {
     const v = Number(el.enhance.value);
