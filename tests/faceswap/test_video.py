@@ -245,3 +245,43 @@ def test_no_face_frames_pass_through_the_swap_unchanged(swapper: FaceSwapper, cl
     for frame in frames[-6:]:
         out, count = swapper.swap_frame(frame, track)
         assert count == 0 and out.tobytes() == frame.tobytes()
+
+
+@pytest.mark.parametrize("where", ["decode", "encode"])
+def test_a_failing_stage_stops_the_pipeline_and_cleans_up(swapper: FaceSwapper, clip: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """The decode and the label/mark/encode stages run in their own threads: an error in either reaches the
+    caller as itself, the partial output is removed and no thread is left behind."""
+    import threading
+
+    from genstudio.faceswap import pipeline
+
+    class Broken(RuntimeError):
+        pass
+
+    if where == "decode":
+        real = pipeline.read_frames
+
+        def frames(path: Path):  # noqa: ANN202
+            for i, frame in enumerate(real(path)):
+                if i == 3:
+                    raise Broken("the decoder died")
+                yield frame
+
+        monkeypatch.setattr(pipeline, "read_frames", frames)
+    else:
+        calls = {"n": 0}
+
+        def embed(self, frame):  # noqa: ANN001, ANN202
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise Broken("the mark failed")
+            return frame
+
+        monkeypatch.setattr(pipeline.FrameMarker, "embed", embed)
+    before = threading.active_count()
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Broken):
+        swap_video(swapper, clip, out, SwapOptions())
+    assert not out.exists() and not list(tmp_path.glob("*.part.mp4"))
+    assert threading.active_count() == before
