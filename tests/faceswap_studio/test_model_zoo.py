@@ -187,3 +187,39 @@ def test_models_pull_faceswap_from_a_hub(settings: Any, onnx_models: dict[str, P
     pulled = Path(FaceModelZoo(settings).active()["swapper"].source)
     assert main(["models", "remove", "faceswap-swap", *data]) == 0
     assert not pulled.exists()  # ours: deleted with its entry
+
+
+def test_api_pull_of_a_face_model_is_a_job(settings: Any, onnx_models: dict[str, Path], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`POST /api/models/pull {"repo", "kind": "faceswap", "file"}` (the contract's pull, with a face model):
+    a job like an image pull; the model is then listed and offered; errors fail the job with the reason."""
+    import shutil
+
+    from genstudio.api.app import create_app
+    from hub_standin import hub_standin
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(onnx_models["enhancer"], repo / "gfpgan_1.4.onnx")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with hub_standin({"facefusion-test/models": repo}) as hub, TestClient(create_app(settings)) as c:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        assert c.post("/api/models/pull", json={"repo": "facefusion-test/models", "kind": "faceswap"}
+                      ).status_code == 422  # which file?
+        assert c.post("/api/models/pull", json={"repo": "facefusion-test/models", "kind": "faceswap",
+                                                "file": "../../etc/passwd"}).status_code == 422
+        assert c.post("/api/models/pull", json={"repo": "facefusion-test/models", "file": "a.onnx"}
+                      ).status_code == 422  # an image pull takes no file
+        r = c.post("/api/models/pull", json={"repo": "facefusion-test/models", "kind": "faceswap",
+                                             "file": "gfpgan_1.4.onnx"})
+        assert r.status_code == 202, r.text
+        assert r.json()["model_id"] == "faceswap-gfpgan-1-4"
+        job = wait_job(c, r.json()["job_id"], timeout=120)
+        assert job["status"] == "succeeded", job
+        listed = {m["id"]: m for m in c.get("/api/models", params={"kind": "faceswap"}).json()}
+        assert listed["faceswap-gfpgan-1-4"]["family"] == "enhancer"
+        assert c.get("/api/faceswap/options").json()["enhance"] is True
+        missing = c.post("/api/models/pull", json={"repo": "facefusion-test/models", "kind": "faceswap",
+                                                   "file": "codeformer.onnx"}).json()["job_id"]
+        job = wait_job(c, missing, timeout=120)
+        assert job["status"] == "failed" and "has no 'codeformer.onnx'" in job["error"], job

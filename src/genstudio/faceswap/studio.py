@@ -357,6 +357,18 @@ class FaceSwapParams(BaseModel):
     audit_id: str
 
 
+class FaceModelPullParams(BaseModel):
+    """A face-model pull job's params (op "pull"): one .onnx file of a hub repo, registered in the zoo as
+    `model_id` when it is a face model."""
+
+    op: Literal["pull"] = "pull"
+    repo: str
+    file: str
+    revision: str | None = None
+    name: str | None = None
+    model_id: str
+
+
 AUDIT_MODES = {"api": "job", "cli": "cli", "live": "live"}
 
 
@@ -461,8 +473,33 @@ class FaceSwapStudio:
 
         return found + FaceModelZoo(self.ctx.settings).public()
 
-    def params(self, raw: dict[str, Any]) -> FaceSwapParams:
-        return FaceSwapParams(**raw)
+    def params(self, raw: dict[str, Any]) -> FaceSwapParams | FaceModelPullParams:
+        return FaceModelPullParams(**raw) if raw.get("op") == "pull" else FaceSwapParams(**raw)
+
+    def resolve_pull(self, repo: str, file: str, revision: str | None, name: str | None) -> FaceModelPullParams:
+        """`POST /api/models/pull` with kind "faceswap": checked here, fetched by a job (`pull`)."""
+        from genstudio.faceswap.zoo import model_id_for
+
+        if not self.settings.allow_hub_downloads:
+            raise LimitError("repo", "hub downloads are disabled (GENSTUDIO_ALLOW_HUB_DOWNLOADS=false)")
+        return FaceModelPullParams(repo=repo, file=file, revision=revision, name=name,
+                                   model_id=model_id_for(name or Path(file).stem))
+
+    def pull(self, params: FaceModelPullParams, job: JobContext | None = None) -> list[OutputFile]:
+        """A pull job: progress is the fraction of bytes fetched; its output is the registered model (no
+        asset). A cancel stops the download."""
+        from genstudio.faceswap.zoo import FaceModelZoo, ZooError
+
+        def bytes_done(done: int, total: int) -> None:
+            if job is not None and total:
+                job.progress(min(done / total, 0.999), f"{done}/{total} bytes")
+
+        try:
+            FaceModelZoo(self.ctx.settings).pull(params.repo, params.file, revision=params.revision,
+                                                 name=params.name, progress=bytes_done)
+        except ZooError as exc:
+            raise JobFailed(str(exc).removeprefix("repo: ")) from exc
+        return []
 
     def inspect(self, data: bytes, fmt: str, mime: str | None) -> dict[str, Any] | None:
         from genstudio.faceswap.verify_media import inspect
@@ -592,6 +629,8 @@ class FaceSwapStudio:
         hash of the very file the user gets."""
         from genstudio.faceswap.engine import NoFaceError
 
+        if isinstance(params, FaceModelPullParams):
+            return self.pull(params, job)
         assert isinstance(params, FaceSwapParams)
         p = params
         progress = job.progress if job is not None else None

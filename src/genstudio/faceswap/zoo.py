@@ -41,6 +41,11 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_FILE = re.compile(r"^[\w.-]+(/[\w.-]+)*\.onnx$")
 
 
+def model_id_for(name: str) -> str:
+    """The id a face model is registered under: `faceswap-` and a slug of its name."""
+    return f"{ID_PREFIX}{_SLUG.sub('-', name.lower()).strip('-')[:48] or 'model'}"
+
+
 class ZooError(ValueError):
     """A face model cannot be added, found or chosen; the message says what to do."""
 
@@ -169,9 +174,8 @@ class FaceModelZoo:
             raise ZooError(f"--style {style!r}: one of {', '.join(STYLES)}")
         if style is not None and role != "swapper":
             raise ZooError(f"--style is for swap models; {path.name} is a {role}")
-        slug = _SLUG.sub("-", (name or path.stem).lower()).strip("-")[:48] or "model"
         entry = FaceModelEntry(
-            id=f"{ID_PREFIX}{slug}", name=name or path.stem, role=role, source=str(path.resolve()),
+            id=model_id_for(name or path.stem), name=name or path.stem, role=role, source=str(path.resolve()),
             sha256=_sha256(path), size_bytes=path.stat().st_size, input_size=side,
             style=(style or guess_style(path.stem, side, n_outputs)) if role == "swapper" else None, hub=hub,
         )

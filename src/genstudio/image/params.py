@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from genstudio.config import Settings
 from genstudio.errors import LimitError  # noqa: F401 - re-exported for older imports
@@ -224,14 +224,26 @@ class PreprocessRequest(BaseModel):
 
 
 class PullRequest(BaseModel):
-    """POST /api/models/pull: download a diffusers repo (safetensors and configs only) and register it."""
+    """POST /api/models/pull: download a diffusers repo (safetensors and configs only) and register it; or,
+    with kind "faceswap", one face-swap ONNX file of a repo (`file`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     repo: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$", description="hub id: stabilityai/sd-turbo")
-    kind: Literal["image"] = Field(default="image", description="what the repo holds (image pipelines for now)")
+    kind: Literal["image", "faceswap"] = Field(
+        default="image", description="what to fetch: an image pipeline (the repo), or a face-swap model (`file`)")
+    file: str | None = Field(default=None, pattern=r"^[\w.-]+(/[\w.-]+)*\.onnx$", max_length=200,
+                             description='kind "faceswap": the .onnx file in the repo, e.g. inswapper_128.onnx')
     revision: str | None = Field(default=None, pattern=r"^[\w./-]{1,100}$", description="branch, tag or commit")
     name: str | None = Field(default=None, min_length=1, max_length=64, description="the model id to register as")
+
+    @model_validator(mode="after")
+    def _file_for_faceswap(self) -> PullRequest:
+        if self.kind == "faceswap" and not self.file:
+            raise ValueError('file: kind "faceswap" pulls one .onnx file of the repo: name it')
+        if self.kind == "image" and self.file:
+            raise ValueError('file: only for kind "faceswap" (an image pull fetches the whole pipeline)')
+        return self
 
 
 class PullParams(BaseModel):

@@ -34,7 +34,14 @@ def models(
 @router.post("/models/pull", status_code=202)
 def pull_model(req: PullRequest, state: State) -> PullAccepted:
     """Download a diffusers repo from the hub (HF_ENDPOINT honoured) as a job: progress is the fraction of
-    bytes fetched, over the job's SSE stream; cancel stops it; only safetensors and config files."""
+    bytes fetched, over the job's SSE stream; cancel stops it; only safetensors and config files. With kind
+    "faceswap": one .onnx file of the repo (`file`), registered as a face-swap model."""
+    if req.kind == "faceswap":
+        if "faceswap" not in state.studios.names():
+            raise LimitError("kind", "the face-swap studio is not enabled on this server")
+        face = state.studios["faceswap"].resolve_pull(req.repo, req.file, req.revision, req.name)
+        job = state.submit("faceswap", face)
+        return PullAccepted(job_id=job.id, model_id=face.model_id, params=face.model_dump())
     params = state.studios["image"].resolve_pull(req)
     job = state.submit("image", params)
     return PullAccepted(job_id=job.id, model_id=params.model_id, params=params.model_dump())
