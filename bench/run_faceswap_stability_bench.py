@@ -7,9 +7,11 @@ perfectly still on the face gives those frames. Both clips go through the same x
 output. Measured inside the face (the photo's face oval carried by the known motion): the mean frame-to-frame
 change of the swap's output, over the floor's. "Added change" = ratio - 1 (goal: at most 20%).
 
-Rows: the swap as it runs (smoothed); without landmark smoothing; without the colour memory (each frame's own
-colour statistics, engine.COLOUR_MEMORY = 0); and the render alone, fed the true landmarks (the photo's
-landmarks carried by the known motion, no tracking): what the tracking adds is the difference to that row.
+Rows: the swap as it runs (smoothed); with the smoother's previous settings; without landmark smoothing; without
+the colour memory (each frame's own colour statistics, engine.COLOUR_MEMORY = 0); and the render alone, fed the
+true landmarks (the photo's landmarks carried by the known motion, no tracking): what the tracking adds is the
+difference to that row. And the smoother's lag (smoothed against raw landmarks) on a face moving steadily at 4,
+12 and 24 px a frame, now and with the previous settings.
 
     .venv/bin/python bench/run_faceswap_stability_bench.py [--frames 90] [--out bench/results/faceswap-stability.json]
 """
@@ -68,6 +70,33 @@ def change(frames: list[np.ndarray], masks: list[np.ndarray]) -> float:
     return float(np.mean(steps))
 
 
+PREVIOUS_SMOOTHING = ((1.0, 1.0), (0.5, 0.1))  # the smoother's One-Euro settings before this bench tuned them
+
+
+def lag(swapper: FaceSwapper, photo: np.ndarray, smoothing: tuple) -> dict[str, float]:
+    """The smoother's lag: mean distance (px) between the smoothed and the raw landmarks of a 300-px face moving
+    steadily across the frame at 4, 12 and 24 px a frame (after the first 5 frames)."""
+    saved = engine.POSE_SMOOTHING, engine.SHAPE_SMOOTHING
+    engine.POSE_SMOOTHING, engine.SHAPE_SMOOTHING = smoothing
+    out = {}
+    try:
+        for speed in (4, 12, 24):
+            raw_track, smooth_track = (swapper.new_track(SwapOptions(smoothing=False)),
+                                       swapper.new_track(SwapOptions()))
+            gaps = []
+            for i in range(int(min(40, 420 / speed))):
+                m = cv2.getRotationMatrix2D((256, 256), 0.0, 300 / 512)
+                m[:, 2] += np.array([100 + speed * i, 240]) - 256
+                frame = place(background(), photo, m)
+                raw = swapper.update(frame, raw_track)[0].raw
+                smoothed = swapper.update(frame, smooth_track)[0].smoothed
+                gaps.append(float(np.linalg.norm(smoothed - raw, axis=1).mean()))
+            out[f"{speed} px/frame"] = round(float(np.mean(gaps[5:])), 2)
+    finally:
+        engine.POSE_SMOOTHING, engine.SHAPE_SMOOTHING = saved
+    return out
+
+
 def true_landmarks(pts: np.ndarray, placements: list[np.ndarray]):  # noqa: ANN201
     """A stand-in for FaceSwapper.update: the photo's own landmarks carried by each frame's placement."""
 
@@ -107,17 +136,20 @@ def main() -> None:
             floor = list(read_frames(write([place(bg, still, m) for m in ms], tmp / "floor.mp4")))
             masks = [cv2.warpAffine(oval, m, (640, 480)) > 127 for m in ms]
             row = {}
-            for name in ("smoothed", "unsmoothed", "no colour memory", "true landmarks (render alone)"):
-                memory = engine.COLOUR_MEMORY
+            for name in ("smoothed", "previous smoothing", "unsmoothed", "no colour memory",
+                         "true landmarks (render alone)"):
+                memory, pose, shape = engine.COLOUR_MEMORY, engine.POSE_SMOOTHING, engine.SHAPE_SMOOTHING
                 if name == "no colour memory":
                     engine.COLOUR_MEMORY = 0.0
+                if name == "previous smoothing":
+                    engine.POSE_SMOOTHING, engine.SHAPE_SMOOTHING = PREVIOUS_SMOOTHING
                 if name.startswith("true landmarks"):
                     swapper.update = true_landmarks(pts, ms)  # type: ignore[method-assign]
                 try:
                     _swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(smoothing=name != "unsmoothed"),
                                 label_corner="bottom-right", label=False, watermark=False, crf=20, progress=None)
                 finally:
-                    engine.COLOUR_MEMORY = memory
+                    engine.COLOUR_MEMORY, engine.POSE_SMOOTHING, engine.SHAPE_SMOOTHING = memory, pose, shape
                     swapper.__dict__.pop("update", None)
                 out = list(read_frames(tmp / "out.mp4"))
                 ratio = change(out, masks) / change(floor, masks)
@@ -126,6 +158,9 @@ def main() -> None:
                              "added_change_pct": round(100 * (ratio - 1), 1)}
             result["clips"][kind] = row
             print(kind, json.dumps(row), flush=True)
+    result["lag_px"] = {"now": lag(swapper, photo, (engine.POSE_SMOOTHING, engine.SHAPE_SMOOTHING)),
+                        "previous smoothing": lag(swapper, photo, PREVIOUS_SMOOTHING)}
+    print("lag", json.dumps(result["lag_px"]), flush=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
 
 

@@ -44,6 +44,11 @@ WORK_SIDE = 320          # px: faces larger than this are rendered at this size,
 CONTRAST_FLOOR = 0.25    # lowest contrast gain of the colour transfer (0.5 left dark clips over-contrasted)
 LOCAL_COLOUR = 0.1        # local colour transfer's Gaussian, as a share of the face's size (0 = global only)
 FADE_IN_SECONDS = 0.2    # a face that appears mid-video fades in over this long (video and live tracks)
+# One-Euro (min cutoff Hz, speed coefficient) of the landmark smoother: the head's pose, and the pose-free
+# shape. Chosen on bench/run_faceswap_stability_bench.py (was (1.0, 1.0) and (0.5, 0.1)): less added change on
+# turning and zooming faces, for a little more lag on fast motion (measured there too).
+POSE_SMOOTHING = (1.0, 0.3)
+SHAPE_SMOOTHING = (0.2, 0.05)
 COLOUR_MEMORY = 0.8      # share of the previous frame's colour statistics kept in a video (0 = none)
 REID_SIMILARITY = 0.85   # face_similarity above which a returning face is taken for the indexed target
 
@@ -155,11 +160,11 @@ class LandmarkSmoother:
     the pose-free shape get separate One-Euro filters, so head motion is followed closely while the
     frame-to-frame wobble of individual points (the visible jitter) is filtered hard."""
 
-    def __init__(self, fps: float = 30.0, pose: tuple[float, float] = (1.0, 1.0),
-                 shape: tuple[float, float] = (0.5, 0.1)) -> None:
+    def __init__(self, fps: float = 30.0, pose: tuple[float, float] | None = None,
+                 shape: tuple[float, float] | None = None) -> None:
         self.dt = 1.0 / max(fps, 1.0)
-        self.pose_filter = OneEuro(*pose)
-        self.shape_filter = OneEuro(*shape)
+        self.pose_filter = OneEuro(*(pose or POSE_SMOOTHING))
+        self.shape_filter = OneEuro(*(shape or SHAPE_SMOOTHING))
         self.reference: np.ndarray | None = None
         self.size = 1.0
 
