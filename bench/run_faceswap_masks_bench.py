@@ -9,8 +9,9 @@
      target, glasses "source" against "none" (under glasses.GLASSES_SCORE = no glasses seen).
 2. Cost: median ms per frame of FaceSwapper.swap_frame (a video track: detection, tracking, render, masks) at
    640x480 and 1280x720, interleaved: plain; hand_mask with no hand in view; hand_mask with a hand over the
-   face; glasses "target" on a target with glasses; the multi-band seam; and the one-off cost of taking the
-   source's glasses out.
+   face; glasses "target" on a target with glasses; the multi-band seam; follow_gaze; and the one-off cost of
+   taking the source's glasses out.
+4. Gaze: see gaze() below.
 3. A picture: docs/images/faceswap-hands-glasses.png.
 
     .venv/bin/python bench/run_faceswap_masks_bench.py [--frames 40] [--out bench/results/faceswap-masks.json]
@@ -34,9 +35,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from run_faceswap_bench import astronaut, background, grace_hopper  # noqa: E402
 
-from drawn_props import draw_glasses, hand_over_face  # noqa: E402
-from genstudio.faceswap.engine import FaceSwapper, SwapOptions, swap_image  # noqa: E402
+from drawn_props import draw_glasses, hand_over_face, look_aside  # noqa: E402
+from genstudio.faceswap.engine import FaceSwapper, SwapOptions, eye_frame, swap_image  # noqa: E402
 from genstudio.faceswap.glasses import GLASSES_SCORE, glasses_score, remove_glasses  # noqa: E402
+from genstudio.faceswap.iris import IrisFinder  # noqa: E402
 
 
 def changed(out: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -70,6 +72,26 @@ def quality(swapper: FaceSwapper, grace: np.ndarray, target: np.ndarray) -> tupl
     return result, pics
 
 
+def gaze(target: np.ndarray) -> dict:
+    """follow_gaze: the astronaut (at 1024 px, irises of about 8 px) looking aside (tests/drawn_props.look_aside,
+    irises moved 0.15 eye-widths to the image-left), swapped with her own photo (only the gaze differs): where
+    the output's irises sit along each eye (0 = centred, in eye widths; the iris model on the output), against
+    the target's."""
+    swapper, finder = FaceSwapper(), IrisFinder()
+    swapper.set_source(target)
+    big = cv2.resize(target, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    aside = look_aside(big, swapper._largest_face(big, "target"), -0.15)
+    pts = swapper._largest_face(aside, "target")
+
+    def along(image: np.ndarray) -> list[float]:
+        found = finder.irises(image, pts)
+        return [round(float((i[0] - eye_frame(pts, e)[0]) @ eye_frame(pts, e)[1] / eye_frame(pts, e)[2]), 3)
+                for e, i in enumerate(found)]
+
+    return {"target (looking aside)": along(aside), "swap": along(swap_image(swapper, aside, SwapOptions())[0]),
+            "swap + follow_gaze": along(swap_image(swapper, aside, SwapOptions(follow_gaze=True))[0])}
+
+
 def frame_at(width: int, height: int, photo: np.ndarray) -> np.ndarray:
     """The photo scaled so the face is about a third of the frame's height, on the bench background."""
     bg = cv2.resize(background(), (width, height))
@@ -97,6 +119,7 @@ def cost(swapper: FaceSwapper, grace: np.ndarray, frames: int) -> dict:
             "hand_mask, a hand over the face": (hand_frame, SwapOptions(hand_mask=True), "source"),
             "glasses=target, target wears glasses": (worn, SwapOptions(glasses="target"), "target"),
             "blend=multiband": (bare, SwapOptions(blend="multiband"), "source"),
+            "follow_gaze": (bare, SwapOptions(follow_gaze=True), "source"),
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
         tracks = {name: engines[glasses].new_track(options) for name, (_, options, glasses) in cases.items()}
@@ -150,7 +173,8 @@ def main() -> None:
     grace = grace_hopper()
     found, pics = quality(swapper, grace, astronaut())
     picture(pics, args.picture)
-    result = {"quality": found, "cost": cost(swapper, grace, args.frames), "frames": args.frames}
+    result = {"quality": found, "gaze (iris along the eye, image-left and image-right eye)": gaze(astronaut()),
+              "cost": cost(swapper, grace, args.frames), "frames": args.frames}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

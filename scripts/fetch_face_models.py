@@ -1,5 +1,5 @@
-"""Fetch the face detector, the 468-point face mesh and the palm detector + hand landmark .tflite files from the
-mediapipe 0.10.21 wheel (Apache-2.0).
+"""Fetch the face detector, the 468-point face mesh, the iris landmarks and the palm detector + hand landmark
+.tflite files from the mediapipe 0.10.21 wheel (Apache-2.0).
 
 The wheel is downloaded with pip (never installed), checked against a pinned sha256, and only the model
 files are extracted into src/genstudio/faceswap/models/. Idempotent: files with the right hashes are kept.
@@ -31,6 +31,10 @@ MODELS = {
     "palm_detection_lite.tflite": (
         "mediapipe/modules/palm_detection/palm_detection_lite.tflite",
         "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
+    ),
+    "iris_landmark.tflite": (
+        "mediapipe/modules/iris_landmark/iris_landmark.tflite",
+        "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
     ),
     "hand_landmark_lite.tflite": (
         "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite",

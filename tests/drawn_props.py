@@ -97,3 +97,27 @@ def turned_face(image: np.ndarray, pts: np.ndarray, squeeze: float = 0.45) -> np
     map_x = np.repeat(src[None, :], h, axis=0).astype(np.float32)
     map_y = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, axis=1)
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def look_aside(image: np.ndarray, pts: np.ndarray, shift: float) -> np.ndarray:
+    """`image` with both irises moved along their eye by `shift` eye-widths (negative: to the image-left), as
+    if the person looked aside: a smooth displacement around each iris, kept inside the eye's opening."""
+    from genstudio.faceswap.engine import eye_frame
+    from genstudio.faceswap.iris import IrisFinder
+    from genstudio.faceswap.landmarks import LEFT_EYE, RIGHT_EYE
+
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    map_x, map_y = xs.copy(), ys.copy()
+    for eye, (contour, iris) in enumerate(zip((RIGHT_EYE, LEFT_EYE), IrisFinder().irises(image, pts), strict=True)):
+        origin, axis, width = eye_frame(pts, eye)
+        move = axis * shift * width
+        opening = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(opening, [pts[contour].astype(np.int32)], 1)
+        opening = cv2.GaussianBlur(opening.astype(np.float32), (0, 0), 2)
+        centre = iris[0] if iris is not None else origin
+        sigma = 0.3 * width
+        weight = np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * sigma ** 2)) * opening
+        map_x -= move[0] * weight
+        map_y -= move[1] * weight
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR)

@@ -455,7 +455,8 @@ def test_hand_mask_through_the_api(fs_client: TestClient, face_png: bytes) -> No
     from drawn_props import hand_over_face
     from genstudio.faceswap.landmarks import FaceLandmarker
 
-    assert fs_client.get("/api/faceswap/options").json()["hand_mask"] is True
+    options = fs_client.get("/api/faceswap/options").json()
+    assert options["hand_mask"] is True and options["follow_gaze"] is True
     face = astronaut_bgr(400)
     landmarker = FaceLandmarker()
     pts = landmarker.landmarks_from_detection(face, landmarker.detect(face)[0]).landmarks
@@ -465,11 +466,11 @@ def test_hand_mask_through_the_api(fs_client: TestClient, face_png: bytes) -> No
     outputs = {}
     for keep in (False, True):
         r = fs_client.post("/api/faceswap", json={"source": source, "target": target, "consent": CONSENT,
-                                                  "hand_mask": keep})
+                                                  "hand_mask": keep, "follow_gaze": keep})
         job = wait_job(fs_client, r.json()["job_id"], timeout=120)
         assert job["status"] == "succeeded", job
         meta = fs_client.get(f"/api/assets/{job['assets'][0]}/meta").json()
-        assert meta["params"]["hand_mask"] is keep
+        assert meta["params"]["hand_mask"] is keep and meta["params"]["follow_gaze"] is keep
         data = fs_client.get(f"/api/assets/{job['assets'][0]}").content
         outputs[keep] = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     changed = {k: (np.abs(v.astype(int) - target_bgr.astype(int)).sum(axis=2) > 24)[hand].mean()

@@ -32,7 +32,8 @@ def _request(args: argparse.Namespace, subject: str, **paths: str | None) -> Any
     req = FaceSwapRequest(source="cli", target="cli", consent=consent, target_face=args.target_face,
                           many_faces=args.many_faces, label_corner=args.label_corner, enhance=args.enhance,
                           occlusion_mask=args.occlusion_mask, region_mask=args.region_mask,
-                          hand_mask=args.hand_mask, glasses=args.glasses, blend=args.blend)
+                          hand_mask=args.hand_mask, glasses=args.glasses, blend=args.blend,
+                          follow_gaze=args.follow_gaze)
     return req.model_copy(update=paths)
 
 
@@ -128,6 +129,8 @@ def _swap_flags(p: Any) -> None:
     p.add_argument("--glasses", choices=["source", "target", "none"], default="source",
                    help="whose glasses the result shows: the source photo's (default), the target's (kept on top; "
                         "the source's taken out) or none (the source's taken out)")
+    p.add_argument("--follow-gaze", action="store_true",
+                   help="put the source's irises where the target's are: the result looks where the target looks")
     p.add_argument("--blend", choices=["feather", "multiband"], default="feather",
                    help="the seam: the mask's feathered edge (default) or a multi-band (Laplacian pyramid) blend")
     p.add_argument("--region-mask", action="store_true",

@@ -81,6 +81,8 @@ class SwapOptions:
     glasses: str = "source"
     # The seam: "feather" (the mask's soft edge) or "multiband" (blend_multiband: Burt and Adelson's pyramid).
     blend: str = "feather"
+    # Put the source's irises where the target's are (iris.py), so the result looks where the target looks.
+    follow_gaze: bool = False
 
 
 def five_points(pts: np.ndarray) -> np.ndarray:
@@ -242,6 +244,13 @@ class _Source:
     # turned source face, the mirrored triangle of the near half (source_far_side).
     src_triangles: np.ndarray | None = None
     turn: float = 0.0
+    # follow_gaze (iris.py): the source's two irises (2x5x2: centre and four rim points), the triangulation
+    # with them as points 468-477, and its far-half variant; None until a swap first asks (or when the
+    # source's eyes are closed).
+    iris: np.ndarray | None = None
+    iris_triangles: np.ndarray | None = None
+    iris_src_triangles: np.ndarray | None = None
+    iris_tried: bool = False
 
 
 # The face mesh's left-right symmetry (scripts/make_mesh_mirror.py): each point's mirror across the midline,
@@ -263,6 +272,25 @@ def face_turn(pts: np.ndarray) -> float:
     return (right - left) / max(right + left, 1e-6)
 
 
+def eye_frame(pts: np.ndarray, eye: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(origin, unit axis, width) of eye `eye` (0 image-left, 1 image-right) from its two corners."""
+    from genstudio.faceswap.iris import EYE_CORNERS
+
+    a, b = pts[EYE_CORNERS[eye][0]], pts[EYE_CORNERS[eye][1]]
+    width = max(float(np.linalg.norm(b - a)), 1e-6)
+    return (a + b) / 2, (b - a) / width, width
+
+
+def iris_in(pts: np.ndarray, eye: int, where: np.ndarray, from_pts: np.ndarray) -> np.ndarray:
+    """The point `where` (an iris centre of the face `from_pts`) carried to the same place in eye `eye` of the
+    face `pts`, in the eye's own frame (along and across the corner-to-corner line, in eye widths)."""
+    o1, u1, w1 = eye_frame(from_pts, eye)
+    o2, u2, w2 = eye_frame(pts, eye)
+    d = where - o1
+    along, across = float(d @ u1) / w1, float(d @ np.array([-u1[1], u1[0]])) / w1
+    return (o2 + (along * u2 + across * np.array([-u2[1], u2[0]])) * w2).astype(np.float32)
+
+
 def source_far_side(triangles: np.ndarray, turn: float) -> np.ndarray | None:
     """For a turned source face: each triangle's source triangle, the far half's replaced by its mirror on the
     near half (a turned photo shows its far cheek squeezed; stretched back over a frontal target it smears),
@@ -270,9 +298,11 @@ def source_far_side(triangles: np.ndarray, turn: float) -> np.ndarray | None:
     if abs(turn) <= TURN_MIRROR:
         return None
     far = -1 if turn > 0 else 1
-    sides = MESH_SIDE[triangles]
+    side = np.concatenate([MESH_SIDE, [-1] * 5, [1] * 5])  # with the irises (follow_gaze) as points 468-477
+    mirror = np.concatenate([MESH_MIRROR, np.arange(473, 478), np.arange(468, 473)])
+    sides = side[triangles]
     use = ((sides == far) | (sides == 0)).all(axis=1) & (sides == far).any(axis=1)
-    return np.where(use[:, None], MESH_MIRROR[triangles], triangles).astype(triangles.dtype)
+    return np.where(use[:, None], mirror[triangles], triangles).astype(triangles.dtype)
 
 
 def delaunay(pts: np.ndarray) -> np.ndarray:
@@ -474,6 +504,7 @@ class FaceSwapper:
         self.models_dir, self.threads = models_dir, threads
         self._hands: Any = None  # hands.HandFinder, made on the first request for a hand mask
         self.source_glasses = False  # whether the source photo's face wears glasses (glasses.py)
+        self._irises: Any = None  # iris.IrisFinder, made on the first request to follow the target's gaze
 
     # -- source -----------------------------------------------------------------------------------------
     def _largest_face(self, image_bgr: np.ndarray, what: str) -> np.ndarray:
@@ -584,8 +615,51 @@ class FaceSwapper:
         return [max(faces, key=lambda f: f.area())]
 
     # -- rendering ----------------------------------------------------------------------------------------
+    def _iris_finder(self) -> Any:
+        if self._irises is None:
+            from genstudio.faceswap.iris import IrisFinder
+
+            self._irises = IrisFinder(self.models_dir, self.threads)
+        return self._irises
+
+    def _gaze_points(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """follow_gaze: (target points with its iris centres as points 468-469 in frame pixels, the source's
+        likewise, the triangulation, its far-half variant); None when the source's irises are not known.
+        An eye whose iris is not seen this frame (closed, or found outside the eye) gets the place the
+        source's iris has in its own eye; in a video the centres are smoothed over frames."""
+        src = self.source
+        if not src.iris_tried:
+            src.iris_tried = True
+            found = self._iris_finder().irises(src.image, src.pts)
+            if all(c is not None for c in found):
+                src.iris = np.array(found, np.float32)
+                extended = np.concatenate([src.pts, src.iris.reshape(-1, 2)])
+                src.iris_triangles = delaunay(extended)
+                src.iris_src_triangles = source_far_side(src.iris_triangles, src.turn)
+        if src.iris is None:
+            return None
+        seen = self._iris_finder().irises(frame, pts)
+        centres = np.array([c[0] if c is not None else iris_in(pts, eye, src.iris[eye, 0], src.pts)
+                            for eye, c in enumerate(seen)], np.float32)
+        if memory is not None:
+            old = memory.get("iris_offset")  # smoothed in the eyes' own frames, so head motion is not lagged
+            offset = np.array([c - eye_frame(pts, e)[0] for e, c in enumerate(centres)], np.float32)
+            if old is not None:
+                offset = 0.5 * old + 0.5 * offset
+            memory["iris_offset"] = offset
+            centres = np.array([eye_frame(pts, e)[0] + offset[e] for e in range(2)], np.float32)
+        # The source's iris moved whole to the target's centre (its rim scaled with the eye), so it keeps its
+        # round shape instead of stretching between its old place and the new.
+        irises = []
+        for e in range(2):
+            ratio = eye_frame(pts, e)[2] / eye_frame(src.pts, e)[2]
+            irises.append(centres[e] + (src.iris[e] - src.iris[e, 0]) * ratio)
+        return (np.concatenate([pts, *irises]), np.concatenate([src.pts, src.iris.reshape(-1, 2)]),
+                src.iris_triangles, src.iris_src_triangles)
+
     def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None,
-                    blend: str = "feather") -> bool:
+                    blend: str = "feather", gaze: bool = False) -> bool:
         """Swap the source face onto the face with landmarks `pts`, in place. False when it is off-frame.
         `memory`: the tracked face's colour state (colour_transfer), None for a still.
 
@@ -599,8 +673,15 @@ class FaceSwapper:
         x0, y0, w, h = box
         scale = min(1.0, WORK_SIDE / max(w, h))
         ws, hs = max(4, round(w * scale)), max(4, round(h * scale))
-        local = (pts - np.array([x0, y0], np.float32)) * np.array([ws / w, hs / h], np.float32)
-        map_x, map_y = warp_maps(local, src.pts, src.triangles, 0, 0, ws, hs, src.src_triangles)
+        to_local = np.array([ws / w, hs / h], np.float32)
+        local = (pts - np.array([x0, y0], np.float32)) * to_local
+        points = self._gaze_points(frame, pts, memory) if gaze else None
+        if points is None:
+            map_x, map_y = warp_maps(local, src.pts, src.triangles, 0, 0, ws, hs, src.src_triangles)
+        else:
+            target, source, triangles, src_triangles = points
+            map_x, map_y = warp_maps((target - np.array([x0, y0], np.float32)) * to_local, source, triangles,
+                                     0, 0, ws, hs, src_triangles)
         warped = cv2.remap(src.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         alpha, core = face_mask(local, 0, 0, ws, hs, eye_keep_weights(pts, src.eyes))
         region = frame[y0:y0 + h, x0:x0 + w]
@@ -665,7 +746,7 @@ class FaceSwapper:
             part = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2])) if box else None
             before = out[part].copy() if part else None
             memory = face.colour if track.options.smoothing else None
-            if not self.render_face(out, face.smoothed, memory, track.options.blend):
+            if not self.render_face(out, face.smoothed, memory, track.options.blend, track.options.follow_gaze):
                 continue
             if self.face_models is not None:
                 self.face_models.apply(frame_bgr, out, face.smoothed, track.options)
@@ -688,5 +769,5 @@ def swap_image(swapper: FaceSwapper, target_bgr: np.ndarray, options: SwapOption
                          reference_bgr=options.reference_bgr, smoothing=False, small_faces=options.small_faces,
                          enhance=options.enhance, occlusion_mask=options.occlusion_mask,
                          region_mask=options.region_mask, hand_mask=options.hand_mask, glasses=options.glasses,
-                         blend=options.blend)
+                         blend=options.blend, follow_gaze=options.follow_gaze)
     return swapper.swap_frame(target_bgr, swapper.new_track(single))

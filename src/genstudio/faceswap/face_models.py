@@ -234,10 +234,13 @@ NEEDS = {"enhance": "faceswap_enhancer_model", "occlusion_mask": "faceswap_occlu
 
 
 def check_face_models(settings: Any, *, enhance: float, occlusion_mask: bool, region_mask: bool,
-                      hand_mask: bool = False) -> None:
+                      hand_mask: bool = False, follow_gaze: bool = False) -> None:
     """ValueError(field, message)-style check: a request asking for a model the settings do not name."""
     from genstudio.errors import LimitError
 
+    if follow_gaze and not iris_model_present():
+        raise LimitError("follow_gaze", "the built-in iris model is missing on this server: run "
+                                        "`python scripts/fetch_face_models.py` (or `make install`)")
     if hand_mask and not hand_models_present():
         raise LimitError("hand_mask", "the built-in hand models are missing on this server: run "
                                       "`python scripts/fetch_face_models.py` (or `make install`)")
@@ -259,9 +262,16 @@ def hand_models_present() -> bool:
     return all((DEFAULT_MODELS_DIR / name).is_file() for name in (PALM_FILE, HAND_FILE))
 
 
+def iris_model_present() -> bool:
+    from genstudio.faceswap.iris import IRIS_FILE
+    from genstudio.faceswap.landmarks import DEFAULT_MODELS_DIR
+
+    return (DEFAULT_MODELS_DIR / IRIS_FILE).is_file()
+
+
 def face_models_info(settings: Any) -> dict[str, Any]:
     """Which optional face models this studio has, for the page and `GET /api/faceswap/options`."""
-    return {"hand_mask": hand_models_present(),
+    return {"hand_mask": hand_models_present(), "follow_gaze": iris_model_present(),
             "enhance": settings.faceswap_enhancer_model is not None,
             "occlusion_mask": settings.faceswap_occluder_model is not None,
             "region_mask": settings.faceswap_parser_model is not None,

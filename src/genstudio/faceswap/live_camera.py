@@ -115,7 +115,8 @@ def run_camera(studio: Any, request: Any, *, camera: int = 0, virtual: bool = Tr
     try:
         options = make_options(request.target_face, request.many_faces, None, enhance=request.enhance,
                                occlusion_mask=request.occlusion_mask, region_mask=request.region_mask,
-                               hand_mask=request.hand_mask, glasses=request.glasses, blend=request.blend)
+                               hand_mask=request.hand_mask, glasses=request.glasses, blend=request.blend,
+                               follow_gaze=request.follow_gaze)
         swapper, track, marker = start_live(studio.settings, load_bgr(source.read(), "source"), options, fps)
         frame = first
         while frame is not None:

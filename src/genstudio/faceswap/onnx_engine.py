@@ -139,7 +139,8 @@ class OnnxFaceSwapper(FaceSwapper):
         return points * (self.face_size / side)
 
     def render_face(self, frame: np.ndarray, pts: np.ndarray, memory: dict | None = None,
-                    blend: str = "feather") -> bool:
+                    blend: str = "feather", gaze: bool = False) -> bool:
+        # (`gaze` is for the landmark engine: a swap model renders the target's own eyes and gaze.)
         box = face_box(pts, frame.shape)
         if box is None:
             return False

@@ -63,6 +63,8 @@ class FaceSwapRequest(BaseModel):
     blend: Literal["feather", "multiband"] = Field(
         default="feather", description="the seam: the mask's feathered edge, or a multi-band (Laplacian "
         "pyramid) blend")
+    follow_gaze: bool = Field(default=False, description="put the source's irises where the target's are, so "
+                                                          "the result looks where the target looks (built in)")
 
 
 class DetectRequest(BaseModel):
@@ -353,6 +355,7 @@ class FaceSwapParams(BaseModel):
     hand_mask: bool = False
     glasses: Literal["source", "target", "none"] = "source"
     blend: Literal["feather", "multiband"] = "feather"
+    follow_gaze: bool = False
     consent_id: str
     audit_id: str
 
@@ -542,7 +545,8 @@ class FaceSwapStudio:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
             _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
-                               region_mask=request.region_mask, hand_mask=request.hand_mask)
+                               region_mask=request.region_mask, hand_mask=request.hand_mask,
+                               follow_gaze=request.follow_gaze)
             seen["source"] = self._image_input(request.source, "source")
             target, target_kind, target_info = self._target(request.target)
             seen["target"] = target
@@ -584,6 +588,7 @@ class FaceSwapStudio:
             hand_mask=request.hand_mask,
             glasses=request.glasses,
             blend=request.blend,
+            follow_gaze=request.follow_gaze,
             consent_id=consent_row.id,
             audit_id=audit.id,
         )
@@ -596,7 +601,8 @@ class FaceSwapStudio:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
             _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
-                               region_mask=request.region_mask, hand_mask=request.hand_mask)
+                               region_mask=request.region_mask, hand_mask=request.hand_mask,
+                               follow_gaze=request.follow_gaze)
             seen["source"] = self._image_input(request.source, "source")
         except LimitError as exc:
             self.audit_refusal(request, str(exc), "live", seen)
@@ -643,7 +649,8 @@ class FaceSwapStudio:
             source_bgr = load_bgr(source.read(), "source")
             reference_bgr = load_bgr(reference.read(), "reference") if reference else None
             models = {"enhance": p.enhance, "occlusion_mask": p.occlusion_mask, "region_mask": p.region_mask,
-                      "hand_mask": p.hand_mask, "glasses": p.glasses, "blend": p.blend}
+                      "hand_mask": p.hand_mask, "glasses": p.glasses, "blend": p.blend,
+                      "follow_gaze": p.follow_gaze}
             options = make_options(p.target_face, p.many_faces, reference_bgr, **models)
             provenance = {
                 "consent_id": p.consent_id,
@@ -701,6 +708,7 @@ class FaceSwapStudio:
             "hand_mask": p.hand_mask,
             "glasses": p.glasses,
             "blend": p.blend,
+            "follow_gaze": p.follow_gaze,
             "label_corner": p.label_corner,
             "engine": self.settings.faceswap_engine,
             "inputs": provenance["inputs"],

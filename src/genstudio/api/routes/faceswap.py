@@ -238,7 +238,8 @@ async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent
             source_bgr,
             make_options(req.target_face, req.many_faces, None, enhance=req.enhance,
                          occlusion_mask=req.occlusion_mask, region_mask=req.region_mask,
-                         hand_mask=req.hand_mask, glasses=req.glasses, blend=req.blend),
+                         hand_mask=req.hand_mask, glasses=req.glasses, blend=req.blend,
+                         follow_gaze=req.follow_gaze),
             req.label_corner,
         )
     except (NoFaceError, LimitError) as exc:

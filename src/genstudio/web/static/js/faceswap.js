@@ -61,6 +61,7 @@ function consentAndChoice() {
     hand_mask: !el.hands.disabled && el.hands.checked,
     glasses: el.glasses.value,
     blend: el.blend.value,
+    follow_gaze: !el.gaze.disabled && el.gaze.checked,
     region_mask: !el.regions.disabled && el.regions.checked,
   };
 }
@@ -74,22 +75,23 @@ async function loadModelOptions() {
     return;
   }
   const missing = [];
-  let handsMissing = false;
+  let builtInMissing = false;
   for (const [key, input, what, setting] of [["hand_mask", el.hands, "hand models", ""],
+    ["follow_gaze", el.gaze, "iris model", ""],
     ["enhance", el.enhance, "face enhancer", "GENSTUDIO_FACESWAP_ENHANCER_MODEL"],
     ["occlusion_mask", el.occlusion, "occluder", "GENSTUDIO_FACESWAP_OCCLUDER_MODEL"],
     ["region_mask", el.regions, "face parser", "GENSTUDIO_FACESWAP_PARSER_MODEL"]]) {
     input.disabled = !options[key];
     input.title = options[key] ? "" : (setting ? `needs a ${what} on the server (${setting})` : "needs make install");
     if (!options[key] && setting) missing.push(`${what} (${setting})`);
-    if (!options[key] && !setting) handsMissing = true;
+    if (!options[key] && !setting) builtInMissing = true;
   }
   const notes = [];
   if (missing.length) {
     notes.push(`Not on this server: ${missing.join(", ")}. Add an ONNX model with `
       + "genstudio models add FILE --kind faceswap, or set the setting (docs/faceswap.md).");
   }
-  if (handsMissing) notes.push("The built-in hand models are missing: run make install on the server.");
+  if (builtInMissing) notes.push("Built-in models (hands, irises) are missing: run make install on the server.");
   el.modelsNote.textContent = notes.length ? notes.join(" ") : "All face models are available on this server.";
 }
 
@@ -348,7 +350,7 @@ function init() {
     gallery: $("gallery"), galleryEmpty: $("gallery-empty"), galleryError: $("gallery-error"), loadMore: $("load-more"),
     tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenError: $("token-error"),
     forgetToken: $("forget-token"), enhance: $("fs-enhance"), enhanceValue: $("fs-enhance-value"),
-    occlusion: $("fs-occlusion"), hands: $("fs-hands"), glasses: $("fs-glasses"), blend: $("fs-blend"), regions: $("fs-regions"), modelsNote: $("fs-models-note"),
+    occlusion: $("fs-occlusion"), hands: $("fs-hands"), glasses: $("fs-glasses"), blend: $("fs-blend"), gaze: $("fs-gaze"), regions: $("fs-regions"), modelsNote: $("fs-models-note"),
   });
   el.enhance.addEventListener("input", () => {
     const v = Number(el.enhance.value);
