@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from run_faceswap_bench import astronaut, grace_hopper  # noqa: E402
 
-from drawn_props import turned_face  # noqa: E402
+from drawn_props import face_halves, turned_face  # noqa: E402
 from genstudio.faceswap import engine  # noqa: E402
-from genstudio.faceswap.engine import FACE_OVAL, MESH_SIDE, FaceSwapper, SwapOptions, face_turn, swap_image  # noqa: E402
+from genstudio.faceswap.engine import FaceSwapper, SwapOptions, face_turn, swap_image  # noqa: E402
 
 
 def main() -> None:
@@ -42,12 +42,7 @@ def main() -> None:
     swapper = FaceSwapper()
     swapper.set_source(grace)
     ideal = swap_image(swapper, target, SwapOptions())[0]
-    pts = swapper._largest_face(target, "target")
-    face = np.zeros(target.shape[:2], np.uint8)
-    cv2.fillConvexPoly(face, cv2.convexHull(pts[FACE_OVAL].astype(np.int32)), 1)
-    mid = pts[MESH_SIDE == 0][:, 0].mean()
-    xs = np.arange(target.shape[1])[None, :]
-    halves = {"far": (face > 0) & (xs > mid + 5), "near": (face > 0) & (xs < mid - 5)}
+    halves = face_halves(target.shape, swapper._largest_face(target, "target"))
     grace_pts = swapper._largest_face(grace, "source")
     rows, tiles = {}, []
     saved = engine.TURN_MIRROR

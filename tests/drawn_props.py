@@ -121,3 +121,15 @@ def look_aside(image: np.ndarray, pts: np.ndarray, shift: float) -> np.ndarray:
         map_x -= move[0] * weight
         map_y -= move[1] * weight
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR)
+
+
+def face_halves(shape: tuple[int, ...], pts: np.ndarray) -> dict[str, np.ndarray]:
+    """The face oval of the landmarks `pts` split at its midline (5 px either side left out): "far" is the
+    image-right half (the one turned_face squeezes), "near" the image-left one; boolean masks of `shape`."""
+    from genstudio.faceswap.engine import FACE_OVAL, MESH_SIDE
+
+    face = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(pts[FACE_OVAL].astype(np.int32)), 1)
+    mid = pts[MESH_SIDE == 0][:, 0].mean()
+    xs = np.arange(shape[1])[None, :]
+    return {"far": (face > 0) & (xs > mid + 5), "near": (face > 0) & (xs < mid - 5)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drawn_props import turned_face
+from drawn_props import face_halves, turned_face
 
 
 def test_the_mesh_mirror_map() -> None:
@@ -31,7 +31,7 @@ def test_turn_is_read_from_the_landmarks(swapper, grace: np.ndarray, astronaut: 
 def test_a_turned_source_far_half_is_drawn_from_the_near_half(grace: np.ndarray, astronaut: np.ndarray,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from genstudio.faceswap import engine
-    from genstudio.faceswap.engine import FACE_OVAL, MESH_SIDE, FaceSwapper, SwapOptions, swap_image
+    from genstudio.faceswap.engine import FaceSwapper, SwapOptions, swap_image
 
     swapper = FaceSwapper()
     swapper.set_source(grace)
@@ -45,13 +45,7 @@ def test_a_turned_source_far_half_is_drawn_from_the_near_half(grace: np.ndarray,
     swapper.set_source(turned)
     stretched = swap_image(swapper, astronaut, SwapOptions())[0]
 
-    import cv2
-
-    pts = swapper._largest_face(astronaut, "target")
-    face = np.zeros(astronaut.shape[:2], np.uint8)
-    cv2.fillConvexPoly(face, cv2.convexHull(pts[FACE_OVAL].astype(np.int32)), 1)
-    mid = pts[MESH_SIDE == 0][:, 0].mean()
-    far = (face > 0) & (np.arange(astronaut.shape[1])[None, :] > mid + 5)
+    far = face_halves(astronaut.shape, swapper._largest_face(astronaut, "target"))["far"]
 
     def off(out: np.ndarray) -> float:
         return float(np.abs(out.astype(int) - ideal.astype(int)).mean(axis=2)[far].mean())

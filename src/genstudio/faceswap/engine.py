@@ -697,11 +697,12 @@ class FaceSwapper:
     def keep_target_glasses(self, target: np.ndarray, out: np.ndarray, face: _Face) -> bool:
         """When the target face wears glasses (a running score, so one frame does not switch it), keep
         their frame on top of the swap."""
-        from genstudio.faceswap.glasses import GLASSES_SCORE, glasses_score, keep_frame
+        from genstudio.faceswap.glasses import GLASSES_SCORE, eye_band, glasses_score, keep_frame
 
-        score = glasses_score(target, face.smoothed)
+        band = eye_band(target, face.smoothed)  # one black-hat for the score and the frame
+        score = glasses_score(target, face.smoothed, band)
         face.glasses = score if face.glasses < 0 else 0.7 * face.glasses + 0.3 * score
-        return face.glasses >= GLASSES_SCORE and keep_frame(target, out, face.smoothed)
+        return face.glasses >= GLASSES_SCORE and keep_frame(target, out, face.smoothed, band)
 
     def keep_hands(self, target: np.ndarray, out: np.ndarray, pts: np.ndarray) -> bool:
         """Where a hand covers the face with landmarks `pts`, put the target's pixels back into `out`."""

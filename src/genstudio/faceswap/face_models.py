@@ -257,16 +257,16 @@ def check_face_models(settings: Any, *, enhance: float, occlusion_mask: bool, re
 
 def hand_models_present() -> bool:
     from genstudio.faceswap.hands import HAND_FILE, PALM_FILE
-    from genstudio.faceswap.landmarks import DEFAULT_MODELS_DIR
+    from genstudio.faceswap.landmarks import models_present
 
-    return all((DEFAULT_MODELS_DIR / name).is_file() for name in (PALM_FILE, HAND_FILE))
+    return models_present(PALM_FILE, HAND_FILE)
 
 
 def iris_model_present() -> bool:
     from genstudio.faceswap.iris import IRIS_FILE
-    from genstudio.faceswap.landmarks import DEFAULT_MODELS_DIR
+    from genstudio.faceswap.landmarks import models_present
 
-    return (DEFAULT_MODELS_DIR / IRIS_FILE).is_file()
+    return models_present(IRIS_FILE)
 
 
 def face_models_info(settings: Any) -> dict[str, Any]:

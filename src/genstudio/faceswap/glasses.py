@@ -51,13 +51,23 @@ def _black_hat(image: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, int
     return cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 
 
-def glasses_score(image: np.ndarray, pts: np.ndarray) -> float:
+Band = tuple[tuple[int, int, int, int], np.ndarray]  # the eye band's box and its black-hat
+
+
+def eye_band(image: np.ndarray, pts: np.ndarray) -> Band | None:
+    """The band from the brows to the cheekbones (its box x0, y0, x1, y1) and its black-hat; None when the
+    face is too small. glasses_score and frame_mask share it when given it."""
+    box = _band_box(pts, image.shape)
+    return None if box is None else (box, _black_hat(image, pts, box))
+
+
+def glasses_score(image: np.ndarray, pts: np.ndarray, band: Band | None = None) -> float:
     """How strongly a thin dark line crosses the nose bridge between the eyes (the row of the bridge patch
     with the most black-hat, in grey levels): about 40 with glasses, under 10 without, in the test photos."""
-    box = _band_box(pts, image.shape)
-    if box is None:
+    band = band or eye_band(image, pts)
+    if band is None:
         return 0.0
-    hat = _black_hat(image, pts, box)
+    box, hat = band
     inner_r, inner_l, top, bottom = (pts[i] for i in _BRIDGE)
     xa, xb = sorted((int(inner_r[0]) - box[0], int(inner_l[0]) - box[0]))
     xa, xb = xa + (xb - xa) // 4, xb - (xb - xa) // 4  # the middle half: clear of the eyes' corners
@@ -97,14 +107,15 @@ def _where_frames_go(pts: np.ndarray, box: tuple[int, int, int, int]) -> tuple[n
     return rims, bridge
 
 
-def frame_mask(image: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+def frame_mask(image: np.ndarray, pts: np.ndarray, band: Band | None = None
+               ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """(mask in [0, 1] of the glasses' frame over the band, the band's box x0, y0, x1, y1). The frame: thin dark
     lines (black-hat over RIM_LEVEL; half that across the bridge) where frames go, in connected pieces at
     least 30% of the eyes' span long (a wrinkle or a lash line is shorter). None when the face is too small."""
-    box = _band_box(pts, image.shape)
-    if box is None:
+    band = band or eye_band(image, pts)
+    if band is None:
         return None
-    hat = _black_hat(image, pts, box).astype(np.float32)
+    box, hat = band[0], band[1].astype(np.float32)
     rims, bridge = _where_frames_go(pts, box)
     lines = (((hat > RIM_LEVEL) & (rims > 0)) | ((hat > RIM_LEVEL / 2) & (bridge > 0))).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
@@ -127,9 +138,9 @@ def remove_glasses(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return out
 
 
-def keep_frame(target: np.ndarray, out: np.ndarray, pts: np.ndarray) -> bool:
+def keep_frame(target: np.ndarray, out: np.ndarray, pts: np.ndarray, band: Band | None = None) -> bool:
     """Put the target's glasses frame (around the face with landmarks `pts`) back on top of `out`."""
-    found = frame_mask(target, pts)
+    found = frame_mask(target, pts, band)
     if found is None:
         return False
     mask, (x0, y0, x1, y1) = found

@@ -16,7 +16,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from genstudio.faceswap.landmarks import DEFAULT_MODELS_DIR, FETCH_COMMAND, _interpreter, _sigmoid, _weighted_nms
+from genstudio.faceswap.landmarks import (
+    DEFAULT_MODELS_DIR,
+    _interpreter,
+    _sigmoid,
+    _weighted_nms,
+    check_models,
+    decode_ssd,
+    letterbox,
+    roi_crop,
+    ssd_anchors,
+    to_frame,
+)
 
 PALM_FILE = "palm_detection_lite.tflite"
 HAND_FILE = "hand_landmark_lite.tflite"
@@ -32,17 +43,7 @@ PALM = np.array([0, 1, 2, 5, 9, 13, 17])
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
 
 
-def _anchors() -> np.ndarray:
-    """2016 anchor centres of the 192 px palm detector: strides 8, 16, 16, 16 -> 24x24x2 + 12x12x6."""
-    centres = []
-    for grid, per_cell in ((24, 2), (12, 6)):
-        ys, xs = np.mgrid[0:grid, 0:grid]
-        cell = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], axis=-1).reshape(-1, 1, 2)
-        centres.append(np.repeat(cell, per_cell, axis=1).reshape(-1, 2))
-    return np.concatenate(centres).astype(np.float32)
-
-
-_ANCHORS = _anchors()
+_ANCHORS = ssd_anchors(((24, 2), (12, 6)))  # 2016 anchors of the 192 px palm detector: strides 8, 16, 16, 16
 
 
 @dataclass
@@ -86,19 +87,12 @@ def hand_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def check_hand_models(models_dir: Path) -> None:
-    missing = [name for name in (PALM_FILE, HAND_FILE) if not (models_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"hand models missing in {models_dir}: {', '.join(missing)}; "
-                                f"run `{FETCH_COMMAND}` (or `make install`) to fetch them")
-
-
 class HandFinder:
     """Palm detector + hand landmarks. Not thread-safe (one LiteRT interpreter per model)."""
 
     def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
         models_dir = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
-        check_hand_models(models_dir)
+        check_models(models_dir, (PALM_FILE, HAND_FILE), "hand models")
         self._palm = _interpreter(models_dir / PALM_FILE, threads)
         self._hand = _interpreter(models_dir / HAND_FILE, threads)
         self._palm_in = self._palm.get_input_details()[0]["index"]
@@ -110,14 +104,7 @@ class HandFinder:
 
     def palms(self, image_bgr: np.ndarray) -> list:
         """Palm detections (box, 7 keypoints, score) in image pixels, highest score first."""
-        h, w = image_bgr.shape[:2]
-        side = max(h, w)
-        scale = _PALM_SIZE / side
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_AREA)
-        left, top = (_PALM_SIZE - sw) // 2, (_PALM_SIZE - sh) // 2
-        square = cv2.copyMakeBorder(small, top, _PALM_SIZE - sh - top, left, _PALM_SIZE - sw - left,
-                                    cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        square, offset, side = letterbox(image_bgr, _PALM_SIZE)
         rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32) * (1.0 / 255.0)
         self._palm.set_tensor(self._palm_in, rgb[None])
         self._palm.invoke()
@@ -125,34 +112,19 @@ class HandFinder:
         keep = np.flatnonzero(scores >= _PALM_SCORE)
         if not len(keep):
             return []
-        reg = self._palm.get_tensor(self._palm_reg)[0][keep] / _PALM_SIZE
-        anchors = _ANCHORS[keep]
-        cx, cy = anchors[:, 0] + reg[:, 0], anchors[:, 1] + reg[:, 1]
-        boxes = np.stack([cx - reg[:, 2] / 2, cy - reg[:, 3] / 2, cx + reg[:, 2] / 2, cy + reg[:, 3] / 2], axis=1)
-        kps = anchors[:, None, :] + reg[:, 4:18].reshape(-1, 7, 2)
-        offset = np.array([left, top], np.float32) / _PALM_SIZE
-        boxes = ((boxes - np.tile(offset, 2)) * side).astype(np.float32)
-        kps = ((kps - offset) * side).astype(np.float32)
+        boxes, kps = decode_ssd(self._palm.get_tensor(self._palm_reg)[0][keep], _ANCHORS[keep], _PALM_SIZE, 7,
+                                offset, side)
         return _weighted_nms(boxes, kps, scores[keep].astype(np.float32))
 
     def landmarks(self, frame_bgr: np.ndarray, roi: tuple[float, float, float, float]) -> tuple[np.ndarray, float]:
         """(21x2 frame pixels, presence) inside a rotated square ROI (centre x, centre y, side, angle)."""
-        cx, cy, size, angle = roi
-        c, s = np.cos(angle), np.sin(angle)
-        ux, uy = np.array([c, s]) * size / 2, np.array([-s, c]) * size / 2
-        centre = np.array([cx, cy])
-        src = np.float32([centre - ux - uy, centre + ux - uy, centre - ux + uy])
-        dst = np.float32([[0, 0], [_HAND_SIZE, 0], [0, _HAND_SIZE]])
-        affine = cv2.getAffineTransform(src, dst)
-        crop = cv2.warpAffine(frame_bgr, affine, (_HAND_SIZE, _HAND_SIZE), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT)
+        crop, inverse = roi_crop(frame_bgr, roi, _HAND_SIZE, cv2.BORDER_CONSTANT)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) * (1.0 / 255.0)
         self._hand.set_tensor(self._hand_in, rgb[None])
         self._hand.invoke()
         pts = self._hand.get_tensor(self._hand_pts).reshape(21, 3)[:, :2]
         presence = float(self._hand.get_tensor(self._hand_flag).reshape(()))
-        inverse = cv2.invertAffineTransform(affine)
-        return (pts @ inverse[:, :2].T + inverse[:, 2]).astype(np.float32), presence
+        return to_frame(pts, inverse), presence
 
     def find(self, frame_bgr: np.ndarray, region: tuple[int, int, int, int] | None = None) -> list[Hand]:
         """Hands in `region` (x0, y0, w, h; the whole frame when None), landmarks in frame pixels."""

@@ -51,17 +51,61 @@ def _pyramid(w: int, h: int, min_face: int) -> list[int]:
     return sides
 
 
-def _anchors() -> np.ndarray:
-    """896 anchor centres (x, y) of BlazeFace short range: strides 8, 16, 16, 16 -> 16x16x2 + 8x8x6."""
+def ssd_anchors(layers: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Anchor centres (x, y, in the unit square) of MediaPipe's SSD detectors: for each (grid, anchors per
+    cell), a grid x grid layer. BlazeFace short range: ((16, 2), (8, 6)), 896 anchors."""
     centres = []
-    for grid, per_cell in ((16, 2), (8, 6)):
+    for grid, per_cell in layers:
         ys, xs = np.mgrid[0:grid, 0:grid]
         cell = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], axis=-1).reshape(-1, 1, 2)
         centres.append(np.repeat(cell, per_cell, axis=1).reshape(-1, 2))
     return np.concatenate(centres).astype(np.float32)
 
 
-_ANCHORS = _anchors()
+_ANCHORS = ssd_anchors(((16, 2), (8, 6)))
+
+
+def letterbox(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(size x size BGR square with the image scaled to fit and centred, black around it; the offset of the
+    image in the square as a share of `size`; the image's longer side): what a detector is given."""
+    h, w = image_bgr.shape[:2]
+    side = max(h, w)
+    sw, sh = max(1, round(w * size / side)), max(1, round(h * size / side))
+    small = cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+    left, top = (size - sw) // 2, (size - sh) // 2
+    square = cv2.copyMakeBorder(small, top, size - sh - top, left, size - sw - left, cv2.BORDER_CONSTANT,
+                                value=(0, 0, 0))
+    return square, np.array([left, top], np.float32) / size, side
+
+
+def decode_ssd(reg: np.ndarray, anchors: np.ndarray, size: int, keypoints: int, offset: np.ndarray,
+               side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes Nx4, keypoints NxKx2) in image pixels from the regressors of the kept anchors (box centre and
+    size, then the keypoints, in pixels of the `size` input) and the letterbox's offset and side."""
+    reg = reg / size
+    cx, cy = anchors[:, 0] + reg[:, 0], anchors[:, 1] + reg[:, 1]
+    boxes = np.stack([cx - reg[:, 2] / 2, cy - reg[:, 3] / 2, cx + reg[:, 2] / 2, cy + reg[:, 3] / 2], axis=1)
+    kps = anchors[:, None, :] + reg[:, 4:4 + 2 * keypoints].reshape(-1, keypoints, 2)
+    return ((boxes - np.tile(offset, 2)) * side).astype(np.float32), ((kps - offset) * side).astype(np.float32)
+
+
+def roi_crop(frame_bgr: np.ndarray, roi: tuple[float, float, float, float], size: int,
+             border: int = cv2.BORDER_REPLICATE) -> tuple[np.ndarray, np.ndarray]:
+    """(size x size crop of the rotated square ROI (centre x, centre y, side, angle in radians: the crop's x
+    axis), the 2x3 affine that brings crop pixels back to the frame)."""
+    cx, cy, side, angle = roi
+    c, s = np.cos(angle), np.sin(angle)
+    ux, uy = np.array([c, s]) * side / 2, np.array([-s, c]) * side / 2
+    centre = np.array([cx, cy])
+    src = np.float32([centre - ux - uy, centre + ux - uy, centre - ux + uy])
+    affine = cv2.getAffineTransform(src, np.float32([[0, 0], [size, 0], [0, size]]))
+    crop = cv2.warpAffine(frame_bgr, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
+    return crop, cv2.invertAffineTransform(affine)
+
+
+def to_frame(pts: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Points in a crop's pixels back to the frame's with roi_crop's inverse affine."""
+    return (pts @ inverse[:, :2].T + inverse[:, 2]).astype(np.float32)
 
 
 @dataclass
@@ -97,11 +141,18 @@ def _interpreter(path: Path, threads: int):
     return interpreter
 
 
-def check_models(models_dir: Path) -> None:
-    missing = [name for name in (DETECTOR_FILE, MESH_FILE) if not (models_dir / name).is_file()]
+def check_models(models_dir: Path, names: tuple[str, ...] = (DETECTOR_FILE, MESH_FILE),
+                 what: str = "face models") -> None:
+    """FileNotFoundError naming the fetch command when any of the .tflite files `names` is missing."""
+    missing = [name for name in names if not (models_dir / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"face models missing in {models_dir}: {', '.join(missing)}; "
+        raise FileNotFoundError(f"{what} missing in {models_dir}: {', '.join(missing)}; "
                                 f"run `{FETCH_COMMAND}` (or `make install`) to fetch them")
+
+
+def models_present(*names: str) -> bool:
+    """Whether the built-in .tflite files `names` are installed (scripts/fetch_face_models.py)."""
+    return all((DEFAULT_MODELS_DIR / name).is_file() for name in names)
 
 
 class FaceLandmarker:
@@ -164,49 +215,25 @@ class FaceLandmarker:
 
     def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(boxes Nx4, keypoints Nx6x2, scores N) of the anchors over the threshold, in image pixels."""
-        h, w = image_bgr.shape[:2]
-        side = max(h, w)
-        scale = _DET_SIZE / side
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_AREA)
-        left, top = (_DET_SIZE - sw) // 2, (_DET_SIZE - sh) // 2
-        square = cv2.copyMakeBorder(small, top, _DET_SIZE - sh - top, left, _DET_SIZE - sw - left,
-                                    cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        square, offset, side = letterbox(image_bgr, _DET_SIZE)
         rgb = cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32) * (2.0 / 255.0) - 1.0
         self._det.set_tensor(self._det_in, rgb[None])
         self._det.invoke()
-        reg = self._det.get_tensor(self._det_reg)[0] / _DET_SIZE
         scores = _sigmoid(self._det.get_tensor(self._det_cls)[0, :, 0])
         keep = np.flatnonzero(scores >= _SCORE_THRESHOLD)
-        reg, scores, anchors = reg[keep], scores[keep], _ANCHORS[keep]
-        cx, cy = anchors[:, 0] + reg[:, 0], anchors[:, 1] + reg[:, 1]
-        boxes = np.stack([cx - reg[:, 2] / 2, cy - reg[:, 3] / 2, cx + reg[:, 2] / 2, cy + reg[:, 3] / 2], axis=1)
-        kps = anchors[:, None, :] + reg[:, 4:16].reshape(-1, 6, 2)
-        # From the letterboxed unit square back to image pixels.
-        offset = np.array([left, top], np.float32) / _DET_SIZE
-        boxes = (boxes - np.tile(offset, 2)) * side
-        kps = (kps - offset) * side
-        return boxes.astype(np.float32), kps.astype(np.float32), scores.astype(np.float32)
+        boxes, kps = decode_ssd(self._det.get_tensor(self._det_reg)[0][keep], _ANCHORS[keep], _DET_SIZE, 6,
+                                offset, side)
+        return boxes, kps, scores[keep].astype(np.float32)
 
     def mesh(self, frame_bgr: np.ndarray, roi: tuple[float, float, float, float]) -> MeshResult:
         """Landmarks inside a rotated square ROI (centre x, centre y, side, angle in radians)."""
-        cx, cy, size, angle = roi
-        c, s = np.cos(angle), np.sin(angle)
-        ux, uy = np.array([c, s]) * size / 2, np.array([-s, c]) * size / 2
-        centre = np.array([cx, cy])
-        src = np.float32([centre - ux - uy, centre + ux - uy, centre - ux + uy])
-        dst = np.float32([[0, 0], [_MESH_SIZE, 0], [0, _MESH_SIZE]])
-        affine = cv2.getAffineTransform(src, dst)
-        crop = cv2.warpAffine(frame_bgr, affine, (_MESH_SIZE, _MESH_SIZE), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        crop, inverse = roi_crop(frame_bgr, roi, _MESH_SIZE)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) * (1.0 / 255.0)
         self._mesh.set_tensor(self._mesh_in, rgb[None])
         self._mesh.invoke()
         pts = self._mesh.get_tensor(self._mesh_pts).reshape(468, 3)[:, :2]
         presence = float(_sigmoid(self._mesh.get_tensor(self._mesh_flag).reshape(())))
-        inverse = cv2.invertAffineTransform(affine)
-        landmarks = pts @ inverse[:, :2].T + inverse[:, 2]
-        return MeshResult(landmarks.astype(np.float32), presence)
+        return MeshResult(to_frame(pts, inverse), presence)
 
     def landmarks_from_detection(self, frame_bgr: np.ndarray, det: Detection) -> MeshResult:
         """Mesh from a detection, refined once from its own landmarks (the detector's box is coarse)."""

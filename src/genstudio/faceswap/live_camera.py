@@ -117,7 +117,7 @@ def run_camera(studio: Any, request: Any, *, camera: int = 0, virtual: bool = Tr
                                occlusion_mask=request.occlusion_mask, region_mask=request.region_mask,
                                hand_mask=request.hand_mask, glasses=request.glasses, blend=request.blend,
                                follow_gaze=request.follow_gaze)
-        swapper, track, marker = start_live(studio.settings, load_bgr(source.read(), "source"), options, fps)
+        swapper, track, marker = start_live(studio.model_settings, load_bgr(source.read(), "source"), options, fps)
         frame = first
         while frame is not None:
             out, faces = live_frame(swapper, track, marker, frame, request.label_corner)

@@ -386,13 +386,14 @@ class FaceSwapStudio:
 
     def __init__(self, ctx: StudioContext, swapper_factory: Callable[[], Any] | None = None) -> None:
         self.ctx = ctx
+        self.settings = ctx.settings
         self._swapper: Any = None
         self._swapper_key: Any = None
         self._swapper_factory = swapper_factory
         self._lock = threading.Lock()
 
     @property
-    def settings(self) -> Settings:
+    def model_settings(self) -> Settings:
         """The server's settings with the face-model zoo's active models filled in (`models add --kind
         faceswap`): read on each use, so a model added while the server runs is used by the next swap."""
         from genstudio.faceswap.zoo import effective_settings
@@ -446,7 +447,7 @@ class FaceSwapStudio:
             return self._swapper
         from genstudio.faceswap.zoo import model_key
 
-        settings = self.settings
+        settings = self.model_settings
         key = model_key(settings)
         if self._swapper is None or key != self._swapper_key:
             from genstudio.faceswap.engines import make_swapper
@@ -457,13 +458,13 @@ class FaceSwapStudio:
     def models(self) -> list[dict[str, Any]]:
         """The swap engine, every optional face model the settings name and the zoo's models (never their
         server paths)."""
-        s = self.settings
+        s = self.model_settings
         engine = {"id": f"faceswap:{s.faceswap_engine}", "name": s.faceswap_engine, "kind": "faceswap",
                   "default": True, "format": s.faceswap_engine,
                   "family": s.faceswap_swap_style if s.faceswap_engine == "onnx" else "builtin",
                   "source": "local" if s.faceswap_engine == "onnx" else "built-in"}
         found = [engine]
-        named = self.ctx.settings  # the zoo's models are listed as themselves below
+        named = self.settings  # the zoo's models are listed as themselves below
         for role, path in (("enhancer", named.faceswap_enhancer_model), ("occluder", named.faceswap_occluder_model),
                            ("parser", named.faceswap_parser_model)):
             if path is None:
@@ -474,7 +475,7 @@ class FaceSwapStudio:
                           "source": "local"})
         from genstudio.faceswap.zoo import FaceModelZoo
 
-        return found + FaceModelZoo(self.ctx.settings).public()
+        return found + FaceModelZoo(self.settings).public()
 
     def params(self, raw: dict[str, Any]) -> FaceSwapParams | FaceModelPullParams:
         return FaceModelPullParams(**raw) if raw.get("op") == "pull" else FaceSwapParams(**raw)
@@ -498,7 +499,7 @@ class FaceSwapStudio:
                 job.progress(min(done / total, 0.999), f"{done}/{total} bytes")
 
         try:
-            FaceModelZoo(self.ctx.settings).pull(params.repo, params.file, revision=params.revision,
+            FaceModelZoo(self.settings).pull(params.repo, params.file, revision=params.revision,
                                                  name=params.name, progress=bytes_done)
         except ZooError as exc:
             raise JobFailed(str(exc).removeprefix("repo: ")) from exc
@@ -544,7 +545,7 @@ class FaceSwapStudio:
         try:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
-            _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
+            _check_face_models(self.model_settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
                                region_mask=request.region_mask, hand_mask=request.hand_mask,
                                follow_gaze=request.follow_gaze)
             seen["source"] = self._image_input(request.source, "source")
@@ -600,7 +601,7 @@ class FaceSwapStudio:
         try:
             consent = check_consent(request.consent, self.settings)
             check_choice(request.target_face, request.many_faces, request.reference)
-            _check_face_models(self.settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
+            _check_face_models(self.model_settings, enhance=request.enhance, occlusion_mask=request.occlusion_mask,
                                region_mask=request.region_mask, hand_mask=request.hand_mask,
                                follow_gaze=request.follow_gaze)
             seen["source"] = self._image_input(request.source, "source")
@@ -648,6 +649,7 @@ class FaceSwapStudio:
             reference = self._run_input(p.reference, "reference") if p.reference else None
             source_bgr = load_bgr(source.read(), "source")
             reference_bgr = load_bgr(reference.read(), "reference") if reference else None
+            engine = self.model_settings.faceswap_engine
             models = {"enhance": p.enhance, "occlusion_mask": p.occlusion_mask, "region_mask": p.region_mask,
                       "hand_mask": p.hand_mask, "glasses": p.glasses, "blend": p.blend,
                       "follow_gaze": p.follow_gaze}
@@ -661,7 +663,7 @@ class FaceSwapStudio:
                     "reference_sha256": p.reference_sha256,
                 },
                 "options": {"target_face": p.target_face, "many_faces": p.many_faces, **models},
-                "engine": self.settings.faceswap_engine,
+                "engine": engine,
                 "software": f"genstudio {__version__}",
             }
             with self._lock:  # one engine, one job at a time
@@ -710,7 +712,7 @@ class FaceSwapStudio:
             "blend": p.blend,
             "follow_gaze": p.follow_gaze,
             "label_corner": p.label_corner,
-            "engine": self.settings.faceswap_engine,
+            "engine": engine,
             "inputs": provenance["inputs"],
             "stats": _plain(stats),
         }

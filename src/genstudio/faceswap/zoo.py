@@ -17,7 +17,6 @@ referenced where they are (never copied, never deleted by `models remove`) and o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from genstudio.config import Settings
-from genstudio.storage.files import atomic_write
+from genstudio.storage.files import atomic_write, sha256_file
 
 ROLES: dict[str, str] = {  # role -> the setting that names a file for it
     "swapper": "faceswap_swap_model",
@@ -124,14 +123,6 @@ def guess_style(name: str, side: int | None, n_outputs: int) -> str:
     return "inswapper" if side in (None, 128) else "simswap"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class FaceModelZoo:
     """The registered face models of one data dir (faceswap_models.json)."""
 
@@ -176,7 +167,7 @@ class FaceModelZoo:
             raise ZooError(f"--style is for swap models; {path.name} is a {role}")
         entry = FaceModelEntry(
             id=model_id_for(name or path.stem), name=name or path.stem, role=role, source=str(path.resolve()),
-            sha256=_sha256(path), size_bytes=path.stat().st_size, input_size=side,
+            sha256=sha256_file(path), size_bytes=path.stat().st_size, input_size=side,
             style=(style or guess_style(path.stem, side, n_outputs)) if role == "swapper" else None, hub=hub,
         )
         entries = [e for e in self.list() if e.id != entry.id] + [entry]

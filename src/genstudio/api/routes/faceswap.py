@@ -61,7 +61,7 @@ def faceswap_options(state: State) -> dict[str, Any]:
     region mask) are configured or registered, the parser's regions, and the engine."""
     from genstudio.faceswap.face_models import face_models_info
 
-    return face_models_info(state.studios["faceswap"].settings)
+    return face_models_info(state.studios["faceswap"].model_settings)
 
 
 @router.get("/audit")
@@ -234,7 +234,7 @@ async def _live_session(ws: WebSocket, state: Any, req: FaceSwapRequest, consent
         source_bgr = load_bgr(source.read(), "source")
         session = await run_in_threadpool(
             LiveSession,
-            studio.settings,
+            studio.model_settings,
             source_bgr,
             make_options(req.target_face, req.many_faces, None, enhance=req.enhance,
                          occlusion_mask=req.occlusion_mask, region_mask=req.region_mask,
