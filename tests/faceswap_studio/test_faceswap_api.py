@@ -307,12 +307,15 @@ def test_cancelled_swap_is_audited_and_leaves_nothing(settings: Any, face_png: b
 def test_audit_follows_a_job_that_died(fs_client: TestClient) -> None:
     """A job whose worker process died never reports back; the log shows the job's final state."""
     from genstudio.faceswap.safeguards import ConsentIn, open_audit, record_consent
-    from genstudio.storage.db import utcnow
+    from genstudio.storage.db import Job, utcnow
 
     store = fs_client.app.state.genstudio.store
     consent = record_consent(store, ConsentIn(**CONSENT), recorded_by="local", source_sha256="ab")
-    job = store.add_job("faceswap", {})
-    store.update_job(job.id, status="failed", error="the worker process died", finished_at=utcnow())
+    # Written as already failed: a queued job would be picked up by the test server's worker (a race).
+    job = Job(kind="faceswap", params={}, status="failed", error="the worker process died", finished_at=utcnow())
+    with store.session() as s:
+        s.add(job)
+        s.commit()
     open_audit(store, actor="local", consent_id=consent.id, job_id=job.id, source_sha256="ab", target_sha256="cd",
                outcome="running")
     (row,) = audit_items(fs_client)
