@@ -81,11 +81,11 @@ def feather_before(outer: np.ndarray, size: float) -> np.ndarray:
     return cv2.GaussianBlur(eroded, (0, 0), max(1.0, size * 0.035)).astype(np.float32) / 255.0
 
 
-def timed(fn, n: int) -> float:
-    fn()
+def timed(fn, *args, n: int = 50) -> float:
+    fn(*args)
     t = time.perf_counter()
     for _ in range(n):
-        fn()
+        fn(*args)
     return (time.perf_counter() - t) / n * 1000
 
 
@@ -108,10 +108,10 @@ def engine_pieces(repeats: int) -> dict:
         size = float(np.ptp(local[FACE_OVAL], axis=0).max())
         runs: dict[str, list[float]] = {k: [] for k in ("warp now", "warp before", "feather now", "feather before")}
         for _ in range(repeats):
-            runs["warp now"].append(timed(lambda: engine.warp_maps(*args), 50))
-            runs["warp before"].append(timed(lambda: warp_maps_before(*args), 50))
-            runs["feather now"].append(timed(lambda: feather_now(outer, size), 50))
-            runs["feather before"].append(timed(lambda: feather_before(outer, size), 50))
+            runs["warp now"].append(timed(engine.warp_maps, *args))
+            runs["warp before"].append(timed(warp_maps_before, *args))
+            runs["feather now"].append(timed(feather_now, outer, size))
+            runs["feather before"].append(timed(feather_before, outer, size))
         med = {k: round(statistics.median(v), 3) for k, v in runs.items()}
         now_maps, before_maps = engine.warp_maps(*args), warp_maps_before(*args)
         out[name] = {"working size": [ws, hs], "ms": med,
