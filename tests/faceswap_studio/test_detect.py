@@ -93,3 +93,42 @@ def test_small_faces_are_found_beside_large_ones(settings: Settings) -> None:
         asset = upload(c, png_bytes(faces_at(1280, 720, [150, 115])), "720p.png", "image/png")
         faces = c.post("/api/faceswap/detect", json={"asset": asset}).json()["faces"]
         assert len(faces) == 2 and faces[0]["box"][2] > faces[1]["box"][2]  # left: the large one
+
+
+def test_a_video_search_skips_tiles_that_did_not_change() -> None:
+    """With a video's memory, the small-face search does not search again a tile that is unchanged and held no
+    face; a tile where a face was found is searched again, and a face that enters an empty, already searched
+    region is found."""
+    from genstudio.faceswap.engine import MIN_FACE
+    from genstudio.faceswap.landmarks import FaceLandmarker
+
+    landmarker = FaceLandmarker()
+    calls = {"n": 0}
+    raw = landmarker._detect_raw
+
+    def counted(image: np.ndarray) -> tuple:
+        calls["n"] += 1
+        return raw(image)
+
+    landmarker._detect_raw = counted  # type: ignore[method-assign]
+
+    def search(frame: np.ndarray, memory: dict | None) -> tuple[int, int]:
+        calls["n"] = 0
+        found = landmarker.detect(frame, min_face=MIN_FACE, memory=memory)
+        return len(found), calls["n"]
+
+    frame = faces_at(640, 480, [24])
+    memory: dict = {}
+    assert search(frame, None)[0] == 1
+    first = search(frame, memory)
+    again = search(frame, memory)
+    assert first[0] == again[0] == 1  # the face's tiles are searched again: still found
+    assert again[1] < first[1] / 3  # the rest of the frame is not searched again
+    # A second face enters the right half, which was empty and searched already.
+    two = frame.copy()
+    side = round(30 / 0.22)
+    two[200:200 + side, 470:470 + side] = astronaut_bgr(side)
+    assert search(two, memory)[0] == 2
+    # The light changes (the camera's exposure): every tile is searched again.
+    brighter = cv2.add(two, np.full_like(two, 30))
+    assert search(brighter, memory) == (2, first[1])

@@ -232,6 +232,7 @@ class Track:
     next_order: int = 0
     reference: tuple[np.ndarray, np.ndarray] | None = None
     target: tuple[np.ndarray, np.ndarray] | None = None  # descriptor of the indexed face, to know it again
+    search: dict = field(default_factory=dict)  # the small-face search's memory of its tiles (landmarks.detect)
 
 
 @dataclass
@@ -595,7 +596,7 @@ class FaceSwapper:
             fresh = []
             small = track.options.small_faces and track.frame_index % small_face_every(frame_bgr.shape) == 0
             for det in self.landmarker.detect(frame_bgr, min_face=MIN_FACE if small else None,
-                                              known=[f.box() for f in kept]):
+                                              known=[f.box() for f in kept], memory=track.search):
                 if any(_box_iou(det.box, f.box()) > _MATCH_IOU for f in kept + fresh):
                     continue
                 result = self.landmarker.landmarks_from_detection(frame_bgr, det)

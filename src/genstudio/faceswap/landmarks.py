@@ -35,6 +35,8 @@ _ROI_SCALE = 1.5
 _TILE = 0.6
 SMALL_FACE_ZOOM = 6  # a tile about 6 face-widths wide shows the detector a face of ~21 of its 128 px
 SMALL_FACE_SHARE = 0.4  # in the pyramid, a face wider than this share of its tile is left to coarser levels
+SMALL_FACE_STILL = 10  # grey levels: a tile whose 8x8-cell means all moved less than this since it was searched
+_STILL_CELL = 8  # ...is unchanged (a 24 px face entering it moves its cells by tens of levels)
 SMALL_FACE_STRIDE = 0.55  # pyramid tiles this share of a tile apart: a face up to SMALL_FACE_SHARE wide is whole in one
 SMALL_FACE_SCORE = 0.65  # and a zoomed-in detection needs a surer score than the whole frame's
 
@@ -172,28 +174,38 @@ class FaceLandmarker:
         self._mesh_pts, self._mesh_flag = outs[(1, 1, 1, 1404)], outs[(1, 1, 1, 1)]
 
     def detect(self, frame_bgr: np.ndarray, tiles: bool = True, min_face: int | None = None,
-               known: list[np.ndarray] | None = None) -> list[Detection]:
+               known: list[np.ndarray] | None = None, memory: dict | None = None) -> list[Detection]:
         """All faces in the frame, highest score first. The short-range model misses faces under about
         1/8 of the frame's long side; when the whole frame gives nothing, four overlapping 60% tiles (1.7x
         zoom) are searched too. With `min_face` (px), a pyramid of overlapping square tiles is searched as
         well, down to tiles about SMALL_FACE_ZOOM times `min_face`, so faces down to that size are found
         beside larger ones (the cost grows with the frame's area over `min_face` squared); tiles that lie
         inside a face already found (by the whole-frame pass, or `known` boxes x0, y0, x1, y1 of faces
-        being tracked) are not searched: no other whole face fits there."""
+        being tracked) are not searched: no other whole face fits there.
+
+        `memory` (one dict per video): the pyramid's tiles as they looked when last searched, so a tile that
+        has not changed since (SMALL_FACE_STILL) and held no face then is not searched again: it holds no face
+        that search did not see. A tile where a face was found is always searched again."""
         boxes, kps, scores = self._detect_raw(frame_bgr)
         h, w = frame_bgr.shape[:2]
         found = [(boxes, kps, scores)]
         if min_face is not None:
             covered = [*boxes[scores >= SMALL_FACE_SCORE], *(known or [])]
+            looks = None
+            if memory is not None:
+                grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+                looks = (memory, cv2.resize(grey, (max(1, w // _STILL_CELL), max(1, h // _STILL_CELL)),
+                                            interpolation=cv2.INTER_AREA))
             for side in _pyramid(w, h, min_face):
-                found += self._detect_tiles(frame_bgr, side, side, small_only=True, covered=covered)
+                found += self._detect_tiles(frame_bgr, side, side, small_only=True, covered=covered, looks=looks)
         elif not len(scores) and tiles and min(h, w) >= 2 * _DET_SIZE:
             found += self._detect_tiles(frame_bgr, round(w * _TILE), round(h * _TILE))
         boxes, kps, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
         return _weighted_nms(boxes, kps, scores) if len(scores) else []
 
     def _detect_tiles(self, frame_bgr: np.ndarray, tw: int, th: int, small_only: bool = False,
-                      covered: list[np.ndarray] = ()) -> list[tuple[np.ndarray, ...]]:
+                      covered: list[np.ndarray] = (), looks: tuple[dict, np.ndarray] | None = None
+                      ) -> list[tuple[np.ndarray, ...]]:
         """Detections in overlapping tiles of tw x th (half a tile apart, the last one flush with the edge),
         in frame pixels; a face cut by a tile edge inside the frame is left to the neighbouring tile. With
         `small_only` (the small-face pyramid), only faces small in their tile and surely faces are kept: a
@@ -201,7 +213,8 @@ class FaceLandmarker:
         texture (a suit, a flag) makes the detector see faces that are not there. Those faces are at most
         SMALL_FACE_SHARE of a tile wide, so the tiles need overlap only by that much (plus a margin): they
         are SMALL_FACE_STRIDE of a tile apart, a quarter fewer tiles than at half a tile. A tile wholly
-        inside one of the `covered` boxes (x0, y0, x1, y1) is skipped."""
+        inside one of the `covered` boxes (x0, y0, x1, y1) is skipped, and so is one that `looks` (the video's
+        memory, the frame at 1/_STILL_CELL size) says is unchanged and empty since it was last searched."""
         h, w = frame_bgr.shape[:2]
         tw, th = min(tw, w), min(th, h)
         step = SMALL_FACE_STRIDE if small_only else 0.5
@@ -212,6 +225,16 @@ class FaceLandmarker:
             for x0 in xs:
                 if any(b[0] <= x0 and b[1] <= y0 and x0 + tw <= b[2] and y0 + th <= b[3] for b in covered):
                     continue
+                if looks is not None:
+                    memory, small = looks
+                    c = _STILL_CELL
+                    now = small[y0 // c:(y0 + th) // c, x0 // c:(x0 + tw) // c]
+                    key = (w, h, tw, th, x0, y0)
+                    before = memory.get(key)
+                    if (before is not None and not before[1] and before[0].shape == now.shape
+                            and int(cv2.absdiff(before[0], now).max()) <= SMALL_FACE_STILL):
+                        continue
+                    memory[key] = (now.copy(), False)
                 b, k, sc = self._detect_raw(frame_bgr[y0:y0 + th, x0:x0 + tw])
                 if not len(sc):
                     continue
@@ -222,6 +245,8 @@ class FaceLandmarker:
                     whole &= ((b[:, 2] - b[:, 0]) <= SMALL_FACE_SHARE * tw) & (sc >= SMALL_FACE_SCORE)
                 offset = np.array([x0, y0], np.float32)
                 out.append((b[whole] + np.tile(offset, 2), k[whole] + offset, sc[whole]))
+                if looks is not None and whole.any():
+                    looks[0][key] = (looks[0][key][0], True)  # a face here: search this tile again next time
         return out
 
     def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
