@@ -6,8 +6,9 @@ that returns to the frame.
 
 1. Speed: clips built from the public-domain astronaut photo moving over a background (pan, zoom, tilt as
    in the face-swap bench), the face about 560-700 px tall at 1920x1080 and about 200 px at 640x480; swap_video
-   with label + watermark + x264 (veryfast crf 20) + audio, runs interleaved; median fps and ms per stage
-   (with overlapped stages the label, mark and encode times are spent in their own thread, beside the swap's).
+   with label + watermark + x264 (veryfast crf 20) + audio, runs interleaved; median fps, ms per stage (with
+   overlapped stages the label, mark and encode times are spent in their own thread, beside the swap's) and
+   CPU ms per frame (this process and ffmpeg's).
 2. Return: the face leaves the frame for 20 frames and comes back; the swap's change to the face box on the
    frame it returns (mean absolute difference from the input, in grey levels) and on the frames after, with
    the fade-in (engine.FADE_IN_SECONDS) and without it.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,6 +61,13 @@ def build(path: Path, width: int, height: int, frames: int, leave: tuple[int, in
     return path
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process and its finished children (ffmpeg): steadier than wall time on a shared
+    machine, where another tenant's load moves the fps of a run by 20% or more."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
     runs: dict[str, list[dict]] = {"bounded working size, stages overlapped, YUV pipes (now)": [],
                                    "bounded working size, stages in turn": [],
@@ -69,10 +78,12 @@ def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
         for _ in range(repeats):
             for name in runs:
                 engine.WORK_SIDE = 100_000 if name.startswith("full") else saved
-                runs[name].append(_swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(),
-                                              label_corner="bottom-right", label=True, watermark=True, crf=20,
-                                              progress=None, overlap="in turn" not in name,
-                                              yuv_pipes=not name.startswith("BGR")))
+                cpu = cpu_s()
+                stats = _swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(), label_corner="bottom-right",
+                                    label=True, watermark=True, crf=20, progress=None,
+                                    overlap="in turn" not in name, yuv_pipes=not name.startswith("BGR"))
+                stats["cpu_ms"] = 1000 * (cpu_s() - cpu) / stats["frames"]
+                runs[name].append(stats)
     finally:
         engine.WORK_SIDE = saved
     out = {}
@@ -80,12 +91,15 @@ def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
         frames = stats[0]["frames"]
         out[name] = {"fps_median": round(statistics.median(s["fps"] for s in stats), 1),
                      "fps_runs": [round(s["fps"], 1) for s in stats],
+                     "cpu_ms_per_frame_median": round(statistics.median(s["cpu_ms"] for s in stats), 2),
                      "ms_per_frame": {k: round(1000 * statistics.median(s["seconds"][k] for s in stats) / frames, 2)
                                       for k in stats[0]["seconds"]}}
     now, in_turn, full, bgr = (out[k]["fps_median"] for k in runs)
     out["speedup, overlapped stages"] = round(now / in_turn, 2)
     out["speedup, bounded working size"] = round(now / full, 2)
     out["speedup, YUV pipes"] = round(now / bgr, 2)
+    now_cpu, *_, bgr_cpu = (out[k]["cpu_ms_per_frame_median"] for k in runs)
+    out["cpu per frame, YUV pipes / BGR pipes"] = round(now_cpu / bgr_cpu, 3)
     return out
 
 
