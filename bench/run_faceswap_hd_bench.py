@@ -1,8 +1,7 @@
 """Face swap at 1080p: end-to-end speed with every safeguard on, side by side in one run: the pipeline's stages
 overlapped in threads (decode / swap / label + mark + encode, now) against the stages in turn on one thread,
-the face rendered at a bounded working size (engine.WORK_SIDE) against its full size, and frames through the
-pipes to and from ffmpeg as YUV 4:2:0 (now) against BGR (before); plus 640x480, and the fade-in of a face
-that returns to the frame.
+and the face rendered at a bounded working size (engine.WORK_SIDE) against its full size; plus 640x480, and
+the fade-in of a face that returns to the frame.
 
 1. Speed: clips built from the public-domain astronaut photo moving over a background (pan, zoom, tilt as
    in the face-swap bench), the face about 560-700 px tall at 1920x1080 and about 200 px at 640x480; swap_video
@@ -69,10 +68,9 @@ def cpu_s() -> float:
 
 
 def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
-    runs: dict[str, list[dict]] = {"bounded working size, stages overlapped, YUV pipes (now)": [],
+    runs: dict[str, list[dict]] = {"bounded working size, stages overlapped (now)": [],
                                    "bounded working size, stages in turn": [],
-                                   "full face size, stages overlapped": [],
-                                   "BGR pipes to and from ffmpeg (before)": []}
+                                   "full face size, stages overlapped": []}
     saved = engine.WORK_SIDE
     try:
         for _ in range(repeats):
@@ -81,7 +79,7 @@ def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
                 cpu = cpu_s()
                 stats = _swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(), label_corner="bottom-right",
                                     label=True, watermark=True, crf=20, progress=None,
-                                    overlap="in turn" not in name, yuv_pipes=not name.startswith("BGR"))
+                                    overlap="in turn" not in name)
                 stats["cpu_ms"] = 1000 * (cpu_s() - cpu) / stats["frames"]
                 runs[name].append(stats)
     finally:
@@ -94,12 +92,9 @@ def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
                      "cpu_ms_per_frame_median": round(statistics.median(s["cpu_ms"] for s in stats), 2),
                      "ms_per_frame": {k: round(1000 * statistics.median(s["seconds"][k] for s in stats) / frames, 2)
                                       for k in stats[0]["seconds"]}}
-    now, in_turn, full, bgr = (out[k]["fps_median"] for k in runs)
+    now, in_turn, full = (out[k]["fps_median"] for k in runs)
     out["speedup, overlapped stages"] = round(now / in_turn, 2)
     out["speedup, bounded working size"] = round(now / full, 2)
-    out["speedup, YUV pipes"] = round(now / bgr, 2)
-    now_cpu, *_, bgr_cpu = (out[k]["cpu_ms_per_frame_median"] for k in runs)
-    out["cpu per frame, YUV pipes / BGR pipes"] = round(now_cpu / bgr_cpu, 3)
     return out
 
 

@@ -7,9 +7,6 @@ the landmarks of a real photo (the public-domain astronaut, mesh found by the en
 2. The face mask's erosion and feather: now (`engine.soft_edge`: a stack blur, the same cost at any width)
    against before (`cv2.GaussianBlur`), both after the same `cv2.erode`; the largest difference in the blend
    weight (0..1).
-3. The video pipes: a 1080p clip decoded (ffmpeg -> pipe -> BGR) and encoded (BGR -> pipe -> x264 veryfast
-   crf 20), with YUV 4:2:0 through the pipes and OpenCV converting (now) against BGR through the pipes and
-   ffmpeg converting (before); CPU time of this process and ffmpeg together, per frame.
 
 Medians of interleaved repeats. Results: bench/results/faceswap-pieces.json.
 
@@ -21,10 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,11 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run_faceswap_bench import astronaut, background, grace_hopper  # noqa: E402
+from run_faceswap_bench import astronaut, grace_hopper  # noqa: E402
 
 from genstudio.faceswap import engine  # noqa: E402
 from genstudio.faceswap.engine import FACE_OVAL, FaceSwapper  # noqa: E402
-from genstudio.faceswap.media import VideoWriter, read_frames  # noqa: E402
 
 
 def warp_maps_before(dst_pts, src_pts, triangles, x0, y0, w, h, src_triangles=None):
@@ -125,50 +119,13 @@ def engine_pieces(repeats: int) -> dict:
     return out
 
 
-def cpu_s() -> float:
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def pipes(repeats: int, frames: int) -> dict:
-    w, h = 1920, 1080
-    bg, face = cv2.resize(background(), (w, h)), cv2.resize(astronaut(), (640, 640))
-    clip = []
-    for i in range(frames):
-        f = bg.copy()
-        x = 100 + 12 * i
-        f[200:840, x:x + 640] = face
-        clip.append(f)
-    runs: dict[str, list[float]] = {k: [] for k in ("decode yuv (now)", "decode bgr (before)",
-                                                     "encode yuv (now)", "encode bgr (before)")}
-    with tempfile.TemporaryDirectory() as d:
-        for _ in range(repeats):
-            for yuv in (True, False):
-                path = Path(d) / f"{yuv}.mp4"
-                c = cpu_s()
-                with VideoWriter(path, w, h, 30, crf=20, yuv=yuv) as video:
-                    for f in clip:
-                        video.write(f)
-                runs[f"encode {'yuv (now)' if yuv else 'bgr (before)'}"].append((cpu_s() - c) / frames * 1000)
-                c = cpu_s()
-                n = sum(1 for _ in read_frames(path, (w, h) if yuv else None))
-                runs[f"decode {'yuv (now)' if yuv else 'bgr (before)'}"].append((cpu_s() - c) / n * 1000)
-    med = {k: round(statistics.median(v), 2) for k, v in runs.items()}
-    return {"cpu ms per 1080p frame": med,
-            "decode saving": round(1 - med["decode yuv (now)"] / med["decode bgr (before)"], 3),
-            "encode saving": round(1 - med["encode yuv (now)"] / med["encode bgr (before)"], 3)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "faceswap-pieces.json"))
     args = ap.parse_args()
     result = {"machine": {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()}}
     result["engine"] = engine_pieces(args.repeats)
-    result["pipes"] = pipes(args.repeats, args.frames)
-    print(json.dumps(result["pipes"]), flush=True)
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(result, indent=1))
 

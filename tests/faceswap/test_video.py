@@ -262,8 +262,8 @@ def test_a_failing_stage_stops_the_pipeline_and_cleans_up(swapper: FaceSwapper, 
     if where == "decode":
         real = pipeline.read_frames
 
-        def frames(path: Path, size: tuple[int, int] | None = None):  # noqa: ANN202
-            for i, frame in enumerate(real(path, size)):
+        def frames(path: Path):  # noqa: ANN202
+            for i, frame in enumerate(real(path)):
                 if i == 3:
                     raise Broken("the decoder died")
                 yield frame

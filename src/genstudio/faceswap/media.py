@@ -14,7 +14,6 @@ from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
-import cv2
 import imageio_ffmpeg
 import numpy as np
 
@@ -84,25 +83,8 @@ def probe(path: Path) -> VideoInfo:
                      audio_codec=audio.group(1) if audio else None)
 
 
-def read_frames(path: Path, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
-    """Decoded frames as HxWx3 uint8 BGR arrays.
-
-    With `size` (width, height, as `probe` reports them) even on both sides, the frames come through the pipe
-    as YUV 4:2:0, half the bytes, and OpenCV turns them into BGR (BT.601, video range, as ffmpeg does by
-    default): at 1080p that saves about a third of the decoder's CPU time. VideoWriter converts back the same
-    way, so the pixels a swap leaves alone go through with their colour samples as they were."""
-    if size is not None and size[0] % 2 == 0 and size[1] % 2 == 0:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="yuv420p", bits_per_pixel=12)
-        try:
-            meta = next(reader)
-            width, height = meta["size"]
-            if (width, height) == tuple(size):
-                for raw in reader:
-                    yield cv2.cvtColor(np.frombuffer(raw, np.uint8).reshape(height * 3 // 2, width),
-                                       cv2.COLOR_YUV2BGR_I420)
-                return
-        finally:
-            reader.close()
+def read_frames(path: Path) -> Iterator[np.ndarray]:
+    """Decoded frames as HxWx3 uint8 BGR arrays."""
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="bgr24")
     try:
         meta = next(reader)
@@ -119,7 +101,7 @@ class VideoWriter:
     renames it into place when the block exits cleanly; on an exception the partial file is removed."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
-                 crf: int = 20, preset: str = "veryfast", x264_params: str | None = None, yuv: bool = True) -> None:
+                 crf: int = 20, preset: str = "veryfast", x264_params: str | None = None) -> None:
         if not 0 <= crf <= 51:
             raise ValueError(f"crf must be in 0..51, got {crf}")
         if width < 2 or height < 2 or fps <= 0:
@@ -128,12 +110,8 @@ class VideoWriter:
         self.frames = 0
         self._tmp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.part.mp4")
         rate = frame_rate(fps)
-        # Even sides: frames go to ffmpeg as YUV 4:2:0 made by OpenCV (half the bytes, and about a third less
-        # encoder CPU at 1080p than ffmpeg converting BGR itself); odd ones (or `yuv=False`) as BGR.
-        self._yuv = yuv and width % 2 == 0 and height % 2 == 0
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "yuv420p" if self._yuv else "bgr24", "-s", f"{width}x{height}",
-               "-framerate", str(rate), "-i", "-"]
+               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", str(rate), "-i", "-"]
         audio_codec = None
         if audio_from is not None:
             info = probe_audio(Path(audio_from))
@@ -158,10 +136,7 @@ class VideoWriter:
             raise ValueError(f"frame {frame_bgr.shape} {frame_bgr.dtype} does not match the writer's "
                              f"{self.height}x{self.width}x3 uint8")
         try:
-            if self._yuv:
-                self._proc.stdin.write(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420).data)
-            else:
-                self._proc.stdin.write(np.ascontiguousarray(frame_bgr).data)
+            self._proc.stdin.write(np.ascontiguousarray(frame_bgr).data)
         except BrokenPipeError as exc:
             raise RuntimeError(f"ffmpeg stopped: {self._error()}") from exc
         self.frames += 1

@@ -67,9 +67,9 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
 
 def _swap_video(swapper: FaceSwapper, target: Path, out: Path, options: SwapOptions, *, label_corner: str,
                 label: bool, watermark: bool, crf: int, progress: Callable[[float], None] | None,
-                mark_id: bytes | None = None, overlap: bool = True, yuv_pipes: bool = True) -> dict:
-    # `label=False`, `overlap=False` (every stage in turn on this thread, as before the stages had threads) and
-    # `yuv_pipes=False` (BGR through the pipes to and from ffmpeg) exist for the benchmarks' baselines only.
+                mark_id: bytes | None = None, overlap: bool = True) -> dict:
+    # `label=False` and `overlap=False` (every stage in turn on this thread, as before the stages had threads)
+    # exist for the benchmarks' baselines only.
     if label_corner not in CORNERS:
         raise ValueError(f"label_corner must be one of {', '.join(CORNERS)}, got {label_corner!r}")
     target, out = Path(target), Path(out)
@@ -91,9 +91,8 @@ def _swap_video(swapper: FaceSwapper, target: Path, out: Path, options: SwapOpti
             progress(min(counts["frames"] / max(info.frames, 1), 0.999))
         return frame, count
 
-    size = (info.width, info.height) if yuv_pipes else None  # read_frames' YUV pipe wants the size
     with VideoWriter(out, info.width, info.height, info.fps, audio_from=target if info.has_audio else None,
-                     crf=crf, x264_params=X264_PARAMS if marker is not None else None, yuv=yuv_pipes) as video:
+                     crf=crf, x264_params=X264_PARAMS if marker is not None else None) as video:
 
         def finish_one(frame: np.ndarray, count: int) -> None:  # label, mark, encode
             t0 = time.perf_counter()
@@ -112,9 +111,9 @@ def _swap_video(swapper: FaceSwapper, target: Path, out: Path, options: SwapOpti
             stages["encode"] += time.perf_counter() - t2
 
         if overlap:
-            _run_overlapped(read_frames(target, size), swap_one, finish_one, stages)
+            _run_overlapped(read_frames(target), swap_one, finish_one, stages)
         else:
-            frames_iter = read_frames(target, size)
+            frames_iter = read_frames(target)
             try:
                 while True:
                     t0 = time.perf_counter()
