@@ -4,8 +4,9 @@ the landmarks of a real photo (the public-domain astronaut, mesh found by the en
 1. `warp_maps`: now (triangle ids filled with positional arguments from one index, affines in closed form)
    against before (`fillConvexPoly` with keyword arguments and per-triangle indexing, affines through
    `np.linalg.det` / `np.linalg.inv`); the largest difference between their maps, in source pixels.
-2. The face mask's erosion and feather: now (`engine.soft_edge`: a stack blur, the same cost at any width)
-   against before (`cv2.GaussianBlur`), both after the same `cv2.erode`; the largest difference in the blend
+2. The face mask's erosion and feather: now (the oval's hull pulled in towards its centre and drawn
+   anti-aliased, then `engine.soft_edge`: a stack blur, the same cost at any width) against before (the hull
+   drawn, `cv2.erode` by a whole number of pixels, `cv2.GaussianBlur`); the largest difference in the blend
    weight (0..1).
 
 Medians of interleaved repeats. Results: bench/results/faceswap-pieces.json.
@@ -63,13 +64,17 @@ def warp_maps_before(dst_pts, src_pts, triangles, x0, y0, w, h, src_triangles=No
     return map_x, map_y
 
 
-def feather_now(outer: np.ndarray, size: float) -> np.ndarray:
-    erode = max(1, int(size * 0.05))
-    eroded = cv2.erode(outer, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1)))
-    return engine.soft_edge(eroded, max(1.0, size * 0.035)).astype(np.float32) / 255.0
+def feather_now(hull: np.ndarray, shape: tuple[int, int], size: float) -> np.ndarray:
+    centre = hull.mean(0)
+    reach = np.maximum(np.linalg.norm(hull - centre, axis=1, keepdims=True), 1e-6)
+    outer = np.zeros(shape, np.uint8)
+    engine._poly(outer, centre + (hull - centre) * np.maximum(0.0, 1.0 - size * 0.05 / reach), 255)
+    return engine.soft_edge(outer, max(1.0, size * 0.035)).astype(np.float32) / 255.0
 
 
-def feather_before(outer: np.ndarray, size: float) -> np.ndarray:
+def feather_before(hull: np.ndarray, shape: tuple[int, int], size: float) -> np.ndarray:
+    outer = np.zeros(shape, np.uint8)
+    engine._poly(outer, hull, 255)
     erode = max(1, int(size * 0.05))
     eroded = cv2.erode(outer, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1)))
     return cv2.GaussianBlur(eroded, (0, 0), max(1.0, size * 0.035)).astype(np.float32) / 255.0
@@ -97,15 +102,14 @@ def engine_pieces(repeats: int) -> dict:
         ws, hs = max(4, round(bw * scale)), max(4, round(bh * scale))
         local = (pts - np.array([x0, y0], np.float32)) * np.array([ws / bw, hs / bh], np.float32)
         args = (local, src.pts, src.triangles, 0, 0, ws, hs, src.src_triangles)
-        outer = np.zeros((hs, ws), np.uint8)
-        engine._poly(outer, cv2.convexHull(local[FACE_OVAL]).reshape(-1, 2), 255)
+        hull = cv2.convexHull(local[FACE_OVAL]).reshape(-1, 2)
         size = float(np.ptp(local[FACE_OVAL], axis=0).max())
         runs: dict[str, list[float]] = {k: [] for k in ("warp now", "warp before", "feather now", "feather before")}
         for _ in range(repeats):
             runs["warp now"].append(timed(engine.warp_maps, *args))
             runs["warp before"].append(timed(warp_maps_before, *args))
-            runs["feather now"].append(timed(feather_now, outer, size))
-            runs["feather before"].append(timed(feather_before, outer, size))
+            runs["feather now"].append(timed(feather_now, hull, (hs, ws), size))
+            runs["feather before"].append(timed(feather_before, hull, (hs, ws), size))
         med = {k: round(statistics.median(v), 3) for k, v in runs.items()}
         now_maps, before_maps = engine.warp_maps(*args), warp_maps_before(*args)
         out[name] = {"working size": [ws, hs], "ms": med,
@@ -113,8 +117,8 @@ def engine_pieces(repeats: int) -> dict:
                      "speedup feather": round(med["feather before"] / med["feather now"], 2),
                      "max map difference px": round(float(max(np.abs(a - b).max() for a, b in
                                                               zip(now_maps, before_maps, strict=True))), 4),
-                     "max weight difference": round(float(np.abs(feather_now(outer, size)
-                                                                 - feather_before(outer, size)).max()), 4)}
+                     "max weight difference": round(float(np.abs(feather_now(hull, (hs, ws), size)
+                                                                 - feather_before(hull, (hs, ws), size)).max()), 4)}
         print(name, json.dumps(out[name]), flush=True)
     return out
 
