@@ -206,15 +206,18 @@ class FaceLandmarker:
     def _detect_tiles(self, frame_bgr: np.ndarray, tw: int, th: int, small_only: bool = False,
                       covered: list[np.ndarray] = (), looks: tuple[dict, np.ndarray] | None = None
                       ) -> list[tuple[np.ndarray, ...]]:
-        """Detections in overlapping tiles of tw x th (half a tile apart, the last one flush with the edge),
-        in frame pixels; a face cut by a tile edge inside the frame is left to the neighbouring tile. With
-        `small_only` (the small-face pyramid), only faces small in their tile and surely faces are kept: a
-        face that fills much of a zoomed tile would have been found at a coarser level, and zooming into
+        """Detections in overlapping tiles of tw x th (half a tile apart unless `small_only`, the last one
+        flush with the edge), in frame pixels; a face cut by a tile edge inside the frame is left to the
+        neighbouring tile.
+
+        With `small_only` (the small-face pyramid), only faces small in their tile and surely faces are kept:
+        a face that fills much of a zoomed tile would have been found at a coarser level, and zooming into
         texture (a suit, a flag) makes the detector see faces that are not there. Those faces are at most
-        SMALL_FACE_SHARE of a tile wide, so the tiles need overlap only by that much (plus a margin): they
-        are SMALL_FACE_STRIDE of a tile apart, a quarter fewer tiles than at half a tile. A tile wholly
-        inside one of the `covered` boxes (x0, y0, x1, y1) is skipped, and so is one that `looks` (the video's
-        memory, the frame at 1/_STILL_CELL size) says is unchanged and empty since it was last searched."""
+        SMALL_FACE_SHARE of a tile wide, so the tiles need overlap only by that much (plus a margin): they are
+        SMALL_FACE_STRIDE of a tile apart (about a sixth fewer tiles at 1080p; at 640x480 and 720p the last
+        tile flush with the edge leaves the count as at half a tile). A tile wholly inside one of the
+        `covered` boxes (x0, y0, x1, y1) is skipped, and so is one that `looks` (the video's memory, the frame
+        at 1/_STILL_CELL size) says is unchanged and empty since it was last searched."""
         h, w = frame_bgr.shape[:2]
         tw, th = min(tw, w), min(th, h)
         step = SMALL_FACE_STRIDE if small_only else 0.5
