@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run_faceswap_bench import astronaut, background, grace_hopper, motion, place, placement  # noqa: E402
+from run_faceswap_bench import astronaut, background, cpu_seconds, grace_hopper, motion, place, placement  # noqa: E402
 
 from genstudio.faceswap import engine  # noqa: E402
 from genstudio.faceswap.engine import FaceSwapper, SwapOptions  # noqa: E402
@@ -60,13 +59,6 @@ def build(path: Path, width: int, height: int, frames: int, leave: tuple[int, in
     return path
 
 
-def cpu_s() -> float:
-    """CPU seconds of this process and its finished children (ffmpeg): steadier than wall time on a shared
-    machine, where another tenant's load moves the fps of a run by 20% or more."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
     runs: dict[str, list[dict]] = {"bounded working size, stages overlapped (now)": [],
                                    "bounded working size, stages in turn": [],
@@ -76,11 +68,11 @@ def speed(swapper: FaceSwapper, clip: Path, tmp: Path, repeats: int) -> dict:
         for _ in range(repeats):
             for name in runs:
                 engine.WORK_SIDE = 100_000 if name.startswith("full") else saved
-                cpu = cpu_s()
+                cpu = cpu_seconds()
                 stats = _swap_video(swapper, clip, tmp / "out.mp4", SwapOptions(), label_corner="bottom-right",
                                     label=True, watermark=True, crf=20, progress=None,
                                     overlap="in turn" not in name)
-                stats["cpu_ms"] = 1000 * (cpu_s() - cpu) / stats["frames"]
+                stats["cpu_ms"] = 1000 * (cpu_seconds() - cpu) / stats["frames"]
                 runs[name].append(stats)
     finally:
         engine.WORK_SIDE = saved

@@ -53,22 +53,11 @@ def warp_maps_before(dst_pts, src_pts, triangles, x0, y0, w, h, src_triangles=No
     global_affine, _ = cv2.estimateAffine2D(box_pts, src_pts, method=cv2.LMEDS)
     affines[:] = global_affine if global_affine is not None else np.eye(2, 3, dtype=np.float32)
     affines[:-1][good] = s[good] @ np.linalg.inv(d[good])
-    gx = (np.arange(gw, dtype=np.float32) + 0.5) / sx - 0.5
-    gy = (np.arange(gh, dtype=np.float32) + 0.5) / sy - 0.5
-    a = affines[ids]
-    map_x = a[..., 0, 0] * gx[None, :] + a[..., 0, 1] * gy[:, None] + a[..., 0, 2]
-    map_y = a[..., 1, 0] * gx[None, :] + a[..., 1, 1] * gy[:, None] + a[..., 1, 2]
-    if (gw, gh) != (w, h):
-        map_x = cv2.resize(map_x, (w, h), interpolation=cv2.INTER_LINEAR)
-        map_y = cv2.resize(map_y, (w, h), interpolation=cv2.INTER_LINEAR)
-    return map_x, map_y
+    return engine.maps_on_grid(affines, ids, w, h)  # the sampling did not change
 
 
 def feather_now(hull: np.ndarray, shape: tuple[int, int], size: float) -> np.ndarray:
-    centre = hull.mean(0)
-    reach = np.maximum(np.linalg.norm(hull - centre, axis=1, keepdims=True), 1e-6)
-    outer = np.zeros(shape, np.uint8)
-    engine._poly(outer, centre + (hull - centre) * np.maximum(0.0, 1.0 - size * 0.05 / reach), 255)
+    outer = engine.face_outline(hull, size * 0.05, shape)
     return engine.soft_edge(outer, max(1.0, size * 0.035)).astype(np.float32) / 255.0
 
 

@@ -364,8 +364,16 @@ def warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, triangles: np.ndarray,
         global_affine = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
     affines[:] = global_affine
     affines[:-1][good] = np.concatenate([m, shift[:, :, None]], axis=2)[good]
-    gx = (np.arange(gw, dtype=np.float32) + 0.5) / sx - 0.5
-    gy = (np.arange(gh, dtype=np.float32) + 0.5) / sy - 0.5
+    return maps_on_grid(affines, ids, w, h)
+
+
+def maps_on_grid(affines: np.ndarray, ids: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The remap maps of a w x h box from per-triangle affines (T+1 x 2 x 3, the last for pixels outside every
+    triangle) and the grid's triangle index image (gh x gw), evaluated at the grid's cell centres and
+    upsampled bilinearly to the box."""
+    gh, gw = ids.shape
+    gx = (np.arange(gw, dtype=np.float32) + 0.5) / (gw / w) - 0.5
+    gy = (np.arange(gh, dtype=np.float32) + 0.5) / (gh / h) - 0.5
     a = affines[ids]
     map_x = a[..., 0, 0] * gx[None, :] + a[..., 0, 1] * gy[:, None] + a[..., 0, 2]
     map_y = a[..., 1, 0] * gx[None, :] + a[..., 1, 1] * gy[:, None] + a[..., 1, 2]
@@ -399,11 +407,7 @@ def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tupl
     # sub-pixel vertices: an erosion that moves smoothly with the face. (A binary erosion by a whole number
     # of pixels jumped a pixel at a time as the face turned or grew: more flicker at the seam, measured on
     # the stability bench.)
-    hull = cv2.convexHull(local[FACE_OVAL]).reshape(-1, 2)
-    centre = hull.mean(0)
-    reach = np.maximum(np.linalg.norm(hull - centre, axis=1, keepdims=True), 1e-6)
-    outer = np.zeros((h, w), np.uint8)
-    _poly(outer, centre + (hull - centre) * np.maximum(0.0, 1.0 - size * 0.05 / reach), 255)
+    outer = face_outline(cv2.convexHull(local[FACE_OVAL]).reshape(-1, 2), size * 0.05, (h, w))
     holes = np.zeros((h, w), np.uint8)
     _poly(holes, local[INNER_LIPS], 255)
     for keep, eye in zip(keep_eyes, (RIGHT_EYE, LEFT_EYE), strict=True):
@@ -413,6 +417,16 @@ def face_mask(pts: np.ndarray, x0: int, y0: int, w: int, h: int, keep_eyes: tupl
     outer_f = soft_edge(outer, max(1.0, size * 0.035)).astype(np.float32) / 255.0
     holes_f = cv2.GaussianBlur(holes, (0, 0), max(0.7, size * 0.008)).astype(np.float32) / 255.0
     return outer_f * (1.0 - holes_f), core
+
+
+def face_outline(hull: np.ndarray, inset: float, shape: tuple[int, int]) -> np.ndarray:
+    """A uint8 mask of `shape` holding the convex `hull` pulled in by `inset` px towards its centre, drawn
+    anti-aliased with sub-pixel vertices."""
+    centre = hull.mean(0)
+    reach = np.maximum(np.linalg.norm(hull - centre, axis=1, keepdims=True), 1e-6)
+    mask = np.zeros(shape, np.uint8)
+    _poly(mask, centre + (hull - centre) * np.maximum(0.0, 1.0 - inset / reach), 255)
+    return mask
 
 
 def soft_edge(mask: np.ndarray, sigma: float) -> np.ndarray:

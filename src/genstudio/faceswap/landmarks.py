@@ -223,16 +223,16 @@ class FaceLandmarker:
         step = SMALL_FACE_STRIDE if small_only else 0.5
         xs = sorted({*range(0, max(1, w - tw), max(1, round(tw * step))), w - tw})
         ys = sorted({*range(0, max(1, h - th), max(1, round(th * step))), h - th})
+        memory, small = looks if looks is not None else (None, None)
+        c = _STILL_CELL
         out = []
         for y0 in ys:
             for x0 in xs:
                 if any(b[0] <= x0 and b[1] <= y0 and x0 + tw <= b[2] and y0 + th <= b[3] for b in covered):
                     continue
-                if looks is not None:
-                    memory, small = looks
-                    c = _STILL_CELL
+                key = (w, h, tw, th, x0, y0)
+                if memory is not None:
                     now = small[y0 // c:(y0 + th) // c, x0 // c:(x0 + tw) // c]
-                    key = (w, h, tw, th, x0, y0)
                     before = memory.get(key)
                     if (before is not None and not before[1] and before[0].shape == now.shape
                             and int(cv2.absdiff(before[0], now).max()) <= SMALL_FACE_STILL):
@@ -248,8 +248,8 @@ class FaceLandmarker:
                     whole &= ((b[:, 2] - b[:, 0]) <= SMALL_FACE_SHARE * tw) & (sc >= SMALL_FACE_SCORE)
                 offset = np.array([x0, y0], np.float32)
                 out.append((b[whole] + np.tile(offset, 2), k[whole] + offset, sc[whole]))
-                if looks is not None and whole.any():
-                    looks[0][key] = (looks[0][key][0], True)  # a face here: search this tile again next time
+                if memory is not None and whole.any():
+                    memory[key] = (memory[key][0], True)  # a face here: search this tile again next time
         return out
 
     def _detect_raw(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
